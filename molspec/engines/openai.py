@@ -1,0 +1,430 @@
+"""The openai engine: any OpenAI-compatible chat server (`vllm serve`, SGLang, llama.cpp `llama-server`).
+
+Requests go to ``POST {base}/chat/completions`` through one `httpx.Client` shared by a thread pool of
+``concurrency`` workers, so at most that many requests are in flight (across all `generate` calls).
+Several base URLs are used round-robin; a URL that refuses connections is skipped for a while and
+its requests fail over to the others. 429, 5xx and dropped connections are retried with exponential
+backoff and jitter (honouring ``Retry-After``). A request that still fails becomes an error
+`Completion`; only a server that never answers (or a missing model at start) raises `EngineError`.
+
+Options (all optional), as given in the spec's model block or on the command line:
+    base_url / base_urls: one URL or a list; default ``$OPENAI_BASE_URL`` or ``http://127.0.0.1:8000/v1``.
+    api_key_env: the environment variable holding the API key (default ``OPENAI_API_KEY``; unset = no key).
+    concurrency: requests in flight at most (default 32).
+    max_retries: retries of one request after the first try (default 5).
+    backoff_s / max_backoff_s: first retry delay and the cap on any delay (default 0.5 s / 60 s).
+    timeout_s / connect_timeout_s: per-request read and connect timeouts (default 600 s / 10 s).
+    cooldown_s: how long a URL that refused a connection is skipped (default 10 s).
+    check_model: list ``GET {base}/models`` at start and check the model is served (default true).
+    extra_body: extra JSON fields for every request (e.g. ``{"top_k": 20}`` for vLLM).
+The API key never appears in `describe()`, `repr()`, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import random
+import threading
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+from molspec.engines.base import Completion, EngineError, FinishReason, Request
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop", "eos": "stop", "stop_sequence": "stop", "end_turn": "stop",
+    "tool_calls": "stop", "function_call": "stop", "length": "length", "max_tokens": "length",
+}
+KNOWN_OPTIONS = frozenset({
+    "base_url", "base_urls", "api_key_env", "concurrency", "max_retries", "backoff_s", "max_backoff_s",
+    "timeout_s", "connect_timeout_s", "cooldown_s", "check_model", "extra_body",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIOptions:
+    """The engine's options after validation (see the module docstring for each one)."""
+
+    base_urls: tuple[str, ...]
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 32
+    max_retries: int = 5
+    backoff_s: float = 0.5
+    max_backoff_s: float = 60.0
+    timeout_s: float = 600.0
+    connect_timeout_s: float = 10.0
+    cooldown_s: float = 10.0
+    check_model: bool = True
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _number(options: Mapping[str, Any], name: str, default: float, minimum: float, kind: type) -> Any:
+    """Read a numeric option, naming it in the error (bool is an int subclass, so refuse it explicitly)."""
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value % 1):
+        what = "an integer" if kind is int else "a number"
+        raise EngineError(f"openai engine: option '{name}' must be {what}, got {value!r}")
+    if value < minimum:
+        raise EngineError(f"openai engine: option '{name}' must be >= {minimum}, got {value!r}")
+    return kind(value)
+
+
+def _base_urls(options: Mapping[str, Any]) -> tuple[str, ...]:
+    """`base_urls` or `base_url` (not both), else $OPENAI_BASE_URL, else the local vLLM default."""
+    if "base_url" in options and "base_urls" in options:
+        raise EngineError("openai engine: give either option 'base_url' or 'base_urls', not both")
+    raw: Any = options.get("base_urls", options.get("base_url"))
+    if raw is None:
+        raw = os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+    urls = [raw] if isinstance(raw, str) else raw
+    if not isinstance(urls, (list, tuple)) or not urls or not all(isinstance(u, str) and u for u in urls):
+        raise EngineError(f"openai engine: option 'base_urls' must be a non-empty list of URLs, got {raw!r}")
+    return tuple(u.rstrip("/") for u in urls)
+
+
+def parse_options(options: Mapping[str, Any]) -> OpenAIOptions:
+    """Validate engine options; unknown names are refused so that typos do not pass silently."""
+    unknown = sorted(set(options) - KNOWN_OPTIONS)
+    if unknown:
+        raise EngineError(f"openai engine: unknown option(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(KNOWN_OPTIONS))}")
+    extra = options.get("extra_body", {})
+    if not isinstance(extra, Mapping):
+        raise EngineError(f"openai engine: option 'extra_body' must be a table, got {extra!r}")
+    return OpenAIOptions(
+        base_urls=_base_urls(options),
+        api_key_env=str(options.get("api_key_env", "OPENAI_API_KEY")),
+        concurrency=_number(options, "concurrency", 32, 1, int),
+        max_retries=_number(options, "max_retries", 5, 0, int),
+        backoff_s=_number(options, "backoff_s", 0.5, 0, float),
+        max_backoff_s=_number(options, "max_backoff_s", 60.0, 0, float),
+        timeout_s=_number(options, "timeout_s", 600.0, 0.001, float),
+        connect_timeout_s=_number(options, "connect_timeout_s", 10.0, 0.001, float),
+        cooldown_s=_number(options, "cooldown_s", 10.0, 0, float),
+        check_model=bool(options.get("check_model", True)),
+        extra_body=dict(extra),
+    )
+
+
+def public_url(url: str) -> str:
+    """The URL without any user:password part, fit for describe() and messages."""
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(userinfo=b"")) if parsed.userinfo else url
+
+
+def unreachable_message(urls: Sequence[str], reason: str) -> str:
+    """The one-paragraph EngineError for a server that cannot be reached at all."""
+    where = ", ".join(public_url(u) for u in urls)
+    return (f"openai engine: cannot reach an OpenAI-compatible server at {where} ({reason}). Start one, e.g. "
+            "`vllm serve Qwen/Qwen2.5-0.5B-Instruct --port 8000` (or SGLang, or llama.cpp `llama-server`), "
+            "and point molspec at it with the engine option base_url (or base_urls for several servers) or "
+            "the OPENAI_BASE_URL environment variable.")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The outcome of one POST: a final `completion`, or a retryable `reason`.
+
+    Attributes:
+        completion: the answer (possibly an error Completion that is not worth retrying).
+        reason: why the attempt failed, for the error if all retries fail.
+        retry_after: the server's Retry-After in seconds, if it gave one.
+        failover: the connection failed, so another URL may be tried at once.
+    """
+
+    completion: Completion | None = None
+    reason: str = ""
+    retry_after: float | None = None
+    failover: bool = False
+
+
+class UrlPool:
+    """Round-robin over base URLs; a URL marked down is skipped until its cooldown ends."""
+
+    def __init__(self, urls: Sequence[str], cooldown_s: float) -> None:
+        self.urls = tuple(urls)
+        self._cooldown_s = cooldown_s
+        self._down_until = [0.0] * len(self.urls)
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def pick(self, avoid: str | None = None) -> str:
+        """The next live URL other than `avoid`; if none, the one that comes back soonest."""
+        with self._lock:
+            now, n = time.monotonic(), len(self.urls)
+            order = [(self._next + i) % n for i in range(n)]
+            live = [i for i in order if self._down_until[i] <= now]
+            preferred = [i for i in live if self.urls[i] != avoid] or live
+            index = preferred[0] if preferred else min(order, key=self._down_until.__getitem__)
+            self._next = index + 1
+            return self.urls[index]
+
+    def mark_down(self, url: str) -> None:
+        with self._lock:
+            self._down_until[self.urls.index(url)] = time.monotonic() + self._cooldown_s
+
+    def mark_up(self, url: str) -> None:
+        with self._lock:
+            self._down_until[self.urls.index(url)] = 0.0
+
+    def has_live_other(self, url: str) -> bool:
+        """Whether some URL other than `url` is not in cooldown (so failing over needs no wait)."""
+        with self._lock:
+            now = time.monotonic()
+            return any(u != url and t <= now for u, t in zip(self.urls, self._down_until, strict=True))
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    """Seconds asked for by a Retry-After header (delta-seconds or an HTTP date), if any."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Collapse whitespace and cut, so a server's error body fits in Completion.error."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class OpenAIEngine:
+    """An `Engine` over one or more OpenAI-compatible servers (see the module docstring)."""
+
+    name = "openai"
+
+    def __init__(self, model: str, options: OpenAIOptions, seed: int, api_key: str | None,
+                 pool: UrlPool | None = None, client: httpx.Client | None = None) -> None:
+        self.model = model
+        self.options = options
+        self.seed = seed
+        self._api_key = api_key
+        self._pool = pool or UrlPool(options.base_urls, options.cooldown_s)
+        self._client = client or make_client(options, api_key)
+        self._executor = ThreadPoolExecutor(options.concurrency, thread_name_prefix="molspec-openai")
+        self._answered = False  # set once any chat request got an HTTP response
+        self._gave_up_unreached = False  # set when a request gave up on connection failures
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        """One completion per request, in request order; at most `concurrency` in flight."""
+        if not requests:
+            return []
+        results = list(self._executor.map(self._run_one, requests))
+        if not self._answered and self._gave_up_unreached:
+            reasons = {c.error for c in results if c.error}
+            raise EngineError(unreachable_message(self.options.base_urls, "; ".join(sorted(reasons))[:300]))
+        return results
+
+    def describe(self) -> dict[str, Any]:
+        """Build metadata: model and options, with URLs stripped of credentials and no API key."""
+        options = asdict(self.options)
+        options["base_urls"] = [public_url(u) for u in self.options.base_urls]
+        options["extra_body"] = dict(self.options.extra_body)
+        return {"engine": self.name, "model": self.model, "options": options}
+
+    def close(self) -> None:
+        """Stop the worker threads and close connections."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._client.close()
+
+    def __repr__(self) -> str:
+        urls = ", ".join(public_url(u) for u in self.options.base_urls)
+        return f"OpenAIEngine(model={self.model!r}, base_urls=[{urls}])"
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+    def _body(self, request: Request) -> dict[str, Any]:
+        """The JSON body; without a per-request seed, derive one from the engine seed and the key."""
+        p = request.params
+        seed = p.seed if p.seed is not None else zlib.crc32(request.key.encode(), self.seed & 0xFFFFFFFF)
+        body: dict[str, Any] = {
+            "model": self.model, "messages": [dict(m) for m in request.messages],
+            "max_tokens": p.max_tokens, "temperature": p.temperature, "top_p": p.top_p, "seed": seed,
+        }
+        if p.stop:
+            body["stop"] = list(p.stop)
+        body.update(self.options.extra_body)
+        return body
+
+    def _delay(self, attempt: int, asked: float | None) -> float:
+        """Exponential backoff with jitter (half fixed, half random), or the server's Retry-After."""
+        if asked is not None:
+            return min(asked, self.options.max_backoff_s)
+        ceiling = min(self.options.backoff_s * 2.0**attempt, self.options.max_backoff_s)
+        return ceiling * (0.5 + random.random() / 2)
+
+    def _run_one(self, request: Request) -> Completion:
+        """Send one request, retrying and failing over; never raises."""
+        try:
+            return self._send_with_retries(request)
+        except Exception as exc:  # one bad request must not sink the batch
+            return self._error(request, f"{type(exc).__name__}: {exc}")
+
+    def _send_with_retries(self, request: Request) -> Completion:
+        body, url = self._body(request), None
+        retries, failovers = 0, len(self._pool.urls) - 1
+        while True:
+            url = self._pool.pick(avoid=url)
+            attempt = self._attempt(url, body, request)
+            if attempt.completion is not None:
+                return attempt.completion
+            if attempt.failover and failovers > 0 and self._pool.has_live_other(url):
+                failovers -= 1  # a lost connection fails over at once, without spending a retry
+                continue
+            if retries >= self.options.max_retries:
+                self._gave_up_unreached |= attempt.failover
+                return self._error(request, f"gave up after {retries + 1} attempt(s): {attempt.reason}")
+            time.sleep(self._delay(retries, attempt.retry_after))
+            retries += 1
+
+    def _attempt(self, url: str, body: dict[str, Any], request: Request) -> Attempt:
+        """One POST: a final Completion, or why it should be retried."""
+        try:
+            response = self._client.post(f"{url}/chat/completions", json=body)
+        except httpx.TransportError as exc:
+            if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+                self._pool.mark_down(url)  # refused or unroutable: skip this URL for a while
+            reason = f"{public_url(url)}: {type(exc).__name__}: {one_line(str(exc))}"
+            return Attempt(reason=reason, failover=True)
+        self._answered = True
+        if response.status_code in RETRY_STATUS:
+            reason = f"{public_url(url)}: HTTP {response.status_code} {one_line(response.text)}".rstrip()
+            return Attempt(reason=reason, retry_after=retry_after_s(response))
+        self._pool.mark_up(url)
+        if response.status_code != 200:
+            reason = f"{public_url(url)}: HTTP {response.status_code} {one_line(response.text)}".rstrip()
+            return Attempt(completion=self._error(request, reason))
+        return Attempt(completion=self._parse(request, response))
+
+    def _parse(self, request: Request, response: httpx.Response) -> Completion:
+        """Map an OpenAI chat response onto a Completion."""
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            text = choice.get("message", {}).get("content") or ""
+            usage = data.get("usage") or {}
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            reason = f"malformed response ({type(exc).__name__}): {one_line(response.text)}"
+            return self._error(request, reason)
+        raw_finish = choice.get("finish_reason") or "stop"
+        finish = FINISH_REASONS.get(raw_finish)
+        if finish is None:
+            return self._error(request, f"the server ended the request with finish_reason '{raw_finish}'")
+        n_tokens = usage.get("completion_tokens")
+        return Completion(key=request.key, text=text, finish_reason=finish,
+                          n_tokens=int(n_tokens) if n_tokens is not None else len(text.split()),
+                          prompt_tokens=usage.get("prompt_tokens"))
+
+    def _error(self, request: Request, reason: str) -> Completion:
+        return Completion(key=request.key, text="", n_tokens=0, finish_reason="error",
+                          error=self._redact(f"openai: {one_line(reason, 400)}"))
+
+
+def make_client(options: OpenAIOptions, api_key: str | None) -> httpx.Client:
+    """One client for all workers; its pool holds one connection per worker."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
+    timeout = httpx.Timeout(options.timeout_s, connect=options.connect_timeout_s)
+    return httpx.Client(headers=headers, limits=limits, timeout=timeout)
+
+
+def read_api_key(options: OpenAIOptions, explicit: bool) -> str | None:
+    """The key from the named environment variable; an explicitly named but unset variable is an error."""
+    key = os.environ.get(options.api_key_env) or None
+    if key is None and explicit:
+        raise EngineError(f"openai engine: option api_key_env names ${options.api_key_env}, but it is not "
+                          "set; export the API key in that variable (or drop the option for a server without "
+                          "a key)")
+    return key
+
+
+def list_models(client: httpx.Client, url: str) -> list[str] | None:
+    """The model ids a server lists, or None if it has no /models endpoint. Raises EngineError on 401/403."""
+    response = client.get(f"{url}/models", timeout=client.timeout.connect or 10.0)
+    if response.status_code in (401, 403):
+        raise EngineError(f"openai engine: the server at {public_url(url)} refused to list models "
+                          f"(HTTP {response.status_code}); put the right API key in the environment variable "
+                          "named by the engine option api_key_env (default OPENAI_API_KEY)")
+    if response.status_code != 200:
+        return None
+    return [str(m.get("id")) for m in response.json().get("data", []) if isinstance(m, Mapping)]
+
+
+def resolve_model(model: str | None, served: dict[str, list[str] | None]) -> str:
+    """Check that every reachable server serves `model`; with no model, take the only one served."""
+    for url, ids in served.items():
+        if ids is None:
+            log.warning("openai engine: %s does not list its models; not checking the model", public_url(url))
+            continue
+        if model is None and len(ids) == 1:
+            model = ids[0]
+        if model is None or model not in ids:
+            wanted = f"model '{model}' is not served" if model else "no model was named and several are"
+            raise EngineError(f"openai engine: {wanted} by {public_url(url)}; it serves: "
+                              f"{', '.join(ids) or '(nothing)'}. Name one of those as the model, or start "
+                              f"the server with the model you want (`vllm serve {model or 'MODEL'}`).")
+    if model is None:
+        raise EngineError("openai engine: no model was named and the server does not list its models; "
+                          "name the model (`--model` or `name = ...` in the spec's model block)")
+    return model
+
+
+def check_servers(model: str | None, options: OpenAIOptions, client: httpx.Client, pool: UrlPool) -> str:
+    """Ask each server for its models; unreachable ones are marked down, all unreachable is an error."""
+    served: dict[str, list[str] | None] = {}
+    failures: list[str] = []
+    for url in options.base_urls:
+        try:
+            served[url] = list_models(client, url)
+        except httpx.TransportError as exc:
+            pool.mark_down(url)
+            failures.append(f"{public_url(url)}: {type(exc).__name__}")
+        except ValueError as exc:  # a 200 whose body is not JSON
+            served[url] = None
+            log.warning("openai engine: %s returned an unreadable model list (%s)", public_url(url), exc)
+    if not served:
+        raise EngineError(unreachable_message(options.base_urls, "; ".join(failures)))
+    for failure in failures:
+        log.warning("openai engine: %s is unreachable; using the other servers", failure)
+    return resolve_model(model, served)
+
+
+def create(model: str | None, options: Mapping[str, Any], seed: int) -> OpenAIEngine:
+    """Factory used by `molspec.engines.create`.
+
+    Raises:
+        EngineError: bad options, no server reachable, or the model is not served.
+    """
+    opts = parse_options(options)
+    api_key = read_api_key(opts, explicit="api_key_env" in options)
+    pool = UrlPool(opts.base_urls, opts.cooldown_s)
+    client = make_client(opts, api_key)
+    try:
+        if opts.check_model:
+            model = check_servers(model, opts, client, pool)
+        elif model is None:
+            raise EngineError("openai engine: name the model (`--model`, or `name = ...` in the spec's model "
+                              "block)")
+    except BaseException:
+        client.close()
+        raise
+    return OpenAIEngine(model=model, options=opts, seed=seed, api_key=api_key, pool=pool, client=client)
