@@ -1,0 +1,414 @@
+"""Syntax trees of a program -> `Spec`: resolve names, apply schemas, fill in defaults.
+
+Lowering keeps going after an error so that one `molspec check` run reports every problem; what
+cannot be lowered is left out of the Spec (a bad row, an unknown bond) and reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from molspec.check import schema as S
+from molspec.check.defaults import ANSWER_TEMPLATE, STEP_TEMPLATE
+from molspec.diagnostics import Diagnostic, Label, Severity, Span, did_you_mean
+from molspec.lang import ast
+from molspec.lang.imports import Program
+from molspec.spec import (
+    BOND_KINDS,
+    RESERVED,
+    AnswerSpec,
+    BondSpec,
+    DatasetSpec,
+    EdgeSpec,
+    GraphSpec,
+    ModelSpec,
+    OutputSpec,
+    RowSpec,
+    Sampling,
+    SourceSpec,
+    Spec,
+    SplitSpec,
+    Templates,
+)
+
+ENGINES = ("vllm", "transformers", "openai", "echo")
+_SAMPLING_KEYS = (S.Key("temperature", "float", lo=0, hi=5), S.Key("top_p", "float", lo=0, lo_open=True, hi=1),
+                  S.Key("max_tokens", "int", lo=1, hi=1_000_000))
+BOND = S.Schema("a bond", (S.Key("instruct", "str", required=True, doc="the instruction for this behaviour"),
+                           S.Key("title", "str"), S.Key("template", "str"), *_SAMPLING_KEYS))
+MODEL = S.Schema("a model", (S.Key("engine", "str", choices=ENGINES),
+                             S.Key("name", "str", required=True, doc="a hub id, a local path or builtin:..."),
+                             S.Key("chat_template", "str"), *_SAMPLING_KEYS), sections=("options",))
+_SPLIT_KEYS = (S.Key("samples", "int", lo=1, hi=1e9), S.Key("graph", "refs"), S.Key("source", "ref"),
+               S.Key("allow_mixing", "bool"))
+DATASET = S.Schema("the dataset", (*_SPLIT_KEYS, S.Key("seed", "int", lo=0, hi=2**63 - 1),
+                                   S.Key("license", "str"), S.Key("description", "str"),
+                                   S.Key("language", "strs"), S.Key("model", "ref")), sections=("split",))
+SPLIT = S.Schema("a split", _SPLIT_KEYS)
+GRAPH = S.Schema("a graph", (S.Key("steps", "range", doc="length bounds, e.g. steps = 8..40"),
+                             S.Key("normalize", "bool"), S.Key("temperature", "float", lo=0, lo_open=True)))
+COLUMNS = S.Schema("a source", (S.Key("question", "str"), S.Key("gold", "str"), S.Key("id", "str"),
+                                S.Key("limit", "int", lo=1)))
+ANSWER = S.Schema("the answer step", (S.Key("instruct", "str"),
+                                      S.Key("verify", "str", choices=("math", "exact", "none")),
+                                      S.Key("keep", "str", choices=("all", "correct")), *_SAMPLING_KEYS))
+OUTPUT = S.Schema("the output", (S.Key("format", "str", choices=("messages",)), S.Key("think", "bool"),
+                                 S.Key("hub", "str"), S.Key("private", "bool"),
+                                 S.Key("shard_rows", "int", lo=1)))
+SOURCE_FORMATS = ("jsonl", "parquet", "csv", "hub")
+TEMPLATE_NAMES = ("step", "answer", "system")
+
+
+@dataclass
+class Lowering:
+    """State of one lowering pass."""
+
+    prog: Program
+    diags: list[Diagnostic] = field(default_factory=list)
+    defs: dict[str, dict[str, Any]] = field(default_factory=dict)  # namespace -> name -> item
+
+    def error(self, code: str, message: str, span: Span, help: str | None = None,
+              secondary: tuple[Label, ...] = (), label: str = "") -> None:
+        self.diags.append(Diagnostic(code, message, Label(span, label), secondary=secondary, help=help))
+
+    def warning(self, code: str, message: str, span: Span, help: str | None = None) -> None:
+        self.diags.append(Diagnostic(code, message, Label(span), severity=Severity.WARNING, help=help))
+
+
+def lower(prog: Program) -> tuple[Spec | None, list[Diagnostic]]:
+    """Lower a parsed program; returns the Spec (None if the main file is missing) and diagnostics."""
+    low = Lowering(prog, diags=list(prog.diagnostics))
+    main = prog.main_file
+    if main is None:
+        return None, low.diags
+    version = _version(low, main)
+    _collect(low)
+    bonds = {n: b for n, item in low.defs.get("bond", {}).items() if (b := _bond(low, item)) is not None}
+    graphs = {n: _graph(low, item, bonds) for n, item in low.defs.get("graph", {}).items()}
+    sources = {n: s for n, item in low.defs.get("source", {}).items() if (s := _source(low, item))}
+    models = {n: m for n, item in low.defs.get("model", {}).items() if (m := _model(low, item))}
+    templates = _templates(low)
+    singles = {type(i).__name__: i for i in main.items if isinstance(i, (ast.Dataset, ast.Answer, ast.Output))}
+    dataset = _dataset(low, singles.get("Dataset"), graphs, sources, models)
+    spec = Spec(version=version, path=prog.main, dataset=dataset, sources=sources, models=models, bonds=bonds,
+                graphs=graphs, templates=templates, answer=_answer(low, singles.get("Answer")),
+                output=_output(low, singles.get("Output")), files=dict(prog.sources))
+    return spec, low.diags
+
+
+def _version(low: Lowering, main: ast.File) -> int:
+    if main.version is None:
+        low.warning("MOL012", "the spec does not say which language version it is written in",
+                    Span(main.path, 0, 0, 1, 1), help="start the file with `molspec 1`")
+        return 1
+    if main.version.value != 1:
+        low.error("MOL115", f"unsupported language version {main.version.raw}", main.version.sp,
+                  help="this molspec reads `molspec 1`")
+    return 1
+
+
+def _collect(low: Lowering) -> None:
+    """Gather named definitions of all files; report duplicates and misplaced items."""
+    kinds = {ast.Bond: "bond", ast.Graph: "graph", ast.Source: "source", ast.Model: "model",
+             ast.Template: "template"}
+    singles: dict[str, ast.Node] = {}
+    for file in low.prog.files:
+        is_main = file.path == low.prog.main
+        for item in file.items:
+            if isinstance(item, (ast.Dataset, ast.Answer, ast.Output)):
+                _single(low, item, singles, is_main)
+                continue
+            ns = kinds.get(type(item))
+            if ns is not None:
+                _define(low, ns, item)
+
+
+def _single(low: Lowering, item: ast.Node, seen: dict[str, ast.Node], is_main: bool) -> None:
+    word = type(item).__name__.lower()
+    if not is_main:
+        low.error("MOL504", f"an imported file cannot declare `{word}`", item.sp,
+                  help="imports share bonds, graphs, templates, models and sources; "
+                       "keep dataset, answer and output in the main spec")
+    elif word in seen:
+        low.error("MOL105", f"`{word}` is declared twice", item.sp,
+                  secondary=(Label(seen[word].sp, "first declared here"),), help="keep one")
+    else:
+        seen[word] = item
+
+
+def _define(low: Lowering, ns: str, item: Any) -> None:
+    table = low.defs.setdefault(ns, {})
+    name: ast.Ident = item.name
+    if ns == "bond" and name.name in RESERVED:
+        low.error("MOL107", f"'{name.name}' is reserved and cannot name a bond", name.sp,
+                  help="`start`, `end` and `answer` have fixed meanings in graphs; pick another name")
+        return
+    if name.name in table:
+        low.error("MOL105", f"{ns} '{name.name}' is defined twice", name.sp, label="defined again here",
+                  secondary=(Label(table[name.name].name.sp, "first defined here"),),
+                  help=f"rename one of them, or remove the duplicate {ns}")
+        return
+    table[name.name] = item
+
+
+# ---------------------------------------------------------------- bonds
+
+def _bond(low: Lowering, b: ast.Bond) -> BondSpec | None:
+    vals = S.read_block(b.body, BOND, low.diags, b.sp)
+    kind = b.kind.name
+    if kind not in BOND_KINDS:
+        hint = did_you_mean(kind, BOND_KINDS)
+        low.error("MOL106", f"unknown bond kind '{kind}'", b.kind.sp, label="not a bond kind",
+                  help=hint or "kinds: " + ", ".join(f"{k} ({v.split(':')[0]})" for k, v in BOND_KINDS.items()))
+        return None
+    title = b.title.value if b.title is not None else vals.get("title", b.name.name.replace("_", " ").title())
+    return BondSpec(name=b.name.name, kind=kind, title=title, instruct=vals.get("instruct", ""),  # type: ignore[arg-type]
+                    template=vals.get("template"), sampling=_sampling(vals), span=b.name.sp,
+                    template_span=vals.spans.get("template"))
+
+
+def _sampling(vals: S.Values) -> Sampling:
+    return Sampling(temperature=vals.get("temperature"), top_p=vals.get("top_p"),
+                    max_tokens=vals.get("max_tokens"))
+
+
+# ---------------------------------------------------------------- graphs
+
+def _graph(low: Lowering, g: ast.Graph, bonds: dict[str, BondSpec]) -> GraphSpec:
+    mode = "probability"
+    if g.mode is not None:
+        if g.mode.name in ("energy", "probability"):
+            mode = g.mode.name
+        else:
+            low.error("MOL117", f"unknown graph mode '{g.mode.name}'", g.mode.sp,
+                      help=did_you_mean(g.mode.name, ("energy", "probability")) or
+                      "write `graph NAME : energy { ... }` for energies, or leave the mode out")
+    props = ast.Block(props=tuple(s for s in g.stmts if not isinstance(s, ast.Row)), span=g.sp)
+    vals = S.read_block(props, GRAPH, low.diags, g.sp)
+    if "temperature" in vals.values and mode != "energy":
+        low.warning("MOL118", "`temperature` only applies to energy graphs", vals.spans["temperature"],
+                    help="declare the graph as `graph NAME : energy { ... }` or remove temperature")
+    rows = _rows(low, g, bonds, mode)
+    lo, hi = vals.get("steps", (1, 64))
+    return GraphSpec(name=g.name.name, mode=mode, temperature=vals.get("temperature", 1.0),  # type: ignore[arg-type]
+                     normalize=vals.get("normalize", False), rows=rows, min_steps=lo, max_steps=hi,
+                     has_steps="steps" in vals.values, span=g.name.sp)
+
+
+def _rows(low: Lowering, g: ast.Graph, bonds: dict[str, BondSpec], mode: str) -> tuple[RowSpec, ...]:
+    rows: list[RowSpec] = []
+    seen: dict[str, ast.Row] = {}
+    for row in (s for s in g.stmts if isinstance(s, ast.Row)):
+        src = row.source.name
+        if src in seen:
+            low.error("MOL204", f"bond '{src}' has two rows in graph '{g.name.name}'", row.source.sp,
+                      secondary=(Label(seen[src].source.sp, "first row here"),), help="merge them into one row")
+            continue
+        seen[src] = row
+        if src != "start" and not _known_bond(low, row.source, bonds, allow=("start",)):
+            continue
+        edges = _edges(low, row, bonds, mode)
+        rows.append(RowSpec(source=src, edges=edges, complete=len(edges) == len(row.edges), span=row.source.sp))
+    return tuple(rows)
+
+
+def _edges(low: Lowering, row: ast.Row, bonds: dict[str, BondSpec], mode: str) -> tuple[EdgeSpec, ...]:
+    edges: list[EdgeSpec] = []
+    seen: dict[str, ast.Edge] = {}
+    for e in row.edges:
+        tgt = e.target.name
+        if tgt in seen:
+            low.error("MOL203", f"'{tgt}' appears twice in the row of '{row.source.name}'", e.target.sp,
+                      secondary=(Label(seen[tgt].target.sp, "first here"),), help="add the two weights together")
+            continue
+        seen[tgt] = e
+        if tgt != "end" and not _known_bond(low, e.target, bonds, allow=("end",)):
+            continue
+        if not isinstance(e.weight, ast.Num):
+            low.error("MOL202", f"the weight of '{tgt}' must be a number", e.weight.sp,
+                      label="not a number", help="write probabilities as plain numbers, e.g. `deep 0.25`")
+            continue
+        if mode == "probability" and e.weight.value < 0:
+            low.error("MOL202", f"negative probability {e.weight.raw} for '{tgt}'", e.weight.sp,
+                      help="probabilities are between 0 and 1; use an energy graph for signed weights")
+            continue
+        edges.append(EdgeSpec(target=tgt, weight=e.weight.value, span=e.sp))
+    return tuple(edges)
+
+
+def _known_bond(low: Lowering, ident: ast.Ident, bonds: dict[str, BondSpec], allow: tuple[str, ...]) -> bool:
+    if ident.name in bonds:
+        return True
+    declared = low.defs.get("bond", {})
+    if ident.name in declared:  # declared but invalid: already reported
+        return False
+    hint = did_you_mean(ident.name, list(declared) + list(allow))
+    low.error("MOL104", f"unknown bond '{ident.name}'", ident.sp, label="no bond of this name",
+              help=hint or (f"declare it with `bond {ident.name} : KIND {{ instruct = \"...\" }}`"
+                            " or import a vocabulary with `use`"))
+    return False
+
+
+# ---------------------------------------------------------------- sources, models
+
+def _source(low: Lowering, s: ast.Source) -> SourceSpec | None:
+    fmt = s.call.func.name
+    if fmt not in SOURCE_FORMATS:
+        low.error("MOL113", f"unknown source format '{fmt}'", s.call.func.sp,
+                  help=did_you_mean(fmt, SOURCE_FORMATS) or "formats: " + ", ".join(SOURCE_FORMATS))
+        return None
+    if len(s.call.args) != 1 or not isinstance(s.call.args[0], ast.Str):
+        low.error("MOL119", f"{fmt}(...) takes one string: the {'dataset id' if fmt == 'hub' else 'file path'}",
+                  s.call.sp, help=f'e.g. {fmt}("{"openai/gsm8k" if fmt == "hub" else "data/questions." + fmt}")')
+        return None
+    kw = S.read_block(ast.Block(props=s.call.kwargs, span=s.call.sp), _call_schema(fmt), low.diags, s.call.sp)
+    cols = S.read_block(s.body, COLUMNS, low.diags, s.sp)
+    target = s.call.args[0].value
+    base = str(low.prog.paths.get(s.sp.file, Path(s.sp.file).resolve()).parent)
+    return SourceSpec(name=s.name.name, format=fmt, path=None if fmt == "hub" else target,  # type: ignore[arg-type]
+                      repo=target if fmt == "hub" else None, config=kw.get("config"),
+                      split=kw.get("split", "train"), question=cols.get("question", "question"),
+                      gold=cols.get("gold", "gold"), id=cols.get("id"), limit=cols.get("limit"),
+                      base=base, span=s.call.args[0].sp)
+
+
+def _call_schema(fmt: str) -> S.Schema:
+    keys = (S.Key("config", "str"), S.Key("split", "str")) if fmt == "hub" else ()
+    return S.Schema(f"{fmt}(...)", keys)
+
+
+def _model(low: Lowering, m: ast.Model) -> ModelSpec | None:
+    vals = S.read_block(m.body, MODEL, low.diags, m.sp)
+    if "name" not in vals.values:
+        return None
+    options: dict[str, Any] = {}
+    for sec in vals.sections:
+        options.update(S.block_to_dict(sec.body, low.diags))
+    base = Sampling(temperature=0.7, top_p=1.0, max_tokens=384)
+    return ModelSpec(name=m.name.name, engine=vals.get("engine", "vllm"), model=vals.get("name"),
+                     sampling=_sampling(vals).over(base), options=options,
+                     chat_template=vals.get("chat_template"), span=m.name.sp)
+
+
+# ---------------------------------------------------------------- dataset
+
+def _dataset(low: Lowering, d: Any, graphs: dict[str, GraphSpec], sources: dict[str, SourceSpec],
+             models: dict[str, ModelSpec]) -> DatasetSpec | None:
+    if d is None:
+        return None
+    assert isinstance(d, ast.Dataset)
+    vals = S.read_block(d.body, DATASET, low.diags, d.sp)
+    default_graphs = _default_ref(low, vals, "graph", graphs, d, multi=True)
+    default_source = _default_ref(low, vals, "source", sources, d)
+    model = _default_ref(low, vals, "model", models, d)
+    splits = [_split(low, sec, default_graphs, default_source, graphs, sources) for sec in vals.sections]
+    if not splits:
+        samples = vals.get("samples", 100)
+        splits = [SplitSpec(name="train", samples=samples, graphs=default_graphs, source=default_source,
+                            allow_mixing=vals.get("allow_mixing", False), span=d.name.sp)]
+    elif "samples" in vals.values:
+        total = sum(s.samples for s in splits)
+        if total != vals.get("samples"):
+            low.error("MOL605", f"the splits add up to {total} samples, but the dataset says {vals.get('samples')}",
+                      vals.spans["samples"], help="remove `samples` from the dataset or make the splits add up")
+    _unique_splits(low, vals.sections)
+    lang = vals.get("language", ("en",))
+    return DatasetSpec(name=d.name.value, seed=vals.get("seed", 0), license=vals.get("license"),
+                       description=vals.get("description"), language=lang, model=model,
+                       splits=tuple(splits), span=d.name.sp)
+
+
+def _unique_splits(low: Lowering, sections: list[ast.Section]) -> None:
+    seen: dict[str, ast.Section] = {}
+    for sec in sections:
+        if sec.label is None:
+            low.error("MOL120", "a split needs a name", sec.key.sp, help="write `split train { ... }`")
+            continue
+        if sec.label.name in seen:
+            low.error("MOL105", f"split '{sec.label.name}' is declared twice", sec.label.sp,
+                      secondary=(Label(seen[sec.label.name].label.sp, "first declared here"),),  # type: ignore[union-attr]
+                      help="rename one")
+        seen[sec.label.name] = sec
+
+
+def _split(low: Lowering, sec: ast.Section, graphs_default: tuple[str, ...], source_default: str,
+           graphs: dict[str, GraphSpec], sources: dict[str, SourceSpec]) -> SplitSpec:
+    vals = S.read_block(sec.body, SPLIT, low.diags, sec.sp)
+    g = _refs(low, vals, "graph", graphs) or graphs_default
+    src = (_refs(low, vals, "source", sources) or (source_default,))[0]
+    return SplitSpec(name=sec.label.name if sec.label else "train", samples=vals.get("samples", 100),
+                     graphs=g, source=src, allow_mixing=vals.get("allow_mixing", False),
+                     span=(sec.label or sec.key).sp)
+
+
+def _refs(low: Lowering, vals: S.Values, key: str, table: dict[str, Any]) -> tuple[str, ...]:
+    raw = vals.get(key)
+    if raw is None:
+        return ()
+    names = (raw,) if isinstance(raw, str) else tuple(raw)
+    ok = []
+    for name in names:
+        if name in table:
+            ok.append(name)
+            continue
+        hint = did_you_mean(name, table)
+        code = {"graph": "MOL109", "source": "MOL110", "model": "MOL110"}[key]
+        low.error(code, f"unknown {key} '{name}'", vals.spans[key], label=f"no {key} of this name",
+                  help=hint or (f"defined {key}s: {', '.join(table)}" if table else f"declare a `{key}` first"))
+    return tuple(ok)
+
+
+def _default_ref(low: Lowering, vals: S.Values, key: str, table: dict[str, Any], d: ast.Dataset,
+                 multi: bool = False) -> Any:
+    refs = _refs(low, vals, key, table)
+    if key in vals.values:
+        return refs if multi else (refs[0] if refs else "")
+    if len(table) == 1:
+        only = next(iter(table))
+        return (only,) if multi else only
+    if not vals.sections or key != "graph":
+        code = {"graph": "MOL602", "source": "MOL604", "model": "MOL606"}[key]
+        msg = (f"the spec declares no {key}" if not table else
+               f"the spec declares {len(table)} {key}s and the dataset does not say which to use")
+        help_ = (f"add `{key} = {next(iter(table))}` to the dataset" if table else
+                 {"graph": "declare a `graph NAME { ... }` or import one with `use`",
+                  "source": 'declare `source questions = jsonl("questions.jsonl")`',
+                  "model": 'declare `model synth { engine = "vllm" name = "..." }`'}[key])
+        low.error(code, msg, d.name.sp, help=help_)
+    return () if multi else ""
+
+
+# ---------------------------------------------------------------- templates, answer, output
+
+def _templates(low: Lowering) -> Templates:
+    found: dict[str, str] = {}
+    spans: dict[str, Span] = {}
+    for name, t in low.defs.get("template", {}).items():
+        if name not in TEMPLATE_NAMES:
+            low.error("MOL303", f"unknown template '{name}'", t.name.sp,
+                      help=did_you_mean(name, TEMPLATE_NAMES) or
+                      "templates: step (each bond step), answer (the final answer), system (system message); "
+                      "per-bond templates go in the bond: `template = \"\"\"...\"\"\"`")
+            continue
+        found[name] = t.body.value
+        spans[name] = t.body.sp
+    return Templates(step=found.get("step", STEP_TEMPLATE), answer=found.get("answer", ANSWER_TEMPLATE),
+                     system=found.get("system"), spans=spans)
+
+
+def _answer(low: Lowering, a: Any) -> AnswerSpec:
+    if a is None:
+        return AnswerSpec()
+    vals = S.read_block(a.body, ANSWER, low.diags, a.sp)
+    base = AnswerSpec()
+    return AnswerSpec(instruct=vals.get("instruct", base.instruct), verify=vals.get("verify", base.verify),
+                      keep=vals.get("keep", base.keep), sampling=_sampling(vals), span=a.sp)
+
+
+def _output(low: Lowering, o: Any) -> OutputSpec:
+    if o is None:
+        return OutputSpec()
+    vals = S.read_block(o.body, OUTPUT, low.diags, o.sp)
+    return OutputSpec(**{k: v for k, v in vals.values.items()}, span=o.sp)

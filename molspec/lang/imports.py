@@ -1,0 +1,119 @@
+"""Resolve `use "other.mol"` imports: a spec file and everything it imports, cycles reported.
+
+Paths in `use` are relative to the importing file. Each file is parsed once, however many files
+import it; the result lists files with imports before importers (the main file last).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from molspec.diagnostics import Diagnostic, Label, MolspecError, Severity
+from molspec.lang import ast
+from molspec.lang.build import parse_file
+
+
+@dataclass
+class Program:
+    """A main file and its imports.
+
+    Attributes:
+        files: parsed files, imports first, the main file last.
+        sources: display path -> text, for rendering diagnostics.
+        diagnostics: import problems and syntax errors of imported files.
+    """
+
+    main: str
+    files: list[ast.File] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    paths: dict[str, Path] = field(default_factory=dict)  # display path -> absolute path
+
+    @property
+    def main_file(self) -> ast.File | None:
+        return next((f for f in self.files if f.path == self.main), None)
+
+
+def load_program(path: str | Path, text: str | None = None) -> Program:
+    """Parse `path` and its imports. A syntax error in the main file raises; other problems are
+    collected in `Program.diagnostics`.
+
+    Raises:
+        MolspecError: the main file cannot be read or does not parse.
+    """
+    display = str(path)
+    abs_path = Path(path).resolve()
+    if text is None:
+        text = _read(abs_path, display)
+    prog = Program(main=display)
+    prog.sources[display] = text
+    prog.paths[display] = abs_path
+    main = parse_file(text, display)
+    _visit(prog, main, abs_path, stack=[abs_path], done={abs_path: display})
+    prog.files.append(main)
+    return prog
+
+
+def _read(abs_path: Path, display: str) -> str:
+    try:
+        return abs_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _file_error("MOL013", f"no such file: {display}", display) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _file_error("MOL013", f"cannot read {display}: {exc}", display) from None
+
+
+def _file_error(code: str, message: str, display: str) -> MolspecError:
+    from molspec.diagnostics import Span
+
+    return MolspecError([Diagnostic(code, message, Label(Span(display, 0, 0, 1, 1)))])
+
+
+def _visit(prog: Program, file: ast.File, abs_path: Path, stack: list[Path], done: dict[Path, str]) -> None:
+    for item in file.items:
+        if isinstance(item, ast.Use):
+            _import(prog, item, abs_path, stack, done)
+
+
+def _display(target: Path) -> str:
+    try:
+        return str(target.relative_to(Path.cwd()))
+    except ValueError:
+        return str(target)
+
+
+def _import(prog: Program, use: ast.Use, importer: Path, stack: list[Path], done: dict[Path, str]) -> None:
+    target = (importer.parent / use.path.value).resolve()
+    if target in stack:
+        chain = " -> ".join(p.name for p in stack[stack.index(target):] + [target])
+        prog.diagnostics.append(Diagnostic(
+            "MOL502", f"import cycle: {chain}", Label(use.path.sp, "this import closes the cycle"),
+            help="move the shared definitions into a file that both import"))
+        return
+    if target in done:
+        return
+    display = _display(target)
+    if not target.is_file():
+        prog.diagnostics.append(Diagnostic(
+            "MOL501", f"imported file not found: {use.path.value}", Label(use.path.sp, f"looked for {target}"),
+            help="paths in `use` are relative to the file that imports them"))
+        return
+    done[target] = display
+    try:
+        text = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        prog.diagnostics.append(Diagnostic("MOL501", f"cannot read {use.path.value}: {exc}",
+                                           Label(use.path.sp)))
+        return
+    prog.sources[display] = text
+    prog.paths[display] = target
+    try:
+        parsed = parse_file(text, display)
+    except MolspecError as err:
+        prog.diagnostics.extend(err.diagnostics)
+        prog.diagnostics.append(Diagnostic("MOL503", f"imported file {use.path.value} has errors",
+                                           Label(use.path.sp, "imported here"), severity=Severity.NOTE))
+        return
+    _visit(prog, parsed, target, stack + [target], done)
+    prog.files.append(parsed)

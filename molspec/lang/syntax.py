@@ -1,0 +1,173 @@
+"""Text -> lark tree. Syntax errors become diagnostics with a span and a help line.
+
+Parsing stops at the first syntax error (an LALR parser cannot guess what was meant); the
+message names the construct still open when the file ends early.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
+
+# Known mistakes, recognised by the parser state they leave (lark's `match_examples`):
+# code -> (message, help, examples that fail in the same state with the same token).
+SYNTAX_ERRORS: dict[str, tuple[str, str, list[str]]] = {
+    "MOL005": ("expected '=' after a property name",
+               "write properties as `key = value`, e.g. `samples = 100`",
+               ['dataset "x" { samples 3 }', 'dataset "x" { samples "a" }', 'dataset "x" { samples 1.5 }',
+                'dataset "x" { samples [1] }', 'output { think true }', 'output { think false }',
+                'answer { verify "math" }']),
+    "MOL006": ("':' is not an assignment in .mol", "write properties as `key = value`, not `key: value`",
+               ['dataset "x" { samples: 3 }', 'model m { seed: 3 }']),
+    "MOL007": ("a graph edge needs a probability", "write each edge as `target weight`, e.g. `deep 0.5`",
+               ["graph g { a -> b | c 0.5 }", "graph g { a -> b }", "graph g { a -> b c 0.5 }",
+                "graph g { a -> b -> c }"]),
+    "MOL008": ("edges in a row are separated by '|'", "write `a -> b 0.5 | c 0.5`, not commas",
+               ["graph g { a -> b 0.5, c 0.5 }", "graph g { a -> b 0.5; c 0.5 }"]),
+    "MOL009": ("a bond needs a kind", "write `bond NAME : KIND \"Title\" { ... }`; kinds: covalent, hydrogen, "
+               "vdw, plain", ['bond deep "Deep" { }', "bond deep { }"]),
+    "MOL010": ("a top-level item must start with a keyword",
+               "items are: use, dataset, source, model, bond, graph, template, answer, output",
+               ["foo { }", "molspec 1 foo = 3", "samples = 3", 'dataset "x" { } foo']),
+}
+
+_TOKEN_NAMES = {
+    "$END": "end of file", "NAME": "a name", "NUMBER": "a number", "STRING": "a string",
+    "LONG_STRING": 'a """string"""', "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'",
+    "LSQB": "'['", "RSQB": "']'", "EQUAL": "'='", "COLON": "':'", "COMMA": "','", "VBAR": "'|'",
+    "__ANON_0": "'->'", "__ANON_1": "'..'",
+}
+_OPENERS = {"{": "}", "(": ")", "[": "]"}
+
+
+@functools.cache
+def parser() -> Lark:
+    """The LALR parser, built once from the grammar shipped inside the package."""
+    return Lark.open_from_package("molspec", "mol.lark", ("grammars",), parser="lalr",
+                                  propagate_positions=True, maybe_placeholders=True)
+
+
+def parse(text: str, file: str = "<string>", comments: list[Token] | None = None) -> Tree[Token]:
+    """Parse .mol text. Comment tokens are appended to `comments` when it is given.
+
+    Raises:
+        MolspecError: with one syntax diagnostic.
+    """
+    callbacks: dict[str, Callable[[Token], Token]] = {}
+    if comments is not None:
+        callbacks["COMMENT"] = lambda tok: (comments.append(tok), tok)[1]
+    try:
+        p = parser() if comments is None else _parser_with_callbacks(callbacks)
+        return p.parse(text)
+    except UnexpectedInput as exc:
+        raise MolspecError([_diagnostic(exc, text, file)], {file: text}) from None
+
+
+def _parser_with_callbacks(callbacks: dict[str, Callable[[Token], Token]]) -> Lark:
+    # lexer_callbacks are fixed at construction; a comment-collecting parser is built per call
+    # (only the formatter needs one, and it parses few files).
+    return Lark.open_from_package("molspec", "mol.lark", ("grammars",), parser="lalr",
+                                  propagate_positions=True, maybe_placeholders=True,
+                                  lexer_callbacks=callbacks)
+
+
+def _diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
+    if isinstance(exc, UnexpectedCharacters):
+        return _bad_character(exc, text, file)
+    assert isinstance(exc, (UnexpectedToken, UnexpectedEOF))
+    tok = getattr(exc, "token", None)
+    if isinstance(exc, UnexpectedEOF) or (tok is not None and tok.type == "$END"):
+        return _early_end(text, file)
+    assert isinstance(exc, UnexpectedToken)
+    span = Span.from_token(file, exc.token)
+    known = _match_known(exc)
+    if known:
+        message, help_ = SYNTAX_ERRORS[known][:2]
+        return Diagnostic(known, message, Label(span, f"unexpected {_describe(exc.token)}"), help=help_)
+    expected = sorted({_TOKEN_NAMES.get(t, repr(t.lower())) for t in exc.accepts or exc.expected})
+    return Diagnostic("MOL002", f"unexpected {_describe(exc.token)}", Label(span, "not expected here"),
+                      help="expected " + _one_of(expected))
+
+
+def _match_known(exc: UnexpectedToken) -> str | None:
+    examples = {code: ex for code, (_, _, ex) in SYNTAX_ERRORS.items()}
+    try:
+        label = exc.match_examples(parser().parse, examples, use_accepts=True)
+    except Exception:  # noqa: BLE001  (a failing example must never hide the real error)
+        return None
+    return label if isinstance(label, str) else None
+
+
+def _bad_character(exc: UnexpectedCharacters, text: str, file: str) -> Diagnostic:
+    span = Span.at(file, text, exc.pos_in_stream, exc.pos_in_stream + 1)
+    char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+    if char == '"':
+        triple = text.startswith('"""', exc.pos_in_stream)
+        end = text.find("\n", exc.pos_in_stream)
+        span = Span.at(file, text, exc.pos_in_stream, len(text) if end == -1 else end)
+        return Diagnostic("MOL003", "unterminated string", Label(span, "this string is never closed"),
+                          help='close it with """' if triple else
+                          'close it with " on the same line, or use """ for text over several lines')
+    return Diagnostic("MOL001", f"unexpected character {char!r}", Label(span, "not part of the language"),
+                      help="names are letters, digits and _; strings go in double quotes")
+
+
+def _early_end(text: str, file: str) -> Diagnostic:
+    stripped = len(text.rstrip())
+    span = Span.at(file, text, max(0, stripped - 1), stripped)
+    opener = _innermost_open(text)
+    if opener is None:
+        return Diagnostic("MOL004", "unexpected end of file", Label(span, "the file ends here"),
+                          help="an item is incomplete; see docs/language.md for its form")
+    pos, char, what = opener
+    open_span = Span.at(file, text, pos, pos + 1)
+    return Diagnostic("MOL004", f"unexpected end of file: '{char}' of {what} is never closed",
+                      Label(span, "the file ends here"), secondary=(Label(open_span, "opened here"),),
+                      help=f"add '{_OPENERS[char]}' to close {what}")
+
+
+_SKIP = re.compile(r'"""(.|\n)*?"""|"([^"\\\n]|\\.)*"|#[^\n]*')
+
+
+def _innermost_open(text: str) -> tuple[int, str, str] | None:
+    """The innermost unclosed bracket, skipping strings and comments, with what it opens."""
+    stack: list[int] = []
+    i = 0
+    while i < len(text):
+        m = _SKIP.match(text, i)
+        if m:
+            i = m.end()
+            continue
+        ch = text[i]
+        if ch in _OPENERS:
+            stack.append(i)
+        elif ch in ")]}" and stack:
+            stack.pop()
+        i += 1
+    if not stack:
+        return None
+    pos = stack[-1]
+    line_start = text.rfind("\n", 0, pos) + 1
+    head = text[line_start:pos].split()
+    what = f"`{' '.join(head[:2])}`" if head else "this block"
+    return pos, text[pos], what
+
+
+def _describe(tok: Token) -> str:
+    if tok.type == "$END":
+        return "end of file"
+    if tok.type in ("NAME", "NUMBER", "STRING"):
+        return f"{_TOKEN_NAMES[tok.type][2:] if tok.type != 'NUMBER' else 'number'} {str(tok)!r}"
+    return repr(str(tok))
+
+
+def _one_of(items: list[str]) -> str:
+    if len(items) > 8:
+        return ", ".join(items[:8]) + ", ..."
+    return items[0] if len(items) == 1 else "one of " + ", ".join(items)

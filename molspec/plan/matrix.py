@@ -1,0 +1,128 @@
+"""GraphSpec -> arrays: start vector, transition matrix, end vector (the Markov chain of a graph).
+
+Energies are turned into Gibbs–Boltzmann probabilities, p(b'|b) ∝ exp(-E(b, b') / T), over the
+targets a row lists. Bond order is the spec's declaration order restricted to the bonds the graph uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from molspec.spec import GraphSpec, RowSpec
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A graph as arrays.
+
+    Attributes:
+        name: the graph's name.
+        bonds: bond names; index i of every array is bonds[i].
+        start: P(first bond), shape (K,).
+        trans: P(next bond | bond), shape (K, K); row i plus end[i] sums to 1 (or 0 for a dead end).
+        end: P(stop after bond), shape (K,).
+        min_steps, max_steps: length bounds.
+        uses_end: whether any row has an `end` weight (else the length is uniform in the bounds).
+    """
+
+    name: str
+    bonds: tuple[str, ...]
+    start: FloatArray
+    trans: FloatArray
+    end: FloatArray
+    min_steps: int
+    max_steps: int
+    uses_end: bool
+
+    def index(self, bond: str) -> int:
+        return self.bonds.index(bond)
+
+
+def graph_bonds(graph: GraphSpec, declared: Sequence[str]) -> tuple[str, ...]:
+    used = {r.source for r in graph.rows} | {e.target for r in graph.rows for e in r.edges}
+    return tuple(b for b in declared if b in used)
+
+
+def row_weights(row: RowSpec, graph: GraphSpec) -> dict[str, float]:
+    """The row as probabilities (energies converted, `normalize` applied); may not sum to 1."""
+    raw = {e.target: e.weight for e in row.edges}
+    if graph.mode == "energy":
+        if not raw:
+            return {}
+        e = np.array(list(raw.values()), dtype=np.float64) / graph.temperature
+        w = np.exp(-(e - e.min()))  # shift by the minimum: same ratios, no overflow
+        return dict(zip(raw, (w / w.sum()).tolist(), strict=True))
+    if graph.normalize:
+        total = sum(raw.values())
+        return {k: v / total for k, v in raw.items()} if total > 0 else {k: 0.0 for k in raw}
+    return raw
+
+
+def chain(graph: GraphSpec, declared: Sequence[str]) -> Chain:
+    """Arrays of `graph`; `declared` is the spec's bond order."""
+    bonds = graph_bonds(graph, declared)
+    k = len(bonds)
+    pos = {b: i for i, b in enumerate(bonds)}
+    start, trans, end = np.zeros(k), np.zeros((k, k)), np.zeros(k)
+    for row in graph.rows:
+        weights = row_weights(row, graph)
+        if row.source == "start":
+            for tgt, w in weights.items():
+                if tgt in pos:
+                    start[pos[tgt]] = w
+            continue
+        i = pos[row.source]
+        for tgt, w in weights.items():
+            if tgt == "end":
+                end[i] = w
+            else:
+                trans[i, pos[tgt]] = w
+    uses_end = any(e.target == "end" for r in graph.rows for e in r.edges)
+    return Chain(graph.name, bonds, start, trans, end, graph.min_steps, graph.max_steps, uses_end)
+
+
+def stationary(c: Chain) -> FloatArray:
+    """The stationary distribution of the bond-to-bond chain (end removed, rows renormalised)."""
+    k = len(c.bonds)
+    if k == 0:
+        return np.zeros(0)
+    rows = c.trans.sum(axis=1, keepdims=True)
+    p = np.where(rows > 0, c.trans / np.where(rows > 0, rows, 1), np.eye(k))
+    a = np.vstack([p.T - np.eye(k), np.ones((1, k))])
+    b = np.zeros(k + 1)
+    b[-1] = 1.0
+    pi, *_ = np.linalg.lstsq(a, b, rcond=None)
+    pi = np.clip(pi, 0, None)
+    return np.asarray(pi / pi.sum() if pi.sum() > 0 else pi, dtype=np.float64)
+
+
+def reachable(c: Chain) -> set[int]:
+    """Bonds a walk can visit (positive-probability edges from the start)."""
+    seen = {int(i) for i in np.flatnonzero(c.start > 0)}
+    frontier = list(seen)
+    while frontier:
+        i = frontier.pop()
+        for j in np.flatnonzero(c.trans[i] > 0):
+            if int(j) not in seen:
+                seen.add(int(j))
+                frontier.append(int(j))
+    return seen
+
+
+def can_end(c: Chain) -> set[int]:
+    """Bonds from which some path reaches `end`."""
+    ok = {int(i) for i in np.flatnonzero(c.end > 0)}
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(c.bonds)):
+            if i not in ok and any(c.trans[i, j] > 0 for j in ok):
+                ok.add(i)
+                changed = True
+    return ok

@@ -1,0 +1,96 @@
+"""Statistics of a plan: lengths, bond shares (planned vs stationary), engine calls and token budget.
+
+Computed in one streaming pass over the plan's chunks, so a million-sample plan needs no more
+memory than one chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from molspec.plan.compile import Plan
+from molspec.plan.matrix import stationary
+
+
+@dataclass
+class PlanStats:
+    """What `molspec plan` prints (and `--json` dumps)."""
+
+    samples: int
+    seed: int
+    steps: dict[str, float]
+    bond_shares: dict[str, float]
+    stationary: dict[str, dict[str, float]]
+    transitions: dict[str, list[list[float]]]
+    engine_calls: int
+    max_tokens: int
+    splits: dict[str, dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"samples": self.samples, "seed": self.seed, "steps": self.steps,
+                "bond_shares": self.bond_shares, "stationary": self.stationary,
+                "transitions": self.transitions, "engine_calls": self.engine_calls,
+                "max_tokens": self.max_tokens, "splits": self.splits}
+
+
+def plan_stats(plan: Plan) -> PlanStats:
+    k = len(plan.bonds)
+    counts = np.zeros(k, dtype=np.int64)
+    trans = np.zeros((k, k), dtype=np.int64)
+    hist = np.zeros(plan.max_steps + 1, dtype=np.int64)
+    for w in plan.iter_walks(0, plan.samples):
+        counts += np.bincount(w.bonds[w.bonds >= 0].astype(np.int64), minlength=k)
+        hist += np.bincount(w.lengths.astype(np.int64), minlength=plan.max_steps + 1)
+        trans += _transition_counts(w.bonds, k)
+    total_steps = int(counts.sum())
+    budget = _token_budget(plan, counts)
+    return PlanStats(
+        samples=plan.samples, seed=plan.seed, steps=_length_stats(hist),
+        bond_shares={b: _r(c / max(total_steps, 1)) for b, c in zip(plan.bonds, counts, strict=True) if c},
+        stationary={c.name: {b: _r(p) for b, p in zip(c.bonds, stationary(c), strict=True)} for c in plan.chains},
+        transitions=_row_normalised(trans, plan.bonds),
+        engine_calls=total_steps + plan.samples, max_tokens=budget,
+        splits={s.spec.name: {"samples": s.spec.samples, "graphs": list(s.spec.graphs), "source": s.spec.source,
+                              "questions": s.question_slice[1] - s.question_slice[0]} for s in plan.splits})
+
+
+def _transition_counts(bonds: npt.NDArray[np.int8], k: int) -> npt.NDArray[np.int64]:
+    a, b = bonds[:, :-1].astype(np.int64), bonds[:, 1:].astype(np.int64)
+    ok = (a >= 0) & (b >= 0)
+    flat = np.bincount(a[ok] * k + b[ok], minlength=k * k)
+    return flat.reshape(k, k)
+
+
+def _row_normalised(trans: npt.NDArray[np.int64], bonds: tuple[str, ...]) -> dict[str, list[list[float]]]:
+    rows = trans.sum(axis=1, keepdims=True)
+    p = np.where(rows > 0, trans / np.where(rows > 0, rows, 1), 0.0)
+    return {"bonds": list(bonds), "matrix": [[_r(x) for x in row] for row in p]}  # type: ignore[dict-item]
+
+
+def _length_stats(hist: npt.NDArray[np.int64]) -> dict[str, float]:
+    n = int(hist.sum())
+    if n == 0:
+        return {"mean": 0.0, "p50": 0, "p95": 0, "max": 0, "min": 0, "total": 0}
+    values = np.arange(hist.size)
+    cdf = np.cumsum(hist) / n
+    return {"mean": _r(float((values * hist).sum() / n)), "min": int(values[hist > 0].min()),
+            "p50": int(np.searchsorted(cdf, 0.5)), "p95": int(np.searchsorted(cdf, 0.95)),
+            "max": int(values[hist > 0].max()), "total": int((values * hist).sum())}
+
+
+def _token_budget(plan: Plan, counts: npt.NDArray[np.int64]) -> int:
+    """Upper bound on generated tokens: per-bond max_tokens times its step count, plus the answers."""
+    spec = plan.spec
+    base = spec.model.sampling if spec.dataset and spec.dataset.model in spec.models else None
+    default = base.max_tokens if base and base.max_tokens else 384
+    per_bond = [spec.bonds[b].sampling.max_tokens or default for b in plan.bonds]
+    answer = spec.answer.sampling.max_tokens or default
+    return int((counts * np.array(per_bond, dtype=np.int64)).sum()) + answer * plan.samples
+
+
+def _r(x: float) -> float:
+    return round(float(x), 4)
