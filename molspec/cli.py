@@ -1,0 +1,224 @@
+"""The `molspec` command: a thin shell over the API (argparse; no logic of its own).
+
+Exit codes: 0 ok, 1 the spec or data is wrong (or the build failed), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from molspec import __version__
+from molspec.diagnostics import MolspecError, Severity, render_all, render_short
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        code: int = args.func(args)
+        return code
+    except MolspecError as err:
+        _print_diagnostics(err, args)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001  (the last line of defence: known failures print a paragraph)
+        return _failure(exc)
+
+
+def _failure(exc: Exception) -> int:
+    message = getattr(exc, "message", None)
+    if message is not None:  # EngineError, SourceError, PushError, TraceError: user-facing by design
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if os.environ.get("MOLSPEC_DEBUG"):
+        raise exc
+    print(f"internal error: {type(exc).__name__}: {exc}\n"
+          "this is a bug in molspec; rerun with MOLSPEC_DEBUG=1 for the traceback and report it",
+          file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _color(args: argparse.Namespace) -> bool:
+    mode = getattr(args, "color", "auto")
+    if mode == "auto":
+        return sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+    return bool(mode == "always")
+
+
+def _print_diagnostics(err: MolspecError, args: argparse.Namespace) -> None:
+    if getattr(args, "format", "rich") == "short":
+        for d in err.diagnostics:
+            print(render_short(d), file=sys.stderr)
+    else:
+        print(err.render(color=_color(args), limit=getattr(args, "max_errors", 50)), file=sys.stderr)
+
+
+# ---------------------------------------------------------------- check
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from molspec.api import load
+
+    failed = False
+    for path in args.specs:
+        try:
+            doc = load(path)
+        except MolspecError as err:
+            _print_diagnostics(err, args)
+            failed = True
+            continue
+        diags = [d for d in doc.diagnostics if args.warnings or d.severity is not Severity.NOTE]
+        errors = [d for d in diags if d.is_error or (args.strict and d.severity is Severity.WARNING)]
+        failed |= bool(errors) or doc.spec is None
+        if diags:
+            _print_diagnostics(MolspecError(diags, doc.sources), args)
+        elif not args.quiet:
+            print(f"{path}: ok", file=sys.stderr)
+    return EXIT_BAD_INPUT if failed else EXIT_OK
+
+
+# ---------------------------------------------------------------- fmt
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    from molspec.lang.fmt import format_text
+
+    changed = []
+    for path in args.specs:
+        text = _read_text(path)
+        new = format_text(text, path)
+        if new == text:
+            continue
+        changed.append(path)
+        if args.check:
+            print(f"would reformat {path}", file=sys.stderr)
+        else:
+            _write_atomic(Path(path), new)
+            print(f"reformatted {path}", file=sys.stderr)
+    if args.check and changed:
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        from molspec.diagnostics import Diagnostic, Label, Span
+
+        raise MolspecError([Diagnostic("MOL013", f"cannot read {path}: {exc.strerror}",
+                                       Label(Span(path, 0, 0, 1, 1)))]) from None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.molspec-tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- plan
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from molspec.api import load
+    from molspec.plan.output import print_stats, write_walks
+    from molspec.plan.stats import plan_stats
+
+    doc = load(args.spec)
+    plan = doc.compile(seed=args.seed, samples=args.samples)
+    stats = plan_stats(plan)
+    if args.out:
+        write_walks(plan, Path(args.out))
+    if args.json:
+        print(json.dumps(stats.to_json(), indent=2))
+    else:
+        print_stats(doc.path, plan, stats, out=args.out)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- the parser
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="molspec", description="Build long chain-of-thought datasets from .mol specs.")
+    p.add_argument("--version", action="version", version=f"molspec {__version__}")
+    sub = p.add_subparsers(metavar="COMMAND")
+    _add(sub, "check", cmd_check, "check specs; print diagnostics", _check_args)
+    _add(sub, "fmt", cmd_fmt, "format specs in place (canonical form, comments kept)", _fmt_args)
+    _add(sub, "plan", cmd_plan, "compile a spec and print its sampling plan", _plan_args)
+    for name, (module, help_) in EXTRA_COMMANDS.items():
+        _add_lazy(sub, name, module, help_)
+    return p
+
+
+# Commands whose implementation lives next to its stage; each module has `add_arguments(parser)`
+# and `run(args) -> int`.
+EXTRA_COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def _add(sub: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str,
+         add_args: Callable[[argparse.ArgumentParser], None]) -> None:
+    sp = sub.add_parser(name, help=help_, description=help_)
+    add_args(sp)
+    _diag_args(sp)
+    sp.set_defaults(func=func)
+
+
+def _add_lazy(sub: Any, name: str, module: str, help_: str) -> None:
+    import importlib
+
+    mod = importlib.import_module(module)
+    sp = sub.add_parser(name, help=help_, description=help_)
+    mod.add_arguments(sp)
+    _diag_args(sp)
+    sp.set_defaults(func=mod.run)
+
+
+def _diag_args(sp: argparse.ArgumentParser) -> None:
+    g = sp.add_argument_group("diagnostics")
+    g.add_argument("--format", choices=("rich", "short"), default="rich", help="diagnostic style")
+    g.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    g.add_argument("--max-errors", type=int, default=50, metavar="N", help="show at most N diagnostics")
+
+
+def _check_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("specs", nargs="+", metavar="SPEC")
+    sp.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    sp.add_argument("--warnings", action="store_true", help="also show notes")
+    sp.add_argument("-q", "--quiet", action="store_true", help="print nothing for clean specs")
+
+
+def _fmt_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("specs", nargs="+", metavar="SPEC")
+    sp.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
+
+
+def _plan_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("spec", metavar="SPEC")
+    sp.add_argument("--samples", type=_positive, metavar="N", help="override the number of samples")
+    sp.add_argument("--seed", type=int, metavar="S", help="override the dataset seed")
+    sp.add_argument("--json", action="store_true", help="print the statistics as one JSON object")
+    sp.add_argument("--out", metavar="FILE", help="write the walks to FILE (.parquet or .jsonl)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
