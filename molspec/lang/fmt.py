@@ -7,6 +7,7 @@ per line with two-space indentation; graph rows with their `->` aligned.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from lark import Token
@@ -17,6 +18,7 @@ from molspec.lang.syntax import parse
 
 INDENT = "  "
 WIDTH = 110
+_BLANK = re.compile(r"\n[ \t\f\r]*\n")
 
 
 def format_text(text: str, file: str = "<string>") -> str:
@@ -59,8 +61,20 @@ class Formatter:
         return self.text.count("\n", 0, offset) + 1
 
     def _leading(self, before: int, indent: str) -> None:
+        """Emit the comments that come before offset `before`, keeping one blank line wherever the
+        source had at least one between two comments or between the last comment and the node."""
+        last_end: int | None = None
         while self.pending and (self.pending[0].start_pos or 0) < before:
-            self.lines.append(indent + str(self.pending.pop(0)).rstrip())
+            tok = self.pending.pop(0)
+            if last_end is not None and self._blank_between(last_end, tok.start_pos or 0):
+                self.lines.append("")
+            self.lines.append(indent + str(tok).rstrip())
+            last_end = tok.end_pos or 0
+        if last_end is not None and self._blank_between(last_end, before):
+            self.lines.append("")
+
+    def _blank_between(self, a: int, b: int) -> bool:
+        return _BLANK.search(self.text, a, max(a, b)) is not None
 
     def _trailing(self, end: int, limit: int | None = None) -> None:
         """Append a comment that sits on the line where offset `end` is (and before `limit`)."""
@@ -92,9 +106,9 @@ class Formatter:
                 self.lines.append("")
             self._item(item)
             prev = item
-        trailing = [str(t).rstrip() for t in self.pending]
-        if trailing:
-            self.lines += ([""] if self.lines else []) + trailing
+        if self.pending and self.lines:
+            self.lines.append("")
+        self._leading(len(self.text) + 1, "")
         return "\n".join(self.lines).rstrip("\n") + "\n"
 
     def _one_line_item(self, item: ast.Item) -> bool:
