@@ -72,6 +72,9 @@ def read_block(block: ast.Block | None, schema: Schema, diags: list[Diagnostic],
     seen: dict[str, Span] = {}
     for prop in block.props if block is not None else ():
         name = prop.key.name
+        if isinstance(prop, ast.Section) and prop.label is not None and name in schema.sections:
+            out.sections.append(prop)  # labelled sections (`split train { }`) repeat; the owner checks labels
+            continue
         if name in seen:
             diags.append(Diagnostic("MOL102", f"'{name}' is set twice in {schema.what}",
                                     Label(prop.key.sp, "set again here"),
