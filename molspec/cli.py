@@ -146,6 +146,64 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------- build
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from molspec.api import load
+    from molspec.runtime.build import BuildOptions, build
+    from molspec.runtime.console import ProgressLine, summary
+    from molspec.runtime.store import StoreError
+
+    doc = load(args.spec)
+    out = Path(args.out) if args.out else _default_out(args.spec)
+    opts = BuildOptions(out=out, limit=args.limit, engine=args.engine, model=args.model, fresh=args.fresh,
+                        window=args.batch, command=_command_line())
+    display = ProgressLine()
+    try:
+        result = build(doc, opts, on_round=None if args.quiet else display)
+    except StoreError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        display.close()
+    print(summary(result), file=sys.stderr)
+    print(str(result.out))
+    if args.push:
+        return _push_after_build(args, result.out)
+    return EXIT_OK if result.done > 0 or result.target == 0 else EXIT_BAD_INPUT
+
+
+def _push_after_build(args: argparse.Namespace, out: Path) -> int:
+    from molspec.publish.cli import push_dir
+
+    return push_dir(out, repo=args.repo, revision=args.revision, private=args.private)
+
+
+def _default_out(spec: str) -> Path:
+    return Path("out") / Path(spec).stem
+
+
+def _command_line() -> str:
+    import shlex
+
+    return "molspec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _build_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("spec", metavar="SPEC")
+    sp.add_argument("--out", metavar="DIR", help="dataset directory (default: out/<spec name>)")
+    sp.add_argument("--limit", type=_positive, metavar="N", help="build only the first N samples of the plan")
+    sp.add_argument("--engine", choices=("vllm", "transformers", "openai", "echo"), help="override the engine")
+    sp.add_argument("--model", metavar="M", help="override the model (hub id, local path, builtin:...)")
+    sp.add_argument("--fresh", action="store_true", help="discard an earlier build in DIR and start over")
+    sp.add_argument("--batch", type=_positive, metavar="N", help="samples in flight (engine batch size)")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    sp.add_argument("--push", action="store_true", help="push the dataset to the Hub when the build ends")
+    sp.add_argument("--repo", metavar="NS/NAME", help="Hub repo for --push (default: the spec's output.hub)")
+    sp.add_argument("--revision", metavar="TAG", help="tag for --push (default: spec-<sha8>)")
+    sp.add_argument("--private", action="store_true", help="create the Hub repo as private")
+
+
 # ---------------------------------------------------------------- the parser
 
 def _parser() -> argparse.ArgumentParser:
@@ -155,6 +213,7 @@ def _parser() -> argparse.ArgumentParser:
     _add(sub, "check", cmd_check, "check specs; print diagnostics", _check_args)
     _add(sub, "fmt", cmd_fmt, "format specs in place (canonical form, comments kept)", _fmt_args)
     _add(sub, "plan", cmd_plan, "compile a spec and print its sampling plan", _plan_args)
+    _add(sub, "build", cmd_build, "run a spec's plan on an engine into a dataset directory", _build_args)
     for name, (module, help_) in EXTRA_COMMANDS.items():
         _add_lazy(sub, name, module, help_)
     return p

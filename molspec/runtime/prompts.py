@@ -1,0 +1,75 @@
+"""Prompts of a walk: the chat messages of each bond step and of the answer step.
+
+Templates come from the spec (sandboxed Jinja, strict undefined variables); a bond's own template
+overrides the step frame for that bond.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from molspec.spec import BondSpec, Spec
+from molspec.templating import compile_template
+
+
+@dataclass(frozen=True, slots=True)
+class StepText:
+    """A finished step as templates see it."""
+
+    bond: str
+    kind: str
+    title: str
+    text: str
+
+    def view(self) -> dict[str, str]:
+        return {"bond": self.bond, "kind": self.kind, "title": self.title, "text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
+class WalkContext:
+    """What stays fixed over one sample's walk."""
+
+    question: str
+    bonds: tuple[str, ...]
+    sample: int
+    split: str
+    graph: str
+
+
+def _messages(spec: Spec, user: str, ctx: Mapping[str, Any]) -> tuple[dict[str, str], ...]:
+    msgs: list[dict[str, str]] = []
+    if spec.templates.system is not None:
+        msgs.append({"role": "system", "content": compile_template(spec.templates.system).render(**ctx).strip()})
+    msgs.append({"role": "user", "content": user.strip()})
+    return tuple(msgs)
+
+
+def step_messages(spec: Spec, walk: WalkContext, steps: Sequence[StepText], bond: BondSpec
+                  ) -> tuple[dict[str, str], ...]:
+    """Messages asking for step len(steps)+1 of the walk, with the instruction of `bond`."""
+    ctx = {"question": walk.question, "steps": [s.view() for s in steps],
+           "bond": {"name": bond.name, "kind": bond.kind, "title": bond.title, "instruct": bond.instruct},
+           "step": len(steps) + 1, "n_steps": len(walk.bonds), "bonds": list(walk.bonds),
+           "sample": walk.sample, "split": walk.split, "graph": walk.graph}
+    source = bond.template if bond.template is not None else spec.templates.step
+    return _messages(spec, compile_template(source).render(**ctx), ctx)
+
+
+def answer_messages(spec: Spec, walk: WalkContext, steps: Sequence[StepText]) -> tuple[dict[str, str], ...]:
+    ctx = {"question": walk.question, "steps": [s.view() for s in steps], "instruct": spec.answer.instruct,
+           "n_steps": len(walk.bonds), "bonds": list(walk.bonds), "sample": walk.sample, "split": walk.split,
+           "graph": walk.graph}
+    return _messages(spec, compile_template(spec.templates.answer).render(**ctx), ctx)
+
+
+def thinking(steps: Sequence[StepText]) -> str:
+    """The steps as one reasoning text (blank line between steps, nothing summarised)."""
+    return "\n\n".join(s.text.strip() for s in steps)
+
+
+def sft_messages(question: str, think: str, answer: str, with_think: bool) -> list[dict[str, str]]:
+    """The conversation TRL's SFTTrainer takes: the question, then the reasoning and the answer."""
+    content = f"<think>\n{think}\n</think>\n\n{answer}" if with_think else answer
+    return [{"role": "user", "content": question}, {"role": "assistant", "content": content}]

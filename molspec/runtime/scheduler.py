@@ -1,0 +1,166 @@
+"""The wavefront scheduler: every live sample's next step goes to the engine in one batch.
+
+A window of samples is in flight; each round sends one request per live sample (its next bond step,
+or its answer once the walk is done), and samples that finish are replaced from the queue at once, so
+the engine always sees a full batch. Consecutive steps of a sample share their prompt prefix, which
+the engine's prefix cache turns into saved compute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from molspec.engines.base import Completion, Engine, Request, SamplingParams
+from molspec.runtime.prompts import StepText, WalkContext, answer_messages, sft_messages, step_messages, thinking
+from molspec.runtime.verify import verify
+from molspec.sources import Question
+from molspec.spec import Sampling, Spec
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One sample to generate: its place in the plan and its question."""
+
+    index: int
+    split: str
+    graph: str
+    bonds: tuple[str, ...]
+    question: Question
+
+
+@dataclass
+class _Live:
+    job: Job
+    walk: WalkContext
+    steps: list[StepText] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Progress:
+    """Counters the CLI shows while a build runs."""
+
+    done: int = 0
+    failed: int = 0
+    steps: int = 0
+    tokens: int = 0
+    requests: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class RunConfig:
+    """How to run: batch window, sampling, seeds, and the row metadata.
+
+    Attributes:
+        window: samples in flight (the engine's batch size).
+        seed: the plan seed; per-request seeds derive from (seed, sample, step).
+        base: the model's sampling settings.
+        metadata: the build metadata stored (as JSON) in every row.
+    """
+
+    window: int
+    seed: int
+    base: Sampling
+    metadata: dict[str, Any]
+    metadata_json: str = ""
+
+    def __post_init__(self) -> None:
+        self.metadata_json = json.dumps(self.metadata, sort_keys=True)
+
+
+def request_seed(seed: int, sample: int, step: int) -> int:
+    digest = hashlib.blake2b(f"{seed}:{sample}:{step}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def run(spec: Spec, engine: Engine, jobs: Iterator[Job], cfg: RunConfig,
+        emit: Callable[[list[dict[str, Any]]], None], progress: Progress | None = None,
+        on_round: Callable[[Progress], None] | None = None) -> Progress:
+    """Generate every job; `emit` receives finished rows (successes and failures) after each round."""
+    prog = progress or Progress()
+    live: list[_Live] = []
+    exhausted = False
+    while live or not exhausted:
+        while not exhausted and len(live) < cfg.window:
+            job = next(jobs, None)
+            if job is None:
+                exhausted = True
+                break
+            live.append(_Live(job, WalkContext(job.question.question, job.bonds, job.index, job.split, job.graph)))
+        if not live:
+            break
+        requests = [_next_request(spec, s, cfg) for s in live]
+        completions = engine.generate(requests)
+        prog.requests += len(requests)
+        finished = []
+        still: list[_Live] = []
+        for s, c in zip(live, completions, strict=True):
+            row = _advance(spec, s, c, cfg, prog)
+            (finished if row is not None else still).append(row if row is not None else s)
+        live = still
+        if finished:
+            emit(finished)  # type: ignore[arg-type]
+        if on_round is not None:
+            on_round(prog)
+    return prog
+
+
+def _next_request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
+    step = len(s.steps)
+    if step < len(s.job.bonds):
+        bond = spec.bonds[s.job.bonds[step]]
+        msgs = step_messages(spec, s.walk, s.steps, bond)
+        sampling = bond.sampling.over(cfg.base)
+        meta = {"sample": s.job.index, "step": step, "bond": bond.name, "kind": bond.kind}
+    else:
+        msgs = answer_messages(spec, s.walk, s.steps)
+        sampling = spec.answer.sampling.over(cfg.base)
+        meta = {"sample": s.job.index, "step": step, "bond": "answer", "kind": "answer"}
+    params = SamplingParams(max_tokens=sampling.max_tokens or 384, temperature=sampling.temperature or 0.0,
+                            top_p=sampling.top_p or 1.0, seed=request_seed(cfg.seed, s.job.index, step))
+    return Request(key=f"{s.job.index}:{step}", messages=msgs, params=params, meta=meta)
+
+
+def _advance(spec: Spec, s: _Live, c: Completion, cfg: RunConfig, prog: Progress) -> dict[str, Any] | None:
+    """Record a completion; return the finished row when the sample is done (or failed)."""
+    step = len(s.steps)
+    if c.finish_reason == "error":
+        prog.failed += 1
+        where = "answer" if step >= len(s.job.bonds) else f"step {step + 1} ({s.job.bonds[step]})"
+        return _failure_row(s.job, f"{where}: {c.error or 'engine error'}", cfg)
+    prog.tokens += c.n_tokens
+    if step < len(s.job.bonds):
+        bond = spec.bonds[s.job.bonds[step]]
+        s.steps.append(StepText(bond.name, bond.kind, bond.title, c.text.strip()))
+        s.records.append({"bond": bond.name, "text": c.text.strip(), "n_tokens": c.n_tokens,
+                          "finish_reason": c.finish_reason})
+        prog.steps += 1
+        return None
+    prog.done += 1
+    return _row(spec, s, c, cfg)
+
+
+def _row(spec: Spec, s: _Live, answer: Completion, cfg: RunConfig) -> dict[str, Any]:
+    job = s.job
+    think = thinking(s.steps)
+    text = answer.text.strip()
+    return {
+        "id": f"{job.split}-{job.index:06d}", "split": job.split, "sample_index": job.index,
+        "question_id": job.question.id, "question": job.question.question, "gold": job.question.gold,
+        "graph": job.graph, "bonds": list(job.bonds), "steps": s.records, "thinking": think, "answer": text,
+        "answer_tokens": answer.n_tokens, "answer_finish_reason": answer.finish_reason,
+        "correct": verify(text, job.question.gold, spec.answer.verify),
+        "messages": sft_messages(job.question.question, think, text, spec.output.think),
+        "metadata": cfg.metadata_json, "error": None,
+    }
+
+
+def _failure_row(job: Job, error: str, cfg: RunConfig) -> dict[str, Any]:
+    return {"id": f"{job.split}-{job.index:06d}", "split": job.split, "sample_index": job.index,
+            "question_id": job.question.id, "graph": job.graph, "bonds": list(job.bonds), "error": error}
