@@ -13,9 +13,9 @@ from molspec.runtime.scheduler import Progress
 class ProgressLine:
     """A one-line progress display: redrawn in place on a terminal, a line every few seconds otherwise."""
 
-    def __init__(self, stream: TextIO = sys.stderr, every_s: float = 10.0) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
+    def __init__(self, stream: TextIO | None = None, every_s: float = 10.0) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.every_s = 0.2 if self.tty else every_s
         self.last = 0.0
 
