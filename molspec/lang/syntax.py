@@ -35,6 +35,11 @@ SYNTAX_ERRORS: dict[str, tuple[str, str, list[str]]] = {
     "MOL010": ("a top-level item must start with a keyword",
                "items are: use, dataset, source, model, bond, graph, template, answer, output",
                ["foo { }", "molspec 1 foo = 3", "samples = 3", 'dataset "x" { } foo']),
+    "MOL015": ("a block is written without '='", "write `options { ... }`, not `options = { ... }`",
+               ['model m { options = { } }', 'dataset "x" { split train = { } }']),
+    "MOL016": ("properties are separated by spaces or new lines, not commas",
+               "write `{ samples = 100  seed = 7 }` or one property per line",
+               ['dataset "x" { samples = 1, seed = 2 }', 'output { think = true, }']),
 }
 
 _TOKEN_NAMES = {
@@ -86,6 +91,9 @@ def _diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
         return _early_end(text, file)
     assert isinstance(exc, UnexpectedToken)
     span = Span.from_token(file, exc.token)
+    unmatched = _unmatched_closer(exc, text, file)
+    if unmatched is not None:
+        return unmatched
     known = _match_known(exc)
     if known:
         message, help_ = SYNTAX_ERRORS[known][:2]
@@ -96,12 +104,34 @@ def _diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
 
 
 def _match_known(exc: UnexpectedToken) -> str | None:
-    examples = {code: ex for code, (_, _, ex) in SYNTAX_ERRORS.items()}
-    try:
-        label = exc.match_examples(parser().parse, examples, use_accepts=True)
-    except Exception:  # noqa: BLE001  (a failing example must never hide the real error)
-        return None
-    return label if isinstance(label, str) else None
+    """The code of the SYNTAX_ERRORS example that fails in the same parser state, preferring one that
+    fails on the same kind of token.
+
+    Only the top of the LALR stack is compared (lark's `match_examples` also compares the stack
+    depth, which changes with the version line and with how many items or properties came before).
+    """
+    fallback = None
+    for code, state, accepts, token_type in _example_errors():
+        if state != exc.state.position or accepts != exc.accepts:
+            continue
+        if token_type == exc.token.type:
+            return code
+        fallback = fallback or code
+    return fallback
+
+
+@functools.cache
+def _example_errors() -> tuple[tuple[str, int, frozenset[str], str], ...]:
+    out = []
+    for code, (_, _, examples) in SYNTAX_ERRORS.items():
+        for example in examples:
+            try:
+                parser().parse(example)
+            except UnexpectedToken as ut:
+                out.append((code, ut.state.position, frozenset(ut.accepts or ()), ut.token.type))
+            except UnexpectedInput:
+                continue
+    return tuple(out)
 
 
 def _bad_character(exc: UnexpectedCharacters, text: str, file: str) -> Diagnostic:
@@ -135,11 +165,14 @@ def _early_end(text: str, file: str) -> Diagnostic:
 _SKIP = re.compile(r'"""(.|\n)*?"""|"([^"\\\n]|\\.)*"|#[^\n]*')
 
 
-def _innermost_open(text: str) -> tuple[int, str, str] | None:
-    """The innermost unclosed bracket, skipping strings and comments, with what it opens."""
+def _scan(text: str, stop: int | None = None) -> tuple[list[int], tuple[int, int] | None]:
+    """Brackets of text[:stop], skipping strings and comments: the offsets of those still open, and
+    the (open, close) offsets of the last pair closed."""
     stack: list[int] = []
+    last: tuple[int, int] | None = None
+    end = len(text) if stop is None else stop
     i = 0
-    while i < len(text):
+    while i < end:
         m = _SKIP.match(text, i)
         if m:
             i = m.end()
@@ -148,26 +181,54 @@ def _innermost_open(text: str) -> tuple[int, str, str] | None:
         if ch in _OPENERS:
             stack.append(i)
         elif ch in ")]}" and stack:
-            stack.pop()
+            last = (stack.pop(), i)
         i += 1
+    return stack, last
+
+
+def _construct(text: str, pos: int) -> str:
+    """What the bracket at `pos` opens, from the words before it on its line: `graph qwq`."""
+    line_start = text.rfind("\n", 0, pos) + 1
+    head = text[line_start:pos].split()
+    return f"`{' '.join(head[:2])}`" if head else "this block"
+
+
+def _innermost_open(text: str) -> tuple[int, str, str] | None:
+    """The innermost unclosed bracket, skipping strings and comments, with what it opens."""
+    stack, _ = _scan(text)
     if not stack:
         return None
     pos = stack[-1]
-    line_start = text.rfind("\n", 0, pos) + 1
-    head = text[line_start:pos].split()
-    what = f"`{' '.join(head[:2])}`" if head else "this block"
-    return pos, text[pos], what
+    return pos, text[pos], _construct(text, pos)
+
+
+def _unmatched_closer(exc: UnexpectedToken, text: str, file: str) -> Diagnostic | None:
+    """MOL011 when the unexpected token is a closing bracket with nothing open before it."""
+    tok = exc.token
+    if tok.type not in ("RBRACE", "RPAR", "RSQB") or tok.start_pos is None:
+        return None
+    stack, last = _scan(text, tok.start_pos)
+    if stack:
+        return None
+    secondary: tuple[Label, ...] = ()
+    if last is not None:
+        what = _construct(text, last[0])
+        secondary = (Label(Span.at(file, text, last[1], last[1] + 1), f"{what} is already closed here"),)
+    return Diagnostic("MOL011", f"unmatched '{tok}'", Label(Span.from_token(file, tok), "closes nothing"),
+                      secondary=secondary, help="remove it, or move the earlier closing bracket here")
 
 
 def _describe(tok: Token) -> str:
     if tok.type == "$END":
         return "end of file"
-    if tok.type in ("NAME", "NUMBER", "STRING"):
-        return f"{_TOKEN_NAMES[tok.type][2:] if tok.type != 'NUMBER' else 'number'} {str(tok)!r}"
+    if tok.type == "STRING":
+        return f"string {tok}"
+    if tok.type in ("NAME", "NUMBER"):
+        return f"{'name' if tok.type == 'NAME' else 'number'} {str(tok)!r}"
     return repr(str(tok))
 
 
 def _one_of(items: list[str]) -> str:
     if len(items) > 8:
-        return ", ".join(items[:8]) + ", ..."
+        return "one of " + ", ".join(items[:8]) + ", ..."
     return items[0] if len(items) == 1 else "one of " + ", ".join(items)
