@@ -38,7 +38,7 @@ _SAMPLING_KEYS = (S.Key("temperature", "float", lo=0, hi=5), S.Key("top_p", "flo
                   S.Key("max_tokens", "int", lo=1, hi=1_000_000))
 BOND = S.Schema("a bond", (S.Key("instruct", "str", required=True, doc="the instruction for this behaviour"),
                            S.Key("title", "str"), S.Key("template", "str"), *_SAMPLING_KEYS))
-MODEL = S.Schema("a model", (S.Key("engine", "str", choices=ENGINES),
+MODEL = S.Schema("a model", (S.Key("engine", "str"),
                              S.Key("name", "str", required=True, doc="a hub id, a local path or builtin:..."),
                              S.Key("chat_template", "str"), *_SAMPLING_KEYS), sections=("options",))
 _SPLIT_KEYS = (S.Key("samples", "int", lo=1, hi=1e9), S.Key("graph", "refs"), S.Key("source", "ref"),
@@ -286,8 +286,12 @@ def _model(low: Lowering, m: ast.Model) -> ModelSpec | None:
     options: dict[str, Any] = {}
     for sec in vals.sections:
         options.update(S.block_to_dict(sec.body, low.diags))
+    engine = vals.get("engine", "vllm")
+    if engine not in ENGINES:
+        low.error("MOL114", f"unknown engine '{engine}'", vals.spans["engine"], label="not an engine",
+                  help=did_you_mean(engine, ENGINES) or "engines: " + ", ".join(ENGINES))
     base = Sampling(temperature=0.7, top_p=1.0, max_tokens=384)
-    return ModelSpec(name=m.name.name, engine=vals.get("engine", "vllm"), model=vals.get("name"),
+    return ModelSpec(name=m.name.name, engine=engine, model=vals.get("name"),
                      sampling=_sampling(vals).over(base), options=options,
                      chat_template=vals.get("chat_template"), span=m.name.sp)
 
@@ -354,7 +358,7 @@ def _refs(low: Lowering, vals: S.Values, key: str, table: dict[str, Any]) -> tup
             ok.append(name)
             continue
         hint = did_you_mean(name, table)
-        code = {"graph": "MOL109", "source": "MOL110", "model": "MOL110"}[key]
+        code = {"graph": "MOL109", "source": "MOL110", "model": "MOL111"}[key]
         low.error(code, f"unknown {key} '{name}'", vals.spans[key], label=f"no {key} of this name",
                   help=hint or (f"defined {key}s: {', '.join(table)}" if table else f"declare a `{key}` first"))
     return tuple(ok)

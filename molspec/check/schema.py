@@ -6,6 +6,7 @@ mean"), duplicates, wrong types, values out of range and missing required keys, 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -126,8 +127,7 @@ def convert(value: ast.Value, key: Key, diags: list[Diagnostic], what: str) -> A
     if result is None:
         got = _describe(value)
         diags.append(Diagnostic("MOL103", f"'{key.name}' must be {_KIND_NAMES[key.kind]}, not {got}",
-                                Label(value.sp, f"this is {got}"),
-                                help=key.doc or None))
+                                Label(value.sp, f"this is {got}"), help=_type_help(value, key)))
         return None
     if key.choices and result not in key.choices:
         hint = did_you_mean(str(result), key.choices)
@@ -139,6 +139,35 @@ def convert(value: ast.Value, key: Key, diags: list[Diagnostic], what: str) -> A
                                 help=f"{key.name} must be {_range_text(key)}"))
         return None
     return result
+
+
+_EXAMPLES = {"str": '"text"', "int": "100", "float": "0.7", "bool": "true", "ref": "NAME", "refs": "[a, b]",
+             "range": "8..40", "strs": '["en", "fr"]', "any": "1"}
+
+
+def _type_help(value: ast.Value, key: Key) -> str:
+    """How to write the value: without quotes when the string holds the right literal, else an example."""
+    if isinstance(value, ast.Str):
+        fixed = _unquoted(value.value, key.kind)
+        if fixed is not None:
+            return f"remove the quotes: `{key.name} = {fixed}`"
+    if isinstance(value, ast.Ref) and key.kind in ("str", "strs"):
+        return f'strings go in double quotes: `{key.name} = "{value.name}"`'
+    example = f"e.g. `{key.name} = {_EXAMPLES[key.kind]}`"
+    return f"{example} ({key.doc})" if key.doc else example
+
+
+def _unquoted(text: str, kind: Kind) -> str | None:
+    literal = text.strip()
+    if kind == "bool" and literal in ("true", "false"):
+        return literal
+    pattern = _LITERALS.get(kind)
+    return literal if pattern is not None and pattern.fullmatch(literal) else None
+
+
+_LITERALS = {"int": re.compile(r"[+-]?\d+"), "float": re.compile(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?"),
+             "range": re.compile(r"\d+\.\.\d+"), "ref": re.compile(r"[A-Za-z_]\w*"),
+             "refs": re.compile(r"[A-Za-z_]\w*")}
 
 
 def _as_kind(value: ast.Value, kind: Kind) -> Any:
