@@ -88,9 +88,17 @@ def _rows(src: SourceSpec) -> Iterator[dict[str, Any]]:
     path = Path(src.location)
     if not path.is_file():
         raise SourceError("MOL401", f"source file not found: {src.path}",
-                          help=f"looked for {path}; paths are relative to the spec file")
+                          help=f"looked for {_shown(path)}; paths are relative to the spec file")
     reader = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows}[src.format]
     yield from reader(path, str(src.path))
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the working directory when it is below it (messages stay short and stable)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _jsonl_rows(path: Path, shown: str) -> Iterator[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from molspec.diagnostics import Diagnostic, Label, MolspecError, Severity
+from molspec.diagnostics import Diagnostic, Label, MolspecError, Severity, Span
 from molspec.lang import ast
 from molspec.lang.build import parse_file
 
@@ -57,17 +57,33 @@ def load_program(path: str | Path, text: str | None = None) -> Program:
 
 def _read(abs_path: Path, display: str) -> str:
     try:
-        return abs_path.read_text(encoding="utf-8")
+        data = abs_path.read_bytes()
     except FileNotFoundError:
-        raise _file_error("MOL013", f"no such file: {display}", display) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _file_error("MOL013", f"cannot read {display}: {exc}", display) from None
+        raise _file_error(f"no such file: {display}", Span(display, 0, 0, 1, 1)) from None
+    except IsADirectoryError:
+        raise _file_error(f"{display} is a directory, not a .mol file", Span(display, 0, 0, 1, 1)) from None
+    except OSError as exc:
+        raise _file_error(f"cannot read {display}: {exc.strerror}", Span(display, 0, 0, 1, 1)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        shown = {display: data.decode("utf-8", errors="replace")}
+        raise _file_error(f"{display} is not UTF-8 text", _byte_span(display, data, exc.start),
+                          help="save the file as UTF-8", sources=shown) from None
 
 
-def _file_error(code: str, message: str, display: str) -> MolspecError:
-    from molspec.diagnostics import Span
+def _byte_span(display: str, data: bytes, offset: int) -> Span:
+    """Span of the byte at `offset`, with line and column counted in the valid text before it."""
+    before = data[:offset].decode("utf-8")
+    line = before.count("\n") + 1
+    col = len(before) - (before.rfind("\n") + 1) + 1
+    return Span(display, len(before), len(before) + 1, line, col)
 
-    return MolspecError([Diagnostic(code, message, Label(Span(display, 0, 0, 1, 1)))])
+
+def _file_error(message: str, span: Span, help: str | None = None,
+                sources: dict[str, str] | None = None) -> MolspecError:
+    label = Label(span, "not UTF-8" if sources else "")
+    return MolspecError([Diagnostic("MOL013", message, label, help=help)], sources)
 
 
 def _visit(prog: Program, file: ast.File, abs_path: Path, stack: list[Path], done: dict[Path, str]) -> None:
@@ -96,7 +112,7 @@ def _import(prog: Program, use: ast.Use, importer: Path, stack: list[Path], done
     display = _display(target)
     if not target.is_file():
         prog.diagnostics.append(Diagnostic(
-            "MOL501", f"imported file not found: {use.path.value}", Label(use.path.sp, f"looked for {target}"),
+            "MOL501", f"imported file not found: {use.path.value}", Label(use.path.sp, f"looked for {display}"),
             help="paths in `use` are relative to the file that imports them"))
         return
     done[target] = display
