@@ -1,0 +1,89 @@
+"""Benchmark (a): orchestration overhead of `molspec build` with the echo engine.
+
+10,000 samples x 16 steps (plus one answer step each), including writing the parquet dataset, against
+the echo engine alone answering the same number of requests with the same prompts (the floor).
+
+    .venv/bin/python bench/build_echo.py [--samples 10000] [--steps 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import molspec
+from molspec.engines import Request, SamplingParams, create
+from molspec.runtime.build import BuildOptions, build
+
+SPEC = """\
+molspec 1
+dataset "bench/echo" {{ samples = {samples}  seed = 1 }}
+source questions = jsonl("questions.jsonl")
+model synth {{ engine = "echo"  name = "none"  max_tokens = 64 }}
+bond explore : vdw "Self-exploration" {{ instruct = "Explore another way." }}
+bond deep : covalent "Deep reasoning" {{ instruct = "Go one step deeper." }}
+bond reflect : hydrogen "Self-reflection" {{ instruct = "Check an earlier step." }}
+bond normal : plain "Normal operation" {{ instruct = "Do the next routine step." }}
+graph g {{
+  start   -> explore 1.0
+  explore -> deep 0.5 | normal 0.3 | reflect 0.2
+  deep    -> deep 0.4 | reflect 0.3 | normal 0.2 | explore 0.1
+  reflect -> deep 0.5 | normal 0.3 | explore 0.2
+  normal  -> deep 0.6 | reflect 0.2 | explore 0.2
+  steps = {steps}..{steps}
+}}
+answer {{ verify = "math" }}
+"""
+
+
+def _write(folder: Path, samples: int, steps: int) -> Path:
+    with (folder / "questions.jsonl").open("w") as fh:
+        for i in range(500):
+            fh.write(json.dumps({"question": f"What is {i} times 3?", "gold": str(3 * i)}) + "\n")
+    spec = folder / "bench.mol"
+    spec.write_text(SPEC.format(samples=samples, steps=steps))
+    return spec
+
+
+def _floor(n_requests: int) -> float:
+    """Seconds for the echo engine alone to answer n requests of a typical prompt size, in batches."""
+    eng = create("echo", None, {}, 0)
+    prompt = "Problem: What is 7 times 3?\n\n" + "Reasoning so far: one step of text. " * 40
+    reqs = [Request(key=str(i), messages=({"role": "user", "content": prompt},), params=SamplingParams(max_tokens=64),
+                    meta={"sample": i, "step": 0, "bond": "deep", "kind": "covalent"}) for i in range(4096)]
+    t = time.perf_counter()
+    done = 0
+    while done < n_requests:
+        eng.generate(reqs[: min(4096, n_requests - done)])
+        done += 4096
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=10_000)
+    ap.add_argument("--steps", type=int, default=16)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = _write(Path(tmp), args.samples, args.steps)
+        doc = molspec.load(spec)
+        t = time.perf_counter()
+        res = build(doc, BuildOptions(out=Path(tmp) / "out"))
+        wall = time.perf_counter() - t
+    requests = res.steps + res.done
+    floor = _floor(requests)
+    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
+    print("| what | seconds | steps/s | ratio |")
+    print("| --- | ---: | ---: | ---: |")
+    print(f"| molspec build, echo ({args.samples:,} samples x {args.steps} steps + answers, parquet written) "
+          f"| {wall:.2f} | {res.steps / wall:,.0f} | {wall / floor:.1f}x |")
+    print(f"| echo engine alone, same number of requests ({requests:,}) | {floor:.2f} | "
+          f"{res.steps / floor:,.0f} | 1.0x |")
+
+
+if __name__ == "__main__":
+    main()
