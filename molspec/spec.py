@@ -84,6 +84,8 @@ class GraphSpec(Model):
     min_steps: int = 1
     max_steps: int = 64
     has_steps: bool = False
+    steps_span: Span | None = Field(default=None, exclude=True, repr=False)  # the `steps = ..` value
+    valid: bool = Field(default=True, exclude=True, repr=False)  # False: its header is wrong (reported)
 
 
 class SourceSpec(Model):

@@ -178,10 +178,12 @@ def _sampling(vals: S.Values) -> Sampling:
 
 def _graph(low: Lowering, g: ast.Graph, bonds: dict[str, BondSpec]) -> GraphSpec:
     mode = "probability"
+    valid = True
     if g.mode is not None:
         if g.mode.name in ("energy", "probability"):
             mode = g.mode.name
         else:
+            valid = False  # rows cannot be read without knowing the mode; later graph checks skip it
             low.error("MOL117", f"unknown graph mode '{g.mode.name}'", g.mode.sp,
                       help=did_you_mean(g.mode.name, ("energy", "probability")) or
                       "write `graph NAME : energy { ... }` for energies, or leave the mode out")
@@ -194,7 +196,8 @@ def _graph(low: Lowering, g: ast.Graph, bonds: dict[str, BondSpec]) -> GraphSpec
     lo, hi = vals.get("steps", (1, 64))
     return GraphSpec(name=g.name.name, mode=mode, temperature=vals.get("temperature", 1.0),  # type: ignore[arg-type]
                      normalize=vals.get("normalize", False), rows=rows, min_steps=lo, max_steps=hi,
-                     has_steps="steps" in vals.values, span=g.name.sp)
+                     has_steps="steps" in vals.values, steps_span=vals.spans.get("steps"), valid=valid,
+                     span=g.name.sp)
 
 
 def _rows(low: Lowering, g: ast.Graph, bonds: dict[str, BondSpec], mode: str) -> tuple[RowSpec, ...]:

@@ -28,7 +28,8 @@ class Chain:
         trans: P(next bond | bond), shape (K, K); row i plus end[i] sums to 1 (or 0 for a dead end).
         end: P(stop after bond), shape (K,).
         min_steps, max_steps: length bounds.
-        uses_end: whether any row has an `end` weight (else the length is uniform in the bounds).
+        uses_end: whether some bond has a positive `end` weight (else the length is uniform in the
+            bounds).
     """
 
     name: str
@@ -83,7 +84,7 @@ def chain(graph: GraphSpec, declared: Sequence[str]) -> Chain:
                 end[i] = w
             else:
                 trans[i, pos[tgt]] = w
-    uses_end = any(e.target == "end" for r in graph.rows for e in r.edges)
+    uses_end = bool((end > 0).any())  # `end` in the start row, or with weight 0, stops nothing
     return Chain(graph.name, bonds, start, trans, end, graph.min_steps, graph.max_steps, uses_end)
 
 
