@@ -189,9 +189,12 @@ def render(d: Diagnostic, sources: dict[str, str], color: bool = False) -> str:
         labels = [(d.primary, "^", _COLORS[d.severity])] + [(lab, "-", _BLUE) for lab in d.secondary
                                                              if lab.span.file == s.file]
         out.append(f"{pad} {c(_BLUE, '|')}")
+        shown_line = 0
         for label, mark, code in sorted(labels, key=lambda x: x[0].span.start):
-            src = _line_of(text, label.span.line).expandtabs(4)
-            out.append(f"{c(_BLUE, str(label.span.line).rjust(gutter))} {c(_BLUE, '|')} {src}".rstrip())
+            if label.span.line != shown_line:  # several labels on one line: show the line once
+                src = _line_of(text, label.span.line).expandtabs(4)
+                out.append(f"{c(_BLUE, str(label.span.line).rjust(gutter))} {c(_BLUE, '|')} {src}".rstrip())
+                shown_line = label.span.line
             marks, _ = _underline(text, label, mark)
             tail = f" {label.text}" if label.text else ""
             out.append(f"{pad} {c(_BLUE, '|')} {c(code, marks + tail)}".rstrip())
