@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from molspec import __version__
-from molspec.diagnostics import MolspecError, Severity, render_all, render_short
+from molspec.diagnostics import MolspecError, Severity, render_short
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
 

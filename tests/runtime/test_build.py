@@ -26,7 +26,8 @@ def _rows(out: Path) -> list[dict]:
     return list(ds)
 
 
-def test_echo_build_writes_a_loadable_dataset(tiny_spec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_echo_build_writes_a_loadable_dataset(tiny_spec: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     assert main(["build", str(tiny_spec), "--out", str(out), "-q"]) == 0
     assert capsys.readouterr().out.strip() == str(out)
