@@ -69,9 +69,28 @@ def parse(text: str, file: str = "<string>", comments: list[Token] | None = None
         callbacks["COMMENT"] = lambda tok: (comments.append(tok), tok)[1]
     try:
         p = parser() if comments is None else _parser_with_callbacks(callbacks)
-        return p.parse(text)
+        return p.parse(text, on_error=_keyword_as_name)
     except UnexpectedInput as exc:
         raise MolspecError([_diagnostic(exc, text, file)], {file: text}) from None
+
+
+def _keyword_as_name(exc: UnexpectedInput) -> bool:
+    """Re-read a keyword as a name where only a name fits, and go on parsing.
+
+    After a string or number the LALR tables merge the lookaheads of every context, so the contextual
+    lexer also offers the item keywords there: in `{ license = "mit"  model = m }` the word `model`
+    comes out as the keyword, and only the parser learns that a property name was meant.
+    """
+    if not isinstance(exc, UnexpectedToken) or exc.interactive_parser is None:
+        return False
+    tok = exc.token
+    if tok.type == "NAME" or "NAME" not in (exc.accepts or ()) or not _NAME_RE.fullmatch(str(tok)):
+        return False
+    exc.interactive_parser.feed_token(Token.new_borrow_pos("NAME", str(tok), tok))
+    return True
+
+
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _parser_with_callbacks(callbacks: dict[str, Callable[[Token], Token]]) -> Lark:
