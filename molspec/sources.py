@@ -107,7 +107,7 @@ def _jsonl_rows(path: Path, shown: str) -> Iterator[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line.rstrip("\r\n"))  # so that colno counts within the line
             except json.JSONDecodeError as exc:
                 raise SourceError("MOL404", f"{shown}:{lineno}:{exc.colno}: not valid JSON ({exc.msg})",
                                   help="each line of a .jsonl file must be one JSON object") from None

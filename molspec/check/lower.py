@@ -69,6 +69,11 @@ class Lowering:
     diags: list[Diagnostic] = field(default_factory=list)
     defs: dict[str, dict[str, Any]] = field(default_factory=dict)  # namespace -> name -> item
 
+    @property
+    def import_failed(self) -> bool:
+        """Some imported file could not be read or parsed (its definitions are missing)."""
+        return any(d.code in ("MOL501", "MOL503") for d in self.prog.diagnostics)
+
     def error(self, code: str, message: str, span: Span, help: str | None = None,
               secondary: tuple[Label, ...] = (), label: str = "") -> None:
         self.diags.append(Diagnostic(code, message, Label(span, label), secondary=secondary, help=help))
@@ -248,6 +253,8 @@ def _known_bond(low: Lowering, ident: ast.Ident, bonds: dict[str, BondSpec], all
     if ident.name in declared:  # declared but invalid: already reported
         return False
     hint = did_you_mean(ident.name, list(declared) + list(allow))
+    if hint is None and low.import_failed:  # most likely defined in the file that failed to load
+        return False
     low.error("MOL104", f"unknown bond '{ident.name}'", ident.sp, label="no bond of this name",
               help=hint or (f"declare it with `bond {ident.name} : KIND {{ instruct = \"...\" }}`"
                             " or import a vocabulary with `use`"))
@@ -379,7 +386,7 @@ def _default_ref(low: Lowering, vals: S.Values, key: str, table: dict[str, Any],
         code = {"graph": "MOL602", "source": "MOL604", "model": "MOL606"}[key]
         msg = (f"the spec declares no {key}" if not table else
                f"the spec declares {len(table)} {key}s and the dataset does not say which to use")
-        help_ = (f"add `{key} = {next(iter(table))}` to the dataset" if table else
+        help_ = (f"add `{key} = {next(iter(table))}` to the dataset ({key}s: {', '.join(table)})" if table else
                  {"graph": "declare a `graph NAME { ... }` or import one with `use`",
                   "source": 'declare `source questions = jsonl("questions.jsonl")`',
                   "model": 'declare `model synth { engine = "vllm" name = "..." }`'}[key])

@@ -44,8 +44,8 @@ def _check_one(spec: Spec, name: str, source: str, span: Span | None,
         tree = env.parse(source)
     except TemplateSyntaxError as exc:
         where = _line_span(spec, span, source, exc.lineno)
-        return [Diagnostic("MOL301", f"the {name} template does not parse: {exc.message}", Label(where),
-                           help="see https://jinja.palletsprojects.com/templates/ for the syntax")]
+        return [Diagnostic("MOL301", f"the {name} template does not parse: {exc.message}",
+                           Label(where, "found here"), help=_syntax_help(exc.message or ""))]
     unknown = sorted(meta.find_undeclared_variables(tree) - set(variables))
     if unknown:
         return [_unknown(spec, name, source, span, var, variables) for var in unknown]
@@ -68,15 +68,43 @@ def _trial_render(spec: Spec, name: str, source: str, span: Span, variables: dic
     try:
         env.from_string(source).render(**_sample_context(spec))
     except SecurityError as exc:
+        where = _attribute_span(spec, span, source, str(exc))
         return [Diagnostic("MOL304", f"the {name} template does something the sandbox forbids: {exc}",
-                           Label(span), help="templates may read variables, not Python internals")]
+                           Label(where, "not allowed"), help="templates may read variables, not Python internals")]
     except UndefinedError as exc:
-        return [Diagnostic("MOL305", f"the {name} template fails on a sample: {exc.message}", Label(span),
+        where = _attribute_span(spec, span, source, exc.message or "")
+        return [Diagnostic("MOL305", f"the {name} template fails on a sample: {exc.message}",
+                           Label(where, "no such field"),
                            help="fields: bond has name, kind, title, instruct; steps items have bond, kind, "
                                 "title, text")]
     except Exception as exc:  # noqa: BLE001  (any template runtime error is the user's to fix)
         return [Diagnostic("MOL305", f"the {name} template fails on a sample: {exc}", Label(span))]
     return []
+
+
+_SYNTAX_HELP = {
+    "end of statement block": "a `{% ... %}` tag before this point is missing its closing `%}`",
+    "end of print statement": "a `{{ ... }}` before this point is missing its closing `}}`",
+    "Unexpected end of template": "a block tag (`{% for %}`, `{% if %}`) is never closed with its `{% end... %}`",
+}
+
+
+def _syntax_help(message: str) -> str:
+    for needle, text in _SYNTAX_HELP.items():
+        if needle in message:
+            return text
+    return "see https://jinja.palletsprojects.com/templates/ for the syntax"
+
+
+def _attribute_span(spec: Spec, span: Span, source: str, message: str) -> Span:
+    """The first use of the attribute an error message names (`.body`, `__class__`), else the template."""
+    m = re.search(r"attribute '(\w+)'", message)
+    if m is None:
+        return span
+    use = re.search(rf"\.{m.group(1)}\b|\[\s*['\"]{m.group(1)}['\"]\s*\]", source)
+    if use is None:
+        return span
+    return _offset_span(spec, span, use.start(), use.end() - use.start())
 
 
 def _sample_context(spec: Spec) -> dict[str, Any]:

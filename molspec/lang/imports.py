@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from molspec.diagnostics import Diagnostic, Label, MolspecError, Severity, Span
+from molspec.diagnostics import Diagnostic, Label, MolspecError, Severity, Span, did_you_mean
 from molspec.lang import ast
 from molspec.lang.build import parse_file
 
@@ -113,7 +113,7 @@ def _import(prog: Program, use: ast.Use, importer: Path, stack: list[Path], done
     if not target.is_file():
         prog.diagnostics.append(Diagnostic(
             "MOL501", f"imported file not found: {use.path.value}", Label(use.path.sp, f"looked for {display}"),
-            help="paths in `use` are relative to the file that imports them"))
+            help=_near_miss(target) or "paths in `use` are relative to the file that imports them"))
         return
     done[target] = display
     try:
@@ -133,3 +133,10 @@ def _import(prog: Program, use: ast.Use, importer: Path, stack: list[Path], done
         return
     _visit(prog, parsed, target, stack + [target], done)
     prog.files.append(parsed)
+
+
+def _near_miss(target: Path) -> str | None:
+    """'did you mean' over the .mol files next to where the import looked."""
+    if not target.parent.is_dir():
+        return None
+    return did_you_mean(target.name, sorted(p.name for p in target.parent.glob("*.mol")))
