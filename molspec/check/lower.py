@@ -6,6 +6,7 @@ cannot be lowered is left out of the Spec (a bad row, an unknown bond) and repor
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,13 +106,21 @@ def lower(prog: Program) -> tuple[Spec | None, list[Diagnostic]]:
 
 def _version(low: Lowering, main: ast.File) -> int:
     if main.version is None:
-        low.warning("MOL012", "the spec does not say which language version it is written in",
-                    Span(main.path, 0, 0, 1, 1), help="start the file with `molspec 1`")
+        first = _first_word(main.items[0].sp, low.prog.sources.get(main.path, "")) if main.items else \
+            Span(main.path, 0, 0, 1, 1)
+        low.diags.append(Diagnostic("MOL012", "the spec does not say which language version it is written in",
+                                    Label(first, "expected `molspec 1` before this"), severity=Severity.WARNING,
+                                    help="start the file with `molspec 1`"))
         return 1
     if main.version.value != 1:
         low.error("MOL115", f"unsupported language version {main.version.raw}", main.version.sp,
                   help="this molspec reads `molspec 1`")
     return 1
+
+
+def _first_word(span: Span, text: str) -> Span:
+    m = re.compile(r"\w+").match(text, span.start)
+    return Span(span.file, span.start, m.end() if m else span.start + 1, span.line, span.col)
 
 
 def _collect(low: Lowering) -> None:
@@ -239,7 +248,7 @@ def _edges(low: Lowering, row: ast.Row, bonds: dict[str, BondSpec], mode: str) -
                       label="not a number", help="write probabilities as plain numbers, e.g. `deep 0.25`")
             continue
         if mode == "probability" and e.weight.value < 0:
-            low.error("MOL202", f"negative probability {e.weight.raw} for '{tgt}'", e.weight.sp,
+            low.error("MOL202", f"negative probability {e.weight.raw} for '{tgt}'", e.weight.sp, label="negative",
                       help="probabilities are between 0 and 1; use an energy graph for signed weights")
             continue
         edges.append(EdgeSpec(target=tgt, weight=e.weight.value, span=e.sp))
