@@ -1,0 +1,54 @@
+"""Golden diagnostics: every `diagnostics/<case>.mol` renders exactly as `<case>.txt`.
+
+The first line of each case says which diagnostic it is about and where it must point:
+`# expect: MOL104 at 9:25` (or `at _support/x.mol:3:5` for a span in an imported file).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from molspec.api import load
+from molspec.diagnostics import Diagnostic, MolspecError, render_all
+from tests.lang.golden import check_golden
+
+HERE = Path(__file__).parent / "diagnostics"
+CASES = sorted(HERE.glob("*.mol"))
+EXPECT = re.compile(rb"# expect: (MOL\d{3}) at (?:(\S+):)?(\d+):(\d+)\n")
+
+
+def diagnose(name: str) -> tuple[list[Diagnostic], str]:
+    """Diagnostics of a case and their rich no-colour render (paths relative to HERE)."""
+    try:
+        doc = load(name)
+    except MolspecError as err:
+        return list(err.diagnostics), err.render(color=False, limit=None)
+    return doc.check(), render_all(doc.check(), doc.sources, color=False, limit=None)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+def test_golden_render(case: Path, update_goldens: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(HERE)
+    diags, rendered = diagnose(case.name)
+    check_golden(case.with_suffix(".txt"), rendered + "\n", update_goldens)
+
+    header = EXPECT.match(case.read_bytes())
+    assert header, f"{case.name} must start with '# expect: MOLnnn at LINE:COL'"
+    code, file, line, col = header.group(1).decode(), header.group(2), int(header.group(3)), int(header.group(4))
+    where = {(d.span.file, d.span.line, d.span.col) for d in diags if d.code == code}
+    assert (file.decode() if file else case.name, line, col) in where, f"{code} not at {line}:{col}: {where}"
+
+
+def test_enough_distinct_codes() -> None:
+    codes = {EXPECT.match(c.read_bytes()).group(1) for c in CASES}  # type: ignore[union-attr]
+    assert len(CASES) >= 30 and len(codes) >= 30, (len(CASES), sorted(codes))
+
+
+def test_renders_never_contain_tracebacks_or_absolute_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(HERE)
+    for case in CASES:
+        _, rendered = diagnose(case.name)
+        assert "Traceback" not in rendered and str(HERE) not in rendered, case.name
