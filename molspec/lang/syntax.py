@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from contextvars import ContextVar
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -64,14 +64,14 @@ def parse(text: str, file: str = "<string>", comments: list[Token] | None = None
     Raises:
         MolspecError: with one syntax diagnostic.
     """
-    callbacks: dict[str, Callable[[Token], Token]] = {}
-    if comments is not None:
-        callbacks["COMMENT"] = lambda tok: (comments.append(tok), tok)[1]
+    sink = _COMMENTS.set(comments)
     try:
-        p = parser() if comments is None else _parser_with_callbacks(callbacks)
+        p = parser() if comments is None else _comment_parser()
         return p.parse(text, on_error=_keyword_as_name)
     except UnexpectedInput as exc:
         raise MolspecError([_diagnostic(exc, text, file)], {file: text}) from None
+    finally:
+        _COMMENTS.reset(sink)
 
 
 def _keyword_as_name(exc: UnexpectedInput) -> bool:
@@ -93,12 +93,24 @@ def _keyword_as_name(exc: UnexpectedInput) -> bool:
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _parser_with_callbacks(callbacks: dict[str, Callable[[Token], Token]]) -> Lark:
-    # lexer_callbacks are fixed at construction; a comment-collecting parser is built per call
-    # (only the formatter needs one, and it parses few files).
+# Where the comment parser puts the comments of the parse in progress (lexer callbacks are fixed
+# when a parser is built, so the one cached parser appends to a per-context list).
+_COMMENTS: ContextVar[list[Token] | None] = ContextVar("molspec_comments", default=None)
+
+
+def _collect_comment(tok: Token) -> Token:
+    sink = _COMMENTS.get()
+    if sink is not None:
+        sink.append(tok)
+    return tok
+
+
+@functools.cache
+def _comment_parser() -> Lark:
+    """The parser for the formatter: the same grammar, with comments handed to `_collect_comment`."""
     return Lark.open_from_package("molspec", "mol.lark", ("grammars",), parser="lalr",
                                   propagate_positions=True, maybe_placeholders=True,
-                                  lexer_callbacks=callbacks)
+                                  lexer_callbacks={"COMMENT": _collect_comment})
 
 
 def _diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
