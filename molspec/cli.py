@@ -221,7 +221,9 @@ def _parser() -> argparse.ArgumentParser:
 
 # Commands whose implementation lives next to its stage; each module has `add_arguments(parser)`
 # and `run(args) -> int`.
-EXTRA_COMMANDS: dict[str, tuple[str, str]] = {}
+EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
+    "push": ("molspec.publish.cli", "push a built dataset to the Hugging Face Hub"),
+}
 
 
 def _add(sub: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str,

@@ -187,6 +187,9 @@ def finalize(p: Prepared, store: Store, opts: BuildOptions, target: int, resumed
                          wall_s=wall_s, accuracy=accuracy, errors=[f["error"] for f in failed.values()][:20],
                          files=files)
     write_json_atomic(opts.out / "molspec.json", _manifest(p, opts, result, rows, failed, spec_files))
+    from molspec.publish.card import write_card  # the dataset card and structure.png, from the manifest
+
+    write_card(opts.out)
     return result
 
 
@@ -239,6 +242,7 @@ def _manifest(p: Prepared, opts: BuildOptions, res: BuildResult, rows: list[dict
         "sampling": {**spec.model.sampling.model_dump(), "per_bond": {
             b.name: b.sampling.model_dump(exclude_none=True) for b in spec.bonds.values()}},
         "answer": {"verify": spec.answer.verify, "keep": spec.answer.keep},
+        "output": {"hub": spec.output.hub, "private": spec.output.private},
         "splits": {s.spec.name: {"samples": s.spec.samples, "graphs": list(s.spec.graphs),
                                  "done": sum(r["split"] == s.spec.name for r in rows),
                                  "failed": sum(f["split"] == s.spec.name for f in failed.values())}

@@ -1,0 +1,94 @@
+"""`molspec push DIR [--repo NS/NAME] [--revision TAG] [--private] [--message M]`, and `molspec build --push`.
+
+A thin shell over `molspec.publish.hub.push`: it picks the repo (the flag, else the spec's `output.hub`),
+refreshes the dataset card so that it names that repo, warns about a spec with uncommitted changes, and
+turns a `PushError` into one paragraph on stderr. The token is never read here: `push` resolves it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+# Imports of the card, the plots and huggingface_hub stay inside the functions: every `molspec` command builds
+# this module's parser, and `molspec check` (a pre-commit hook) should not pay for them.
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", metavar="DIR", help="a `molspec build` output directory")
+    parser.add_argument("--repo", metavar="NS/NAME", help="Hub dataset repo (default: the spec's output.hub)")
+    parser.add_argument("--revision", metavar="TAG", help="tag for this build (default: spec-<sha8>)")
+    parser.add_argument("--private", action="store_true", help="create the repo as private (refuse a public one)")
+    parser.add_argument("--message", metavar="M", help="commit title (default: names the spec, sha256, git commit)")
+
+
+def run(args: argparse.Namespace) -> int:
+    return push_dir(Path(args.dir), repo=args.repo, revision=args.revision, private=args.private,
+                    message=args.message)
+
+
+def push_dir(out: Path, repo: str | None = None, revision: str | None = None, private: bool = False,
+             message: str | None = None) -> int:
+    """Push the build in `out`; prints the outcome and returns the exit code (0 ok, 1 failed, 2 usage)."""
+    from molspec.publish.card import hub_repo, read_manifest
+    from molspec.publish.hub import PushError, push
+
+    out = Path(out)
+    try:
+        manifest = read_manifest(out)
+    except ValueError as err:
+        print(f"error: {out} is not a molspec build directory ({err}). Build it first with "
+              f"`molspec build SPEC --out {out}`.", file=sys.stderr)
+        return EXIT_FAILED
+    repo = repo or hub_repo(manifest)
+    if not repo:
+        print("error: no Hub repo to push to: pass --repo NS/NAME, or set `output { hub = \"NS/NAME\" }` in the "
+              "spec and rebuild.", file=sys.stderr)
+        return EXIT_USAGE
+    private = private or bool((manifest.get("output") or {}).get("private"))
+    _warn_dirty(manifest)
+    _refresh_card(out, repo)
+    _quiet_hub()
+    try:
+        result = push(out, repo, revision=revision, private=private, message=message)
+    except PushError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    print(result.summary())
+    print(f"  browse   {result.url}")
+    print(f'  load it  datasets.load_dataset("{result.repo}", revision="{result.tag}")')
+    return EXIT_OK
+
+
+def _warn_dirty(manifest: dict[str, Any]) -> None:
+    spec = manifest.get("spec") or {}
+    if spec.get("git_dirty"):
+        commit = str(spec.get("git_commit") or "?")[:12]
+        print(f"warning: {spec.get('path', 'the spec')} had uncommitted changes when it was built, so git commit "
+              f"{commit} does not reproduce this dataset (the card says so; the exact spec files are pushed under "
+              "spec/). Commit the spec and rebuild for a dataset that its commit reproduces.", file=sys.stderr)
+
+
+def _refresh_card(out: Path, repo: str) -> None:
+    """(Re)write the card and picture so the card names `repo`; a README edited by hand is left alone."""
+    from molspec.publish.card import README, render_card, write_card
+
+    readme = out / README
+    if readme.is_file():
+        current = readme.read_text(encoding="utf-8")
+        if current == render_card(out, repo):
+            return
+        if current != render_card(out):
+            print(f"note: {readme} was edited after the build; pushing it as it is.", file=sys.stderr)
+            return
+    write_card(out, repo)
+
+
+def _quiet_hub() -> None:
+    from huggingface_hub.utils.tqdm import disable_progress_bars
+
+    disable_progress_bars()
