@@ -64,12 +64,12 @@ def parse(text: str, file: str = "<string>", comments: list[Token] | None = None
     Raises:
         MolspecError: with one syntax diagnostic.
     """
+    p = parser() if comments is None else _comment_parser()
     sink = _COMMENTS.set(comments)
     try:
-        p = parser() if comments is None else _comment_parser()
         return p.parse(text, on_error=_keyword_as_name)
     except UnexpectedInput as exc:
-        raise MolspecError([_diagnostic(exc, text, file)], {file: text}) from None
+        raise MolspecError([_diagnostic(exc, text, file, p)], {file: text}) from None
     finally:
         _COMMENTS.reset(sink)
 
@@ -113,7 +113,7 @@ def _comment_parser() -> Lark:
                                   lexer_callbacks={"COMMENT": _collect_comment})
 
 
-def _diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
+def _diagnostic(exc: UnexpectedInput, text: str, file: str, p: Lark) -> Diagnostic:
     if isinstance(exc, UnexpectedCharacters):
         return _bad_character(exc, text, file)
     assert isinstance(exc, (UnexpectedToken, UnexpectedEOF))
@@ -125,7 +125,7 @@ def _diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
     unmatched = _unmatched_closer(exc, text, file)
     if unmatched is not None:
         return unmatched
-    known = _match_known(exc)
+    known = _match_known(exc, p)
     if known:
         message, help_ = SYNTAX_ERRORS[known][:2]
         return Diagnostic(known, message, Label(span, f"unexpected {_describe(exc.token)}"), help=help_)
@@ -134,7 +134,7 @@ def _diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
                       help="expected " + _one_of(expected))
 
 
-def _match_known(exc: UnexpectedToken) -> str | None:
+def _match_known(exc: UnexpectedToken, p: Lark) -> str | None:
     """The code of the SYNTAX_ERRORS example that fails in the same parser state, preferring one that
     fails on the same kind of token.
 
@@ -142,7 +142,7 @@ def _match_known(exc: UnexpectedToken) -> str | None:
     depth, which changes with the version line and with how many items or properties came before).
     """
     fallback = None
-    for code, state, accepts, token_type in _example_errors():
+    for code, state, accepts, token_type in _example_errors(p):
         if state != exc.state.position or accepts != exc.accepts:
             continue
         if token_type == exc.token.type:
@@ -152,12 +152,13 @@ def _match_known(exc: UnexpectedToken) -> str | None:
 
 
 @functools.cache
-def _example_errors() -> tuple[tuple[str, int, frozenset[str], str], ...]:
+def _example_errors(p: Lark) -> tuple[tuple[str, int, frozenset[str], str], ...]:
+    """How each example fails in `p` (state numbers differ between two builds of the same grammar)."""
     out = []
     for code, (_, _, examples) in SYNTAX_ERRORS.items():
         for example in examples:
             try:
-                parser().parse(example)
+                p.parse(example)
             except UnexpectedToken as ut:
                 out.append((code, ut.state.position, frozenset(ut.accepts or ()), ut.token.type))
             except UnexpectedInput:
