@@ -13,6 +13,7 @@ import pytest
 
 from molspec.api import load
 from molspec.diagnostics import Diagnostic, MolspecError, render_all
+from molspec.lang.fmt import format_text
 from tests.lang.golden import check_golden
 
 HERE = Path(__file__).parent / "diagnostics"
@@ -52,3 +53,16 @@ def test_renders_never_contain_tracebacks_or_absolute_paths(monkeypatch: pytest.
     for case in CASES:
         _, rendered = diagnose(case.name)
         assert "Traceback" not in rendered and str(HERE) not in rendered, case.name
+
+
+SYNTAX_CASES = [c for c in CASES if c.stem.startswith("syntax-")]
+
+
+@pytest.mark.parametrize("case", SYNTAX_CASES, ids=[c.stem for c in SYNTAX_CASES])
+def test_formatter_reports_the_same_syntax_error(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`molspec fmt` parses with a comment-collecting parser; its errors must match `check`'s."""
+    monkeypatch.chdir(HERE)
+    diags, _ = diagnose(case.name)
+    with pytest.raises(MolspecError) as err:
+        format_text(case.read_text(encoding="utf-8"), case.name)
+    assert [(d.code, d.span) for d in err.value.diagnostics] == [(d.code, d.span) for d in diags]
