@@ -1,0 +1,522 @@
+"""Label reasoning steps with bonds: `deep`, `reflect`, `explore`, `normal`.
+
+Two labelers share the `Labeler` protocol:
+
+* `CueLabeler` ("cue"): fast and deterministic. Each step is scored per bond from discourse cues in
+  its opening words, cue words in its body, its equation density and its position; a step with
+  no opening cue leans towards the previous step's bond (a check or a derivation usually runs
+  over several paragraphs). The highest score wins; ties go to the order in `TIE_ORDER`.
+* `LLMLabeler` ("llm", in `molspec.structure.llm_label`): a few-shot judge run through an Engine.
+
+Bond names and kinds follow the standard vocabulary: deep = covalent, reflect = hydrogen,
+explore = vdw, normal = plain.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+# The fixed bond order used by every structure table (matrices, .mol rows, JSON).
+BONDS: tuple[str, ...] = ("explore", "deep", "reflect", "normal")
+BOND_KINDS: dict[str, str] = {"explore": "vdw", "deep": "covalent", "reflect": "hydrogen", "normal": "plain"}
+BOND_TITLES: dict[str, str] = {
+    "explore": "Self-exploration",
+    "deep": "Deep reasoning",
+    "reflect": "Self-reflection",
+    "normal": "Normal operation",
+}
+
+
+@runtime_checkable
+class Labeler(Protocol):
+    """Gives every step of a trace one bond name from `BONDS`."""
+
+    @property
+    def name(self) -> str:
+        """The labeler's name ("cue", "llm"), recorded with extracted graphs."""
+        ...
+
+    def label(self, question: str | None, steps: Sequence[str]) -> list[str]:
+        """One bond per step, in order; `question` may be None when the trace has none."""
+        ...
+
+    def label_many(self, traces: Sequence[tuple[str | None, Sequence[str]]]) -> list[list[str]]:
+        """Label many traces at once (an engine-backed labeler batches all their steps)."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Cue lexicon. Patterns are generic discourse markers (from the paper's keyword appendix and
+# common Long-CoT phrasing), not phrases lifted from any labelled trace.
+
+_HEAD_CHARS = 90  # the opening words: where a step announces what it is going to do
+
+
+def _opening(*alternatives: str) -> re.Pattern[str]:
+    """Any alternative at the very start of a step, after optional markup or punctuation."""
+    return re.compile(r"^\W*(?:" + "|".join(alternatives) + ")", re.IGNORECASE)
+
+
+_CHECK_VERBS = (
+    r"(?:just )?(?:double[- ]check|check|verify|confirm|re-?check|re-?examine|re-?verify|re-?calculate|"
+    r"re-?compute|re-?do|go back|make sure(?! i understand)|test|sanity[- ]check|cross[- ]check|re-?consider|re-?visit|"
+    r"think again|re-?evaluate|plug)"
+)
+_REFLECT_HEAD = _opening(
+    r"wait\b(?!,? (?:so|then|now|therefore|thus)\b)",
+    r"hold on",
+    r"hmm+,? (?:but|wait|no)",
+    r"but wait",
+    r"oops",
+    r"no,",
+    r"actually,? no",
+    r"(?:but |now |so |okay,? |first,? )?(?:let me|let's|lets|i(?: should|'ll| will| need to)) " + _CHECK_VERBS,
+    r"double[- ]check",
+    r"verif(?:y|ying|ication)",
+    r"to (?:check|verify|confirm)",
+    r"check(?:ing)?\b",
+    r"is (?:this|that) (?:right|correct)",
+    r"that (?:can't|cannot|doesn't|does not) (?:be|seem|make)",
+    r"that's (?:not|wrong)",
+    r"i (?:think i )?made a mistake",
+    r"but (?:is|does|did|was|are|would|could|should) (?:this|that|it|my|the)\b",
+)
+_EXPLORE_TOPICS = (
+    r"(?:approach|way|idea|method|angle|thought|possibility|perspective|point|argument|counterargument|"
+    r"aspect|factor|consideration|option|thing|issue|concern)"
+)
+_EXPLORE_HEAD = _opening(
+    r"(?:wait,? |hmm,? |but |so |now,? |okay,? )?alternatively",
+    r"(?:wait,? |hmm,? |but |so |now,? |okay,? )?another\b",
+    r"what if",
+    r"what about",
+    r"how about",
+    r"suppose",
+    r"(?:but |so |hmm,? |wait,? )?(?:maybe|perhaps) (?:we|i|it|there|the|this|instead|another|a)\b",
+    r"(?:let me|let's|lets|i'll|i could|we could) (?:try|consider|think about|explore|assume|guess|look at|approach)",
+    r"on the (?:other hand|flip side)",
+    r"conversely",
+    r"(?:there's|there is|there are) also",
+    r"(?:i|we) (?:should|need to|could|might) (?:also )?(?:consider|think about|explore|look at|try)",
+    r"also,",
+    r"additionally",
+    r"(?:first|second|next),? (?:i should|let me|let's) (?:think|consider|look)",
+    r"(?:one|a) (?:possible |common |main |big |major )?" + _EXPLORE_TOPICS,
+    r"(?:the )?counter-?arguments?",
+    r"(?:the )?arguments? (?:for|against|in favou?r)",
+    r"in terms of",
+    r"considering",
+)
+_DEEP_HEAD = _opening(
+    r"therefore",
+    r"thus",
+    r"hence",
+    r"so,? (?:this|that|we|the|if|it|in)\b",
+    r"which means",
+    r"this (?:means|implies|gives)",
+    r"it follows",
+    r"since",
+    r"because",
+    r"substitut\w*",
+    r"plugging",
+    r"from (?:this|that|equation|the)\b",
+    r"combining",
+    r"putting (?:this|these|it) (?:all )?together",
+    r"i need to weigh",
+    r"weighing",
+    r"balancing",
+    # a contrast that answers the previous point ("However, ...") rather than checking or branching
+    r"(?:but|however)\b(?!,? (?:wait|let me|let's|i should|maybe|perhaps|what|another|hold|alternatively))",
+    r"if (?:we|the|this|that|i)\b",
+    # a judgement: weighing reaches a stance
+    r"(?:so,? |overall,? |in conclusion,? |putting [^,]{0,30},? )?(?:i think|i lean|i believe|i agree|"
+    r"i disagree|my (?:stance|position|view)|on balance|where do i stand)",
+)
+_NORMAL_HEAD = _opening(
+    r"okay",
+    r"ok\b",
+    r"alright",
+    r"all right",
+    r"first,? (?:let me|let's|i need to) (?:understand|read|parse|recall|write|note|restate)",
+    r"the problem (?:says|states|asks|gives|is)",
+    r"we (?:need|are asked) to (?:find|compute)",
+    r"i need to (?:find|figure out|compute|determine|calculate)",
+    r"given",
+    r"(?:let me|let's) (?:write|list|compute|calculate|note|denote|recall|restate|summarize|outline|rewrite)",
+    r"compute",
+    r"calculat\w*",
+    r"(?:so|thus|therefore),? the (?:final )?answer",
+    r"the (?:final )?answer is",
+    r"final answer",
+    r"in summary",
+    r"to summarize",
+    r"(?:hmm,? |so,? |okay,? )*(?:the main (?:points|arguments)|to recap|so far|summarizing)",
+    r"(?:pros|cons|arguments? (?:for|against))\b[^:\n]{0,40}:",
+    r"[-*] ",
+    r"\d+\. ",
+)
+# Body cues, counted anywhere in a step. Entries are words or short phrases, matched on whole
+# tokens of the lower-cased text (one dictionary lookup per token, so labelling stays fast).
+_BODY_CUES: dict[str, tuple[str, ...]] = {
+    "reflect": (
+        "correct",
+        "incorrect",
+        "check",
+        "checks",
+        "checked",
+        "checking",
+        "verify",
+        "verified",
+        "verifies",
+        "verifying",
+        "verification",
+        "confirm",
+        "confirms",
+        "confirmed",
+        "mistake",
+        "miscalculated",
+        "miscalculation",
+        "error",
+        "wrong",
+        "match",
+        "matches",
+        "matched",
+        "consistent",
+        "same result",
+        "same answer",
+        "same as before",
+        "makes sense",
+        "that's right",
+        "double-check",
+        "double check",
+        "re-examine",
+        "reexamine",
+        "again",
+        "as before",
+        "earlier",
+        "contradiction",
+        "contradicts",
+        "doesn't make sense",
+        "doesn't add up",
+        "not right",
+        "valid",
+        "holds",
+    ),
+    "explore": (
+        "maybe",
+        "perhaps",
+        "might",
+        "could",
+        "possibly",
+        "alternatively",
+        "what if",
+        "suppose",
+        "try",
+        "guess",
+        "approach",
+        "idea",
+        "angle",
+        "aspect",
+        "perspective",
+        "argument",
+        "consider",
+    ),
+    "deep": (
+        "therefore",
+        "thus",
+        "hence",
+        "so",
+        "which means",
+        "implies",
+        "it follows",
+        "follows that",
+        "because",
+        "since",
+        "must",
+        "means that",
+        "we get",
+        "we have",
+        "gives",
+        "giving",
+        "leads to",
+        "reduces to",
+        "substitute",
+        "substitutes",
+        "substituting",
+        "substituted",
+        "substitution",
+        "solve",
+        "solves",
+        "solving",
+        "solved",
+        "then",
+        "if",
+        "consequently",
+        "⇒",
+        "=>",
+        "→",
+    ),
+    "normal": (
+        "boxed",
+        "final answer",
+        "answer is",
+        "the problem says",
+        "the problem states",
+        "the problem asks",
+        "compute",
+        "calculate",
+        "simplify",
+        "simplifies",
+        "simplified",
+        "simplifying",
+        "simplification",
+        "divided by",
+        "remainder",
+        "summary",
+        "summarize",
+        "summarise",
+        "summarizing",
+        "outline",
+        # setting up: notation, coordinates, the goal
+        "denote",
+        "denotes",
+        "denoted",
+        "notation",
+        "define",
+        "set up",
+        "parametrize",
+        "parameterize",
+        "parametrization",
+        "coordinate",
+        "coordinates",
+        "let me write",
+        "we need to find",
+        "we need to compute",
+        "i need to find",
+        "i need to compute",
+        "need to determine",
+        "the question is",
+    ),
+}
+_LIST_ITEM = re.compile(r"^[ \t]*(?:[-*]|\d+\.) ", re.MULTILINE)  # list lines: enumerating, summarising
+_EQUALS = re.compile(r"=|≡|≈")
+
+
+@dataclass(frozen=True, slots=True)
+class CueWeights:
+    """How much each signal counts. Defaults were tuned on the `tune` half of the hand labels
+    (tests/structure/fixtures/hand_labels.jsonl); the held-out half was not used to set them.
+
+    Attributes:
+        reflect_head / explore_head / deep_head / normal_head: an opening cue for that bond.
+        reflect_body / explore_body / deep_body / normal_body: per cue word in the body (capped).
+        body_cap: the most body cue words that count, per bond.
+        equation: per unit of equation density ("=" signs per 100 characters, capped at 4).
+        recall: times the share of the step's trigrams already written two or more steps earlier.
+        restate: times the share of the step's trigrams found in the question (restating is normal).
+        numeric: times the digit ratio (digits over digits + letters): plain arithmetic is normal.
+        first_step: the first step of a trace is usually a restatement (normal).
+        inherit: bonus for the previous step's bond when this step has no opening cue.
+    """
+
+    reflect_head: float = 3.0
+    explore_head: float = 2.6
+    deep_head: float = 1.2
+    normal_head: float = 2.4
+    reflect_body: float = 0.45
+    explore_body: float = 0.3
+    deep_body: float = 0.22
+    normal_body: float = 0.6
+    body_cap: int = 6
+    equation: float = 0.35
+    numeric: float = 1.5
+    recall: float = 5.0
+    restate: float = 2.0
+    first_step: float = 3.0
+    inherit: float = 0.5
+
+
+# Ties are broken towards the more common, less specific behaviour.
+TIE_ORDER: tuple[str, ...] = ("deep", "normal", "reflect", "explore")
+
+
+@dataclass(frozen=True, slots=True)
+class StepFeatures:
+    """The signals of one step that the cue labeler scores (kept for inspection and tests).
+
+    Attributes:
+        head: bond -> whether the step opens with one of its cues.
+        body: bond -> how many of its cue words or phrases the step contains.
+        equation_density: "=" (and ≡, ≈) per 100 characters.
+        digit_ratio: digits over digits + letters.
+        words: words of two or more letters.
+        trigrams: lower-cased token trigrams (words, numbers, single symbols).
+    """
+
+    head: dict[str, bool]
+    body: dict[str, int]
+    equation_density: float
+    digit_ratio: float
+    words: int
+    trigrams: frozenset[tuple[str, ...]]
+
+
+def step_features(text: str) -> StepFeatures:
+    """Extract the cue signals of one step (one tokenisation feeds every body signal)."""
+    head = text[:_HEAD_CHARS]
+    low = text.lower()
+    tokens = _TOKEN.findall(low)
+    body = _body_counts(tokens)
+    body["normal"] += len(_LIST_ITEM.findall(text))
+    # map/filter keep the per-token work in C: labelling runs over millions of steps.
+    runs = list(map(len, filter(str.isalpha, tokens)))
+    letters, digits = sum(runs), sum(map(len, filter(str.isdigit, tokens)))
+    return StepFeatures(
+        head={
+            "reflect": bool(_REFLECT_HEAD.match(head)),
+            "explore": bool(_EXPLORE_HEAD.match(head)),
+            "deep": bool(_DEEP_HEAD.match(head)),
+            "normal": bool(_NORMAL_HEAD.match(head)),
+        },
+        body=body,
+        equation_density=100.0 * len(_EQUALS.findall(text)) / max(len(text), 1),
+        digit_ratio=digits / (digits + letters) if digits + letters else 0.0,
+        words=len(runs) - runs.count(1),
+        trigrams=frozenset(zip(tokens, tokens[1:], tokens[2:], strict=False)),
+    )
+
+
+_TOKEN = re.compile(r"[a-z]+|\d+|[^\sa-z\d]")
+
+
+def _tokens(text: str) -> list[str]:
+    """Lower-cased tokens: runs of ASCII letters, runs of digits, and single other characters."""
+    return _TOKEN.findall(text.lower())
+
+
+def _split_cues(
+    table: dict[str, tuple[str, ...]],
+) -> tuple[dict[str, str], tuple[tuple[str, str, str], ...]]:
+    """Single-word cues (word -> bond) and phrase cues (first token, " tok tok ", bond)."""
+    singles: dict[str, str] = {}
+    phrases: list[tuple[str, str, str]] = []
+    for bond, entries in table.items():
+        for entry in entries:
+            toks = _tokens(entry)
+            if len(toks) == 1:
+                singles[toks[0]] = bond
+            else:
+                phrases.append((toks[0], " " + " ".join(toks) + " ", bond))
+    return singles, tuple(phrases)
+
+
+_SINGLE_CUES, _PHRASE_CUES = _split_cues(_BODY_CUES)
+_SINGLE_WORDS = frozenset(_SINGLE_CUES)
+
+
+def _body_counts(tokens: Sequence[str]) -> dict[str, int]:
+    """Cue words and phrases per bond. Phrases are counted on the space-joined tokens, so two
+    back-to-back occurrences of one phrase count once; they are rare enough not to matter."""
+    counts = dict.fromkeys(BONDS, 0)
+    tally = Counter(tokens)
+    for word in _SINGLE_WORDS.intersection(tally):
+        counts[_SINGLE_CUES[word]] += tally[word]
+    joined = " " + " ".join(tokens) + " "
+    for first, phrase, bond in _PHRASE_CUES:
+        if first in tally:  # most phrases cannot occur: skip the substring search
+            counts[bond] += joined.count(phrase)
+    return counts
+
+
+@dataclass(frozen=True, slots=True)
+class CueLabeler:
+    """The `cue` labeler: discourse cues + position + simple features; deterministic and fast."""
+
+    weights: CueWeights = field(default_factory=CueWeights)
+    name: str = "cue"
+
+    def label(self, question: str | None, steps: Sequence[str]) -> list[str]:
+        labels: list[str] = []
+        asked = step_features(question).trigrams if question else frozenset()
+        features = [step_features(text) for text in steps]
+        earlier: set[tuple[str, ...]] = set()  # trigrams of steps 0..i-2
+        for index, f in enumerate(features):
+            if index >= 2:
+                earlier |= features[index - 2].trigrams
+            own = f.trigrams
+            # Repeating the question is restating (normal), not folding back onto earlier work.
+            recall = len((own & earlier) - asked) / len(own) if own else 0.0
+            restate = len(own & asked) / len(own) if own else 0.0
+            labels.append(_argmax(self.score(f, index, labels[-1] if labels else None, recall, restate)))
+        return labels
+
+    def label_many(self, traces: Sequence[tuple[str | None, Sequence[str]]]) -> list[list[str]]:
+        return [self.label(question, steps) for question, steps in traces]
+
+    def scores(
+        self, text: str, index: int, previous: str | None, recall: float = 0.0, restate: float = 0.0
+    ) -> dict[str, float]:
+        """Per-bond scores of one step (see `score`)."""
+        return self.score(step_features(text), index, previous, recall, restate)
+
+    def score(
+        self, f: StepFeatures, index: int, previous: str | None, recall: float = 0.0, restate: float = 0.0
+    ) -> dict[str, float]:
+        """Per-bond scores of one step.
+
+        Args:
+            f: the step's features.
+            index: its position in the trace (0 = first).
+            previous: the bond given to the step before, None for the first step.
+            recall: share of the step's token trigrams already written two or more steps earlier.
+                Reflection folds back onto earlier work (re-deriving, re-checking), so it repeats
+                earlier text; deep reasoning builds on the step just before, exploration moves away.
+            restate: share of the step's token trigrams found in the question.
+        """
+        w = self.weights
+        # Body cue counts are normalised by length so a long step does not win on volume alone.
+        scale = 60.0 / max(f.words, 60)
+        scores = {
+            "reflect": w.reflect_head * f.head["reflect"]
+            + w.reflect_body * _cap(f.body["reflect"], w) * scale
+            + w.recall * recall,
+            "explore": w.explore_head * f.head["explore"] + w.explore_body * _cap(f.body["explore"], w) * scale,
+            "deep": w.deep_head * f.head["deep"]
+            + w.deep_body * _cap(f.body["deep"], w) * scale
+            + w.equation * min(f.equation_density, 4.0),
+            "normal": w.normal_head * f.head["normal"]
+            + w.normal_body * _cap(f.body["normal"], w) * scale
+            + w.numeric * f.digit_ratio
+            + w.restate * restate,
+        }
+        if index == 0:
+            scores["normal"] += w.first_step
+        # A check or a new branch announces itself; a step that opens with neither continues the
+        # behaviour of the step before (a verification pass runs over several paragraphs).
+        if previous is not None and not (f.head["reflect"] or f.head["explore"]):
+            scores[previous] += w.inherit
+        return scores
+
+
+def _cap(count: int, weights: CueWeights) -> int:
+    return min(count, weights.body_cap)
+
+
+def _argmax(scores: dict[str, float]) -> str:
+    best = max(scores.values())
+    return next(bond for bond in TIE_ORDER if scores[bond] == best)
+
+
+def get_labeler(name: str, **options: object) -> Labeler:
+    """A labeler by name: "cue" (no options) or "llm" (needs `engine=`; see `llm_label.LLMLabeler`)."""
+    if name == "cue":
+        return CueLabeler()
+    if name == "llm":
+        from molspec.structure.llm_label import LLMLabeler
+
+        return LLMLabeler(**options)  # type: ignore[arg-type]
+    raise ValueError(f"unknown labeler '{name}'; choose 'cue' or 'llm'")
