@@ -1,18 +1,23 @@
 """Split thinking text into reasoning steps, keeping each step's character offsets.
 
-The rule (every threshold lives in `SegmentConfig`):
+The rule (every threshold and word list lives in `SegmentConfig`):
 
 1. Split on blank lines: each paragraph is a fragment (leading/trailing whitespace trimmed).
 2. A fragment longer than `max_chars` is cut at sentence boundaries (after `.`, `?`, `!` or at a
-   line break). A cut just before a discourse cue ("Wait", "But", "Alternatively", "Hmm",
-   "Let me check", ...) is preferred; otherwise the last boundary that keeps the piece within
-   `max_chars`. No piece is cut shorter than `min_chars`.
-3. Short fragments are merged, left to right. A fragment joins the step before it when
-   that step is shorter than `min_chars` (too small to stand alone) or ends with ":" (it
-   introduces what follows), or when the fragment itself is shorter than `min_chars` and does
-   not open with a cue (a tail such as an equation line). A cue-opened fragment starts a new
-   step. A join is refused when the step is already `min_chars` long and the join would pass
-   `max_chars`, so long derivations of short lines still break into steps.
+   line break). The cut goes just before a strong cue ("Wait", "But", "Alternatively", "Hmm",
+   "Let me check", ...) if there is one in range, else before a soft opener ("Now", "Next",
+   "Let's", ...), else at the last boundary within `max_chars`. Neither side of a cut is shorter
+   than `min_chars`; a paragraph with no usable boundary stays whole.
+3. Fragments are grouped into steps left to right. For each fragment, in order of precedence:
+   - the current step ends with ":" -> join it (it introduces what follows);
+   - the fragment opens with a strong cue -> start a new step. If the current step is shorter
+     than `min_chars` it is too small to stand alone: a cue-opened one ("Wait.") keeps the
+     fragment, any other folds back into the step before it;
+   - the current step is shorter than `min_chars` -> join it;
+   - the fragment is at least `min_chars` long, or opens with a soft opener -> new step;
+   - otherwise (a short tail such as an equation line) -> join, unless the step would pass
+     `max_chars`, so long derivations of short lines still break into steps.
+   A last step shorter than `min_chars` ("Final answer: 33") joins the step before it.
 
 Every step is a half-open span: `text[step.start:step.end] == step.text`; spans never overlap,
 are in order, and together cover all non-whitespace characters of the text.
