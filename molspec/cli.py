@@ -160,7 +160,10 @@ def cmd_build(args: argparse.Namespace) -> int:
                         window=args.batch, command=_command_line())
     display = ProgressLine()
     try:
-        result = build(doc, opts, on_round=None if args.quiet else display)
+        if args.executor == "ray":
+            result = _build_on_ray(args, doc, opts)
+        else:
+            result = build(doc, opts, on_round=None if args.quiet else display)
     except StoreError as err:
         print(f"error: {err.message}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -171,6 +174,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.push:
         return _push_after_build(args, result.out)
     return EXIT_OK if result.done > 0 or result.target == 0 else EXIT_BAD_INPUT
+
+
+def _build_on_ray(args: argparse.Namespace, doc: Any, opts: Any) -> Any:
+    from molspec.runtime.ray_executor import RayProgressLine, build_ray
+
+    display = RayProgressLine()  # cmd_build's display ends its line
+    return build_ray(doc, opts, replicas=args.replicas, address=args.ray_address, shard_size=args.shard_size,
+                     gpus_per_replica=args.gpus_per_replica, on_round=None if args.quiet else display,
+                     on_replicas=display.replicas)
 
 
 def _push_after_build(args: argparse.Namespace, out: Path) -> int:
@@ -202,6 +214,13 @@ def _build_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--repo", metavar="NS/NAME", help="Hub repo for --push (default: the spec's output.hub)")
     sp.add_argument("--revision", metavar="TAG", help="tag for --push (default: spec-<sha8>)")
     sp.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    ray = sp.add_argument_group("scale-out on Ray (pip install 'molspec[ray]'; see docs/ray.md)")
+    ray.add_argument("--executor", choices=("local", "ray"), default="local", help="where the engine runs")
+    ray.add_argument("--ray-address", metavar="ADDR", help="Ray cluster (auto, HOST:PORT, ray://HOST:10001)")
+    ray.add_argument("--replicas", type=_positive, metavar="N", help="engine replicas (default: GPUs / G, else 1)")
+    ray.add_argument("--gpus-per-replica", type=float, metavar="G",
+                     help="GPUs per replica (default for vllm: tensor_parallel_size x pipeline_parallel_size)")
+    ray.add_argument("--shard-size", type=_positive, metavar="N", help="samples handed to a replica at a time")
 
 
 # ---------------------------------------------------------------- the parser
@@ -219,10 +238,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-# Commands whose implementation lives next to its stage; each module has `add_arguments(parser)`
-# and `run(args) -> int`.
+# Commands whose implementation lives next to its stage: "module" has `add_arguments(parser)` and
+# `run(args) -> int`; "module:name" has `name_arguments` and `name_run`. Keep those modules' imports light.
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "push": ("molspec.publish.cli", "push a built dataset to the Hugging Face Hub"),
+    "extract": ("molspec.structure.cli:extract", "extract a behaviour-transition graph from teacher traces"),
+    "analyze": ("molspec.structure.cli:analyze", "realised vs planned structure of a built dataset"),
+    "compare": ("molspec.structure.cli:compare", "structural correlation of two graphs, specs or datasets"),
 }
 
 
@@ -237,11 +259,12 @@ def _add(sub: Any, name: str, func: Callable[[argparse.Namespace], int], help_: 
 def _add_lazy(sub: Any, name: str, module: str, help_: str) -> None:
     import importlib
 
+    module, _, prefix = module.partition(":")
     mod = importlib.import_module(module)
     sp = sub.add_parser(name, help=help_, description=help_)
-    mod.add_arguments(sp)
+    getattr(mod, f"{prefix}_arguments" if prefix else "add_arguments")(sp)
     _diag_args(sp)
-    sp.set_defaults(func=mod.run)
+    sp.set_defaults(func=getattr(mod, f"{prefix}_run" if prefix else "run"))
 
 
 def _diag_args(sp: argparse.ArgumentParser) -> None:

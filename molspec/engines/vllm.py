@@ -200,6 +200,8 @@ def _prepare_environment() -> bool:
     except ImportError as exc:
         raise EngineError(MISSING_VLLM) from exc
     on_cpu = not torch.cuda.is_available()
+    # vLLM logs every engine detail at INFO; a build shows its own progress. VLLM_LOGGING_LEVEL=INFO restores it.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     if on_cpu:
         # In-process engine core: starts 6-8x faster and needs no `__main__` guard in user scripts.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")

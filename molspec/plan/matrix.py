@@ -127,3 +127,27 @@ def can_end(c: Chain) -> set[int]:
                 ok.add(i)
                 changed = True
     return ok
+
+
+def expected_visits(c: Chain) -> FloatArray:
+    """Expected number of steps on each bond in one walk (start, length rule and `end` included).
+
+    Divided by its sum it is the planned bond share of finite walks, which differs from the stationary
+    distribution when walks are short or start in one bond (Mole-Syn starts in exploration).
+    """
+    k = len(c.bonds)
+    rows = c.trans.sum(axis=1, keepdims=True)
+    p_go = np.where(rows > 0, c.trans / np.where(rows > 0, rows, 1), 0.0)  # moves when ending is not allowed
+    with_end = c.trans  # sub-stochastic: the missing mass is the walk ending
+    v = c.start / c.start.sum() if c.start.sum() > 0 else np.zeros(k)
+    visits = np.zeros(k)
+    span = c.max_steps - c.min_steps + 1
+    for t in range(c.max_steps):  # v: probability of being on each bond at step t with the walk still going
+        if c.uses_end:
+            visits += v
+            v = v @ (p_go if t + 1 < c.min_steps else with_end)
+        else:
+            alive = 1.0 if t < c.min_steps else (c.max_steps - t) / span  # P(L > t) for L uniform in bounds
+            visits += alive * v
+            v = v @ p_go
+    return visits

@@ -1,0 +1,128 @@
+"""`molspec extract`, `molspec analyze` and `molspec compare` (argument parsing and printing only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_BAD = 0, 1
+
+
+# ---------------------------------------------------------------- extract
+
+def extract_arguments(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("traces", nargs="+", metavar="TRACES", help=".jsonl / .parquet files, folders or Hub dataset ids")
+    sp.add_argument("-o", "--out", required=True, metavar="OUT.mol", help="where to write the graph")
+    sp.add_argument("--name", default="teacher", help="the graph's name (default: teacher)")
+    sp.add_argument("--labeler", choices=("cue", "llm"), default="cue", help="cue: fast, no model; llm: an LLM judge")
+    sp.add_argument("--engine", default="vllm", help="engine of the llm labeler")
+    sp.add_argument("--model", default="builtin:smollm2-135m-instruct", help="model of the llm labeler")
+    sp.add_argument("--alpha", type=float, default=0.5, help="additive smoothing of the counts (default 0.5)")
+    sp.add_argument("--bonds", choices=("declare", "use", "none"), default="declare",
+                    help="declare the four bonds in the file, `use` bonds/standard.mol, or write only the graph")
+    sp.add_argument("--labels", metavar="FILE.jsonl", help="also write per-trace labels and step offsets (JSON lines)")
+
+
+def extract_run(args: argparse.Namespace) -> int:
+    from molspec.lang.fmt import format_text
+    from molspec.structure.extract import extract
+    from molspec.structure.label import get_labeler
+    from molspec.structure.traces import TraceError
+
+    labeler = _labeler(args) if args.labeler == "llm" else get_labeler("cue")
+    try:
+        result = extract(args.traces, labeler=labeler, alpha=args.alpha, keep_labels=bool(args.labels))
+    except TraceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD
+    g = result.graph
+    if g.n_traces == 0:
+        print("error: no traces found in " + ", ".join(args.traces), file=sys.stderr)
+        return EXIT_BAD
+    note = f"molspec extract {' '.join(args.traces)} --labeler {args.labeler} --alpha {args.alpha}"
+    text = format_text(g.to_mol(args.name, note, bonds=args.bonds), args.out)
+    out = Path(args.out)
+    _write_atomic(out, text)
+    if args.labels:
+        _write_atomic(Path(args.labels), _labels_json(result.traces))
+    shares = ", ".join(f"{b} {s:.3f}" for b, s in zip(g.bonds, g.shares, strict=True))
+    print(f"{g.n_traces:,} traces, {g.n_steps:,} steps; shares {shares}; steps p50 {g.steps.p50}", file=sys.stderr)
+    print(str(out))
+    return EXIT_OK
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _labels_json(traces: Any) -> str:
+    from molspec.structure.estimate import labels_to_json
+
+    return labels_to_json(traces)
+
+
+def _labeler(args: argparse.Namespace) -> Any:
+    from molspec.engines import create
+    from molspec.structure.label import get_labeler
+
+    return get_labeler("llm", engine=create(args.engine, args.model, {}, 0))
+
+
+# ---------------------------------------------------------------- compare
+
+def compare_arguments(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("a", metavar="A", help="a spec (spec.mol or spec.mol:GRAPH), a build directory or traces")
+    sp.add_argument("b", metavar="B", help="the same kinds as A")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def compare_run(args: argparse.Namespace) -> int:
+    from molspec.structure.compare import compare
+    from molspec.structure.graphs import load_graph
+    from molspec.structure.traces import TraceError
+
+    try:
+        name_a, a = load_graph(args.a)
+        name_b, b = load_graph(args.b)
+    except TraceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD
+    c = compare(a, b)
+    if args.json:
+        print(json.dumps({"a": name_a, "b": name_b, **c.to_dict()}, indent=2))
+    else:
+        print(f"{name_a}  vs  {name_b}")
+        print(f"  {c.summary()}")
+        print("  paper's guidance: r >= 0.9 compatible (teachers agree), r < 0.8 incompatible (do not mix)")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- analyze
+
+def analyze_arguments(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("dir", metavar="DIR", help="a build directory")
+    sp.add_argument("--spec", metavar="SPEC", help="compare with this spec instead of the one the build used")
+    sp.add_argument("--labeler", choices=("cue", "none"), default="cue", help="re-label steps for bond fidelity")
+    sp.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    sp.add_argument("--png", metavar="FILE", help="where to draw the report (default DIR/analysis.png)")
+
+
+def analyze_run(args: argparse.Namespace) -> int:
+    from molspec.structure.analyze import analyze
+    from molspec.structure.report import draw, text_report
+
+    build_dir = Path(args.dir)
+    report = analyze(build_dir, Path(args.spec) if args.spec else None,
+                     None if args.labeler == "none" else args.labeler)
+    png = Path(args.png) if args.png else build_dir / "analysis.png"
+    draw(report, png)
+    report["png"] = str(png)
+    print(json.dumps(report, indent=2) if args.json else text_report(report))
+    return EXIT_OK

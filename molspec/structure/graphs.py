@@ -1,0 +1,125 @@
+"""Anything with a structure -> StructureGraph: a spec's graph, a built dataset, or teacher traces.
+
+`molspec compare A B` and `molspec analyze` accept all three:
+    spec.mol            the spec's graph (spec.mol:NAME when it has several)
+    out/build/          a build directory: the walks its rows realised
+    traces.jsonl        teacher traces (segmented and labelled with the cue labeler)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
+from molspec.plan.matrix import Chain, chain, expected_visits, stationary
+from molspec.spec import Spec
+from molspec.structure.estimate import GraphCounter, StepCounts, StructureGraph
+
+
+def from_chain(c: Chain) -> StructureGraph:
+    """A spec graph as a StructureGraph (shares: the expected bond shares of its finite walks)."""
+    visits = expected_visits(c)
+    pi = visits / visits.sum() if visits.sum() > 0 else stationary(c)
+    lo, hi = c.min_steps, c.max_steps
+    return StructureGraph(bonds=c.bonds, start=tuple(map(float, c.start)),
+                          transitions=tuple(tuple(map(float, row)) for row in c.trans), end=tuple(map(float, c.end)),
+                          row_counts=tuple(0 for _ in c.bonds), shares=tuple(map(float, pi)),
+                          steps=StepCounts.of([lo, hi]), n_traces=0, teacher=f"graph {c.name}")
+
+
+def spec_graphs(spec: Spec) -> dict[str, StructureGraph]:
+    return {name: from_chain(chain(g, list(spec.bonds))) for name, g in spec.graphs.items()}
+
+
+def from_walks(walks: Iterable[Sequence[str]], bonds: Sequence[str]) -> StructureGraph:
+    counter = GraphCounter(tuple(bonds))
+    for w in walks:
+        counter.add(w)
+    return counter.graph()
+
+
+def build_rows(build_dir: Path) -> list[dict[str, Any]]:
+    """The rows of a build directory (every split, in sample order)."""
+    import pyarrow.parquet as pq
+
+    files = sorted((build_dir / "data").glob("*.parquet"))
+    rows: list[dict[str, Any]] = []
+    for f in files:
+        rows += pq.read_table(f).to_pylist()
+    return sorted(rows, key=lambda r: r["sample_index"])
+
+
+def manifest(build_dir: Path) -> dict[str, Any]:
+    path = build_dir / "molspec.json"
+    if not path.is_file():
+        raise _error(str(build_dir), "not a molspec build directory (no molspec.json)",
+                     "point at the --out directory of `molspec build`")
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _error(where: str, message: str, help_: str) -> MolspecError:
+    return MolspecError([Diagnostic("MOL701", message, Label(Span(where, 0, 0, 1, 1)), help=help_)])
+
+
+def conditional(g: StructureGraph) -> StructureGraph:
+    """P(next bond | bond, the walk goes on): rows renormalised without `end`, as the paper estimates P(b'|b)
+    between consecutive steps. Walks cut by a step limit and graphs with end weights become comparable."""
+    import dataclasses
+
+    m = g.matrix()
+    rows = m.sum(axis=1, keepdims=True)
+    norm = np.where(rows > 0, m / np.where(rows > 0, rows, 1), 0.0)
+    return dataclasses.replace(g, transitions=tuple(tuple(map(float, r)) for r in norm))
+
+
+def load_graph(arg: str) -> tuple[str, StructureGraph]:
+    """Resolve a `compare` argument to (display name, graph), transitions conditional on continuing.
+
+    Raises:
+        MolspecError: the argument names nothing readable, or a spec with several graphs and no `:NAME`.
+    """
+    path_text, _, name = arg.partition(":") if not Path(arg).exists() else (arg, "", "")
+    path = Path(path_text)
+    if path.is_dir():
+        m = manifest(path)
+        bonds = [b for g in m["graphs"].values() for b in g["bonds"]]
+        order = list(dict.fromkeys(bonds))
+        return f"{arg} (built)", conditional(from_walks((r["bonds"] for r in build_rows(path)), order))
+    if path.suffix == ".mol":
+        shown, g = _spec_graph(path, name, arg)
+        return shown, conditional(g)
+    from molspec.structure.extract import extract
+
+    return f"{arg} (traces)", conditional(extract([path], keep_labels=False).graph)
+
+
+def _spec_graph(path: Path, name: str, arg: str) -> tuple[str, StructureGraph]:
+    from molspec.api import load
+
+    spec = load(path).raise_for_errors()
+    graphs = spec_graphs(spec)
+    if name:
+        if name not in graphs:
+            raise _error(arg, f"{path} has no graph '{name}'", f"graphs there: {', '.join(graphs)}")
+        return arg, graphs[name]
+    if len(graphs) != 1:
+        raise _error(arg, f"{path} has {len(graphs)} graphs", f"name one: {path}:{next(iter(graphs), 'NAME')}")
+    only = next(iter(graphs))
+    return f"{path}:{only}", graphs[only]
+
+
+def aligned_matrix(g: StructureGraph, bonds: Sequence[str]) -> np.ndarray:
+    idx = {b: i for i, b in enumerate(g.bonds)}
+    m = np.zeros((len(bonds), len(bonds)))
+    src = g.matrix()
+    for i, a in enumerate(bonds):
+        for j, b in enumerate(bonds):
+            if a in idx and b in idx:
+                m[i, j] = src[idx[a], idx[b]]
+    return m
