@@ -303,10 +303,11 @@ def _structure(m: dict[str, Any], build_dir: Path) -> str:
 
 def _lengths(m: dict[str, Any]) -> str:
     planned, realised = m.get("planned") or {}, m.get("realised") or {}
-    keys = ["mean", "min", "p50", "p95", "max", "total"]
+    shown = [(name, stats["steps"]) for name, stats in (("planned", planned), ("realised", realised))
+             if stats.get("steps")]
+    keys = [k for k in ("mean", "min", "p50", "p95", "max", "total") if all(k in steps for _, steps in shown)]
     lines = ["## Steps and tokens", "", "Steps per sample:", ""]
-    rows = [[name, *[_num(stats.get("steps", {}).get(k)) for k in keys]]
-            for name, stats in (("planned", planned), ("realised", realised)) if stats.get("steps")]
+    rows = [[name, *[_num(steps.get(k)) for k in keys]] for name, steps in shown]
     lines.append(_table(["", *keys], rows))
     tokens = realised.get("tokens") or {}
     if tokens:
@@ -394,7 +395,9 @@ def _provenance(m: dict[str, Any]) -> str:
 def _spec(m: dict[str, Any], build_dir: Path) -> str:
     spec = m.get("spec") or {}
     files = [str(f) for f in spec.get("files") or []]
-    main = spec.get("main") or (files[-1] if files else None)
+    # The build copies the spec to spec/<its file name> and its imports relative to it.
+    copied = f"spec/{Path(str(spec.get('path', ''))).name}"
+    main = copied if copied in files else spec.get("main")
     ordered = ([main] if main in files else []) + [f for f in files if f != main]
     lines = ["## The spec", "", f"The spec and every file it imports, as built (also under `spec/` here). "
              f"sha256 of the spec's meaning: `{spec.get('sha256', '?')}`."]

@@ -8,6 +8,7 @@ turns a `PushError` into one paragraph on stderr. The token is never read here: 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -80,9 +81,10 @@ def _refresh_card(out: Path, repo: str) -> None:
     readme = out / README
     if readme.is_file():
         current = readme.read_text(encoding="utf-8")
-        if current == render_card(out, repo):
+        named = re.search(r'load_dataset\("([^"]+)"\)', current)  # the repo the card was rendered for
+        if named and named[1] == repo and current == render_card(out, repo):
             return
-        if current != render_card(out):
+        if not named or current != render_card(out, named[1]):
             print(f"note: {readme} was edited after the build; pushing it as it is.", file=sys.stderr)
             return
     write_card(out, repo)

@@ -115,8 +115,8 @@ def test_build_push_in_a_fresh_process(fake_hub: HubSession, tmp_path: Path) -> 
     spec, out = write_spec(tmp_path / "spec"), tmp_path / "out"
     done = subprocess.run([sys.executable, "-m", "molspec.cli", "build", str(spec), "--out", str(out), "--push"],
                           cwd=ROOT, env=fake_hub.env(), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert _tag(out) in done.stdout
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert _tag(out) in done.stdout, (done.stdout, done.stderr)
     assert fake_hub.token not in done.stdout + done.stderr
     assert _load() == _rows(out)
 
@@ -129,9 +129,14 @@ def test_private_push(fake_hub: HubSession, tmp_path: Path, monkeypatch: pytest.
     assert code == 0, stderr
     assert fake_hub.hub.repo("acme/secret-demo").private
     assert 'load_dataset("acme/secret-demo")' in (out / "README.md").read_text()  # the card names the target repo
+    assert fake_hub.hub.files("acme/secret-demo")["README.md"] == (out / "README.md").read_bytes()
     assert _load("acme/secret-demo") == _rows(out)  # with the token
     with pytest.raises(RepositoryNotFoundError):  # anonymous callers do not see it
         HfApi(token=False).dataset_info("acme/secret-demo")
+    # Pushed to its own repo later, the card is rendered again for that one.
+    code, _, stderr = _cli(monkeypatch, capsys, "push", str(out))
+    assert code == 0 and "edited" not in stderr
+    assert f'load_dataset("{REPO}")' in fake_hub.hub.files(REPO)["README.md"].decode()
 
 
 def test_spec_private_output_makes_a_private_repo(fake_hub: HubSession, tmp_path: Path,
