@@ -62,6 +62,7 @@ class ReplicaStatus:
         state: starting, running, idle, restarting or failed.
         name: the Ray actor name (`ray.get_actor(name)`); node, pid: where the current attempt runs.
         progress: samples journalled (done, failed), steps and tokens generated, over all attempts.
+        cpu_s: CPU seconds the replica processes spent in `run`, over all attempts.
     """
 
     slot: int
@@ -71,6 +72,7 @@ class ReplicaStatus:
     node: str = ""
     pid: int = 0
     progress: Progress = field(default_factory=Progress)
+    cpu_s: float = 0.0
 
 
 def build_ray(doc: Document, opts: BuildOptions, replicas: int | None = None, address: str | None = None,
@@ -245,6 +247,7 @@ class _Tally:
         self.completed: list[int] = []
         self.done = self.failed = 0
         self.last = 0.0
+        self.cpu0 = time.process_time()
 
     def jobs(self, p: Prepared) -> Iterator[Job]:
         import ray
@@ -274,7 +277,7 @@ class _Tally:
         pr = self.progress
         return {"done": self.done, "failed": self.failed, "steps": pr.steps, "tokens": pr.tokens,
                 "requests": pr.requests, "pid": os.getpid(), "node": socket.gethostname(),
-                "node_id": ray.get_runtime_context().get_node_id()}
+                "node_id": ray.get_runtime_context().get_node_id(), "cpu_s": time.process_time() - self.cpu0}
 
     def report(self, final: bool = False) -> None:
         now = time.perf_counter()
@@ -297,6 +300,7 @@ class _Slot:
     actor: Any = None
     ref: Any = None
     past: Progress = field(default_factory=Progress)  # counters of earlier attempts
+    past_cpu_s: float = 0.0
 
     @property
     def token(self) -> str:
@@ -428,7 +432,7 @@ class _Driver:
         self.ray.get(self.coord.requeue.remote([(sid, ix) for sid, ix in back if ix]))
         for idle in (o for o in self.slots if o.ref is None and o.status.state == "idle"):
             self._launch(idle)  # it found the queue empty before; now there is work again
-        s.past = _add(s.past, last)
+        s.past, s.past_cpu_s = _add(s.past, last), s.past_cpu_s + float(last.get("cpu_s", 0.0))
         s.status.attempt += 1
         if s.status.attempt > self.max_restarts:
             s.status.state = "failed"
@@ -457,6 +461,7 @@ class _Driver:
             now = counters.get(s.token, {})
             s.status.progress = _add(s.past, now)
             s.status.progress.started = prog.started
+            s.status.cpu_s = s.past_cpu_s + float(now.get("cpu_s", 0.0))
             if now and s.status.state == "restarting":
                 s.status.state, s.status.node, s.status.pid = "running", now["node"], now["pid"]
             totals = _add(totals, vars(s.status.progress))

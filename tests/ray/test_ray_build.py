@@ -45,11 +45,11 @@ def test_resume_skips_what_a_local_build_finished(ray_runtime: Any, tmp_path: Pa
     doc = molspec.load(write_spec(tmp_path / "spec", samples=30))
     out = tmp_path / "out"
     build(doc, BuildOptions(out=out, limit=12))
-    res = _ray(doc, out)
+    res = _ray(doc, out, replicas=1)
     assert (res.resumed, res.done) == (12, 30)
     assert [r["sample_index"] for r in rows(out)] == list(range(30))
     assert sorted(i for w, ix in journal(out).items() if w != "local" for i in ix) == list(range(12, 30))
-    again = _ray(doc, out)  # nothing left: no replica starts, the dataset is rewritten as it was
+    again = _ray(doc, out, replicas=1)  # nothing left: no replica starts, the dataset is rewritten as it was
     assert (again.resumed, again.done, again.steps) == (30, 30, 0)
 
 
@@ -85,7 +85,7 @@ def test_one_bad_sample_fails_only_itself(ray_runtime: Any, tmp_path: Path) -> N
     with LoopbackOpenAIServer() as server:
         doc = molspec.load(openai_spec(tmp_path / "spec", server.base_url, DEFAULT_MODEL, samples=12))
         server.fail_next(1, status=400)  # a client error is not retried: exactly one request fails
-        first = _ray(doc, tmp_path / "out")
+        first = _ray(doc, tmp_path / "out", replicas=1)
         assert (first.done, first.failed) == (11, 1) and "400" in first.errors[0]
         second = _ray(doc, tmp_path / "out", replicas=1)  # resume retries the failed sample
     assert (second.resumed, second.done, second.failed) == (11, 12, 0)
