@@ -7,7 +7,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from molspec.engines.base import Completion, Engine, EngineError, Request, SamplingParams
+from molspec.engines.base import Completion, Engine, EngineError, Request, SamplingParams, StreamingEngine
 
 # engine name -> (module, factory function, pip extra that provides its dependencies)
 ENGINES: dict[str, tuple[str, str, str | None]] = {
@@ -32,4 +32,4 @@ def create(engine: str, model: str | None, options: Mapping[str, Any], seed: int
     return result
 
 
-__all__ = ["ENGINES", "Completion", "Engine", "EngineError", "Request", "SamplingParams", "create"]
+__all__ = ["ENGINES", "Completion", "Engine", "EngineError", "Request", "SamplingParams", "StreamingEngine", "create"]

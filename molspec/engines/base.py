@@ -95,6 +95,23 @@ class Engine(Protocol):
         ...
 
 
+@runtime_checkable
+class StreamingEngine(Engine, Protocol):
+    """An engine that also takes requests one by one while it runs (continuous batching).
+
+    The scheduler submits a sample's next step as soon as its previous one returns, so the engine's
+    batch never drains between rounds. vLLM implements it; other engines run in rounds.
+    """
+
+    def submit(self, requests: Sequence[Request]) -> None:
+        """Queue requests; never blocks on generation."""
+        ...
+
+    def poll(self) -> list[Completion]:
+        """Block until at least one queued request has finished (unless none is queued); return all finished."""
+        ...
+
+
 class EngineError(Exception):
     """The engine as a whole failed (not one request). `message` is one paragraph for the user.
 

@@ -89,6 +89,7 @@ class VllmEngine:
         self._options = options
         self._on_cpu = on_cpu
         self.max_model_len = int(llm.llm_engine.model_config.max_model_len)
+        self._early: list[Completion] = []  # streamed requests that failed before reaching vLLM
         _live_engines.add(id(self))
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
@@ -105,6 +106,36 @@ class VllmEngine:
         for item, completion in zip(ready, self._run(llm, ready, requests), strict=True):
             results[item.index] = completion
         return [c for c in results if c is not None]
+
+    # ------------------------------------------------------------ streaming (continuous batching)
+    def submit(self, requests: Sequence[Request]) -> None:
+        """Queue requests in the running engine; their completions come back from `poll`."""
+        from vllm.inputs import TokensPrompt
+
+        llm = self._require_llm()
+        tokenizer = llm.get_tokenizer()
+        for request in requests:
+            prepared = self._prepare(0, request, tokenizer)
+            if isinstance(prepared, Completion):
+                self._early.append(prepared)
+                continue
+            try:
+                llm.llm_engine.add_request(request.key, TokensPrompt(prompt_token_ids=prepared.prompt_ids),
+                                           prepared.params)
+            except Exception as exc:  # a request vLLM rejects fails alone
+                self._early.append(_failed(request.key, f"vLLM rejected the request: {_short(exc)}"))
+
+    def poll(self) -> list[Completion]:
+        """Step the engine until at least one queued request finishes; return every finished one."""
+        llm = self._require_llm()
+        done, self._early = self._early, []
+        engine = llm.llm_engine
+        try:
+            while not done and engine.has_unfinished_requests():
+                done += [_completion(o.request_id, o) for o in engine.step() if o.finished]
+        except Exception as exc:
+            raise EngineError(f"vLLM failed during generation: {type(exc).__name__}: {_short(exc)}") from exc
+        return done
 
     def describe(self) -> dict[str, Any]:
         """Engine name, model as the spec named it, and the spec's engine options."""

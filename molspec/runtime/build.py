@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -153,7 +154,29 @@ def build(doc: Document, opts: BuildOptions, engine: Engine | None = None,
             store.close()
             if owned:
                 eng.close()
+    if not todo and _unchanged(opts.out, target, len(finished)):
+        return _from_manifest(opts.out, p, resumed=len(finished), wall_s=time.perf_counter() - started)
     return finalize(p, store, opts, target, len(finished), prog, time.perf_counter() - started)
+
+
+def _unchanged(out: Path, target: int, done: int) -> bool:
+    """Nothing new to write: the finished dataset on disk already holds exactly these samples.
+
+    Rewriting it would change only timestamps, and a second `--push` would then see a different build."""
+    try:
+        summary = json.loads((out / "molspec.json").read_text())["summary"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return bool(summary.get("target") == target and summary.get("done") == done and (out / "data").is_dir())
+
+
+def _from_manifest(out: Path, p: Prepared, resumed: int, wall_s: float) -> BuildResult:
+    m = json.loads((out / "molspec.json").read_text())
+    s = m["summary"]
+    return BuildResult(out=out, planned=p.plan.samples, target=s["target"], resumed=resumed, done=s["done"],
+                       failed=s["failed"], kept=s["kept"], steps=0, tokens=0, wall_s=wall_s,
+                       accuracy=s["accuracy"], errors=[f["error"] for f in m.get("failures", [])][:20],
+                       files=m.get("files", {}))
 
 
 def _metadata(p: Prepared, engine: Engine) -> dict[str, Any]:
@@ -179,14 +202,14 @@ def finalize(p: Prepared, store: Store, opts: BuildOptions, target: int, resumed
     for r in kept:
         by_split[r["split"]].append(r)
     files = store.write_dataset(by_split, p.spec.output.shard_rows)
-    spec_files = _copy_spec(p.spec, opts.out)
+    spec_files, main_file = _copy_spec(p.spec, opts.out)
     graded = [r["correct"] for r in rows if r.get("correct") is not None]
     accuracy = sum(graded) / len(graded) if graded else None
     result = BuildResult(out=opts.out, planned=p.plan.samples, target=target, resumed=resumed, done=len(rows),
                          failed=len(failed), kept=len(kept), steps=prog.steps, tokens=prog.tokens,
                          wall_s=wall_s, accuracy=accuracy, errors=[f["error"] for f in failed.values()][:20],
                          files=files)
-    write_json_atomic(opts.out / "molspec.json", _manifest(p, opts, result, rows, failed, spec_files))
+    write_json_atomic(opts.out / "molspec.json", _manifest(p, opts, result, rows, failed, spec_files, main_file))
     from molspec.publish.card import write_card  # the dataset card and structure.png, from the manifest
 
     write_card(opts.out)
@@ -202,8 +225,9 @@ def _failures(store: Store, done: dict[int, Any], target: int) -> dict[int, dict
     return failed
 
 
-def _copy_spec(spec: Spec, out: Path) -> list[str]:
-    """Copy the spec and its imports under out/spec/, keeping their relative layout."""
+def _copy_spec(spec: Spec, out: Path) -> tuple[list[str], str]:
+    """Copy the spec and its imports under out/spec/, keeping their relative layout; return the files and
+    the main spec's copy."""
     main = Path(spec.path).resolve()
     base = main.parent
     dest_root = out / "spec"
@@ -219,11 +243,11 @@ def _copy_spec(spec: Spec, out: Path) -> list[str]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(text, encoding="utf-8")
         copied.append(str(dest.relative_to(out)))
-    return sorted(copied)
+    return sorted(copied), str((dest_root / main.name).relative_to(out))
 
 
 def _manifest(p: Prepared, opts: BuildOptions, res: BuildResult, rows: list[dict[str, Any]],
-              failed: dict[int, dict[str, Any]], spec_files: list[str]) -> dict[str, Any]:
+              failed: dict[int, dict[str, Any]], spec_files: list[str], main_file: str) -> dict[str, Any]:
     from molspec.runtime.realised import realised_stats
 
     spec = p.spec
@@ -234,7 +258,7 @@ def _manifest(p: Prepared, opts: BuildOptions, res: BuildResult, rows: list[dict
     return {
         "molspec_version": __version__,
         "spec": {"path": spec.path, "sha256": spec.sha256(), "git_commit": info.commit, "git_dirty": info.dirty,
-                 "files": spec_files, "main": spec_files[-1] if spec_files else None},
+                 "files": spec_files, "main": main_file},
         "dataset": {"name": spec.dataset.name, "license": spec.dataset.license, "seed": p.plan.seed,
                     "description": spec.dataset.description, "language": list(spec.dataset.language)},
         "engine": {"engine": p.engine, "model": p.model, "options": p.options},

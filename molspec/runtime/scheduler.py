@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from molspec.engines.base import Completion, Engine, Request, SamplingParams
+from molspec.engines.base import Completion, Engine, EngineError, Request, SamplingParams, StreamingEngine
 from molspec.runtime.prompts import StepText, WalkContext, answer_messages, sft_messages, step_messages, thinking
 from molspec.runtime.verify import verify
 from molspec.sources import Question
@@ -82,8 +82,17 @@ def request_seed(seed: int, sample: int, step: int) -> int:
 def run(spec: Spec, engine: Engine, jobs: Iterator[Job], cfg: RunConfig,
         emit: Callable[[list[dict[str, Any]]], None], progress: Progress | None = None,
         on_round: Callable[[Progress], None] | None = None) -> Progress:
-    """Generate every job; `emit` receives finished rows (successes and failures) after each round."""
+    """Generate every job; `emit` receives finished rows (successes and failures) as they complete."""
     prog = progress or Progress()
+    if isinstance(engine, StreamingEngine):
+        return _stream(spec, engine, jobs, cfg, emit, prog, on_round)
+    return _rounds(spec, engine, jobs, cfg, emit, prog, on_round)
+
+
+def _rounds(spec: Spec, engine: Engine, jobs: Iterator[Job], cfg: RunConfig,
+            emit: Callable[[list[dict[str, Any]]], None], prog: Progress,
+            on_round: Callable[[Progress], None] | None) -> Progress:
+    """Batch-synchronous wavefront: one engine call per round over every live sample."""
     live: list[_Live] = []
     exhausted = False
     while live or not exhausted:
@@ -109,6 +118,60 @@ def run(spec: Spec, engine: Engine, jobs: Iterator[Job], cfg: RunConfig,
         if on_round is not None:
             on_round(prog)
     return prog
+
+
+FLUSH_S = 0.5  # streaming: finished rows are journalled at least this often (a kill loses no more)
+
+
+def _stream(spec: Spec, engine: StreamingEngine, jobs: Iterator[Job], cfg: RunConfig,
+            emit: Callable[[list[dict[str, Any]]], None], prog: Progress,
+            on_round: Callable[[Progress], None] | None) -> Progress:
+    """Continuous batching: a sample's next step is queued the moment its previous step returns."""
+    live: dict[str, _Live] = {}
+    exhausted = False
+    pending: list[dict[str, Any]] = []
+    last_flush = time.perf_counter()
+    while True:
+        fresh: list[Request] = []
+        while not exhausted and len(live) < cfg.window:
+            job = next(jobs, None)
+            if job is None:
+                exhausted = True
+                break
+            s = _Live(job, WalkContext(job.question.question, job.bonds, job.index, job.split, job.graph))
+            fresh.append(_track(live, s, _next_request(spec, s, cfg)))
+        if fresh:
+            engine.submit(fresh)
+        if not live:
+            break
+        completions = engine.poll()
+        if not completions:
+            raise EngineError(f"the engine stopped with {len(live)} requests unanswered")
+        follow: list[Request] = []
+        for c in completions:
+            s = live.pop(c.key)
+            prog.requests += 1
+            row = _advance(spec, s, c, cfg, prog)
+            if row is None:
+                follow.append(_track(live, s, _next_request(spec, s, cfg)))
+            else:
+                pending.append(row)
+        if follow:
+            engine.submit(follow)
+        now = time.perf_counter()
+        if pending and (now - last_flush >= FLUSH_S or not live):
+            emit(pending)
+            pending, last_flush = [], now
+        if on_round is not None:
+            on_round(prog)
+    if pending:
+        emit(pending)
+    return prog
+
+
+def _track(live: dict[str, _Live], s: _Live, req: Request) -> Request:
+    live[req.key] = s
+    return req
 
 
 def _next_request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:

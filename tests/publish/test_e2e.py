@@ -223,8 +223,6 @@ def test_hand_edited_card_is_pushed_as_is(fake_hub: HubSession, tmp_path: Path, 
     assert fake_hub.hub.files("acme/edited")["README.md"].decode() == edited
 
 
-@pytest.mark.xfail(strict=True, reason="re-running a finished build rewrites molspec.json (created, wall_s), so "
-                   "the second `build --push` meets its own tag naming other files (runtime/build.py finalize)")
 def test_rerunning_a_finished_build_push_is_a_no_op(fake_hub: HubSession, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
