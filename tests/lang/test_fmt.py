@@ -59,7 +59,7 @@ def test_round_trip(path: Path, text: str) -> None:
     assert comments(out) == comments(text), "comments were lost or reordered"
 
 
-_PIECES = re.compile(r'"""(?:.|\n)*?"""|"(?:[^"\\\n]|\\.)*"|#[^\n]*|[ \t\r\n]+|.', re.S)
+_PIECES = re.compile(r'"""[\s\S]*?"""|"(?:[^"\\\n]|\\.)*"|#[^\n]*|[ \t\r\n]+|.', re.S)
 _SPACES = (" ", "  ", "\t", "\n", " \n\n  ", "\n\t")
 
 

@@ -23,7 +23,7 @@ from molspec.lang.fmt import format_text
 from tests.lang.corpus import EXAMPLES, ROOT
 
 SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-PIECES = re.compile(r'"""(?:.|\n)*?"""|"(?:[^"\\\n]|\\.)*"|#[^\n]*|\s+|\w+|.', re.S)
+PIECES = re.compile(r'"""[\s\S]*?"""|"(?:[^"\\\n]|\\.)*"|#[^\n]*|\s+|\w+|.', re.S)
 ALPHABET = 'abcdefgh_xyz0123456789 \n\t{}[]()"=:|-><.,#\\'
 KEYWORDS = ["molspec", "use", "dataset", "source", "model", "bond", "graph", "template", "answer", "output",
             "start", "end", "steps", "split", "true", "false", "energy", "normalize", "->", "|", "..", '"""']
