@@ -155,7 +155,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     from molspec.runtime.store import StoreError
 
     doc = load(args.spec)
-    out = Path(args.out) if args.out else _default_out(args.spec)
+    if args.out and "://" in args.out and not args.out.startswith("file://"):
+        print(f"error: --out {args.out}: builds write to a local or shared-filesystem folder; object stores "
+              "are not supported yet (build locally, then `molspec push` or copy the folder)", file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(args.out.removeprefix("file://")) if args.out else _default_out(args.spec)
     opts = BuildOptions(out=out, limit=args.limit, engine=args.engine, model=args.model, fresh=args.fresh,
                         window=args.batch, command=_command_line())
     display = ProgressLine()
