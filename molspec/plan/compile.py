@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
 from molspec.plan.matrix import Chain, chain
-from molspec.plan.sampler import CHUNK, Tables, draws_per_sample, tables, uniforms, walk
+from molspec.plan.sampler import CHUNK, Tables, draws_per_sample, grid, tables, unit, walk
 from molspec.spec import Spec, SplitSpec
 
 _QUESTION_KEY = 0x9E3779B97F4A7C15  # a distinct Philox key for the question permutation
@@ -91,10 +91,13 @@ class Plan:
     def walks(self, start: int = 0, stop: int | None = None) -> Walks:
         """Rows start..stop of the plan (stop defaults to the end)."""
         stop = self.samples if stop is None else min(stop, self.samples)
-        parts = list(self.iter_walks(start, stop))
-        if not parts:
-            return _empty(self.max_steps)
-        return Walks(*(np.concatenate([getattr(p, f) for p in parts]) for f in Walks.__dataclass_fields__))
+        out = _empty(self.max_steps, max(stop - start, 0))
+        at = 0
+        for part in self.iter_walks(start, stop):  # filled in place: peak memory is the plan plus one chunk
+            for f in Walks.__dataclass_fields__:
+                getattr(out, f)[at:at + len(part)] = getattr(part, f)
+            at += len(part)
+        return out
 
     def iter_walks(self, start: int, stop: int, chunk: int = CHUNK) -> Iterator[Walks]:
         """Rows start..stop in chunks (bounded memory for millions of samples)."""
@@ -104,16 +107,19 @@ class Plan:
                 yield self._chunk(si, sp, a, min(a + chunk, hi))
 
     def _chunk(self, si: int, sp: SplitPlan, a: int, b: int) -> Walks:
-        u = uniforms(self.seed, a, b, self.draws)
+        draws = grid(self.seed, a, b, self.draws)
         n = b - a
         gids = np.array(sp.graph_ids, dtype=np.int16)
-        pick = gids[np.minimum((u[:, 0] * len(gids)).astype(np.int64), len(gids) - 1)]
-        bonds = np.full((n, self.max_steps), -1, dtype=np.int8)
-        lengths = np.zeros(n, dtype=np.int16)
-        for g in np.unique(pick):
-            rows = np.flatnonzero(pick == g)
-            sel = slice(None) if rows.size == n else rows
-            bonds[sel], lengths[sel] = walk(self._tables[int(g)], u[sel], self.max_steps)
+        if len(gids) == 1:
+            pick = np.full(n, gids[0], dtype=np.int16)
+            bonds, lengths = walk(self._tables[int(gids[0])], draws, self.max_steps)
+        else:  # a mixed split: draw 0 picks each sample's graph
+            pick = gids[np.minimum((unit(draws[:, 0]) * len(gids)).astype(np.int64), len(gids) - 1)]
+            bonds = np.full((n, self.max_steps), -1, dtype=np.int8)
+            lengths = np.zeros(n, dtype=np.int16)
+            for g in np.unique(pick):
+                rows = np.flatnonzero(pick == g)
+                bonds[rows], lengths[rows] = walk(self._tables[int(g)], draws[rows], self.max_steps)
         index = np.arange(a, b, dtype=np.int64)
         return Walks(index, np.full(n, si, dtype=np.int16), pick, self._questions(sp, index - sp.offset),
                      bonds, lengths)
@@ -127,9 +133,9 @@ class Plan:
         return [self.bonds[int(b)] for b in row[:length]]
 
 
-def _empty(width: int) -> Walks:
-    z = np.zeros(0, dtype=np.int64)
-    return Walks(z, z.astype(np.int16), z.astype(np.int16), z, np.zeros((0, width), np.int8), z.astype(np.int16))
+def _empty(width: int, n: int = 0) -> Walks:
+    return Walks(np.zeros(n, np.int64), np.zeros(n, np.int16), np.zeros(n, np.int16), np.zeros(n, np.int64),
+                 np.full((n, width), -1, np.int8), np.zeros(n, np.int16))
 
 
 _PERM_CACHE: dict[tuple[int, int], npt.NDArray[np.int64]] = {}
