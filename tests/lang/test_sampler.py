@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import molspec
 from molspec.plan.compile import Plan, Walks
 from molspec.plan.matrix import Chain, chain
-from molspec.plan.sampler import draws_per_sample, tables, uniforms, walk
+from molspec.plan.sampler import draws_per_sample, grid, tables, uniforms, walk
 from molspec.spec import EdgeSpec, GraphSpec, RowSpec
 
 FIXTURES = Path(__file__).parent / "fixtures" / "compile"
@@ -74,8 +74,7 @@ def test_wilson_hilferty_is_close_and_conservative(df: int) -> None:
 
 def sample(c: Chain, n: int, seed: int = 0) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int16]]:
     ids = {b: i for i, b in enumerate(c.bonds)}
-    u = uniforms(seed, 0, n, draws_per_sample(c.max_steps))
-    return walk(tables(c, ids), u, c.max_steps)
+    return walk(tables(c, ids), grid(seed, 0, n, draws_per_sample(c.max_steps)), c.max_steps)
 
 
 def graph(rows: dict[str, dict[str, float]], lo: int, hi: int, has_steps: bool = True) -> GraphSpec:
@@ -232,3 +231,39 @@ def test_plans_are_identical_in_another_process() -> None:
     w = fixture_plan(samples=2000).walks()
     here = hashlib.sha256(w.bonds.tobytes() + w.lengths.tobytes() + w.question.tobytes()).hexdigest()
     assert out.stdout.strip() == here
+
+
+def reference_walk(c: Chain, u: npt.NDArray[np.float32]) -> list[int]:
+    """The sampling rule written plainly, one sample at a time, on float uniforms and cumulative rows."""
+    def pick(weights: npt.NDArray[np.float64], x: float) -> int:
+        total = weights.sum()
+        cdf = np.cumsum(weights / total if total > 0 else weights)[:-1]
+        return int((x >= cdf).sum())
+
+    k = len(c.bonds)
+    walk_ = [pick(c.start, u[2])]
+    if c.uses_end:
+        for step in range(1, c.max_steps):
+            row = c.trans[walk_[-1]] if step < c.min_steps else np.append(c.trans[walk_[-1]], c.end[walk_[-1]])
+            nxt = pick(row, u[3 + step - 1])
+            if nxt == k:
+                break
+            walk_.append(nxt)
+        return walk_
+    span = c.max_steps - c.min_steps + 1
+    length = c.min_steps + min(int(u[1] * np.float32(span)), span - 1)
+    for step in range(1, length):
+        walk_.append(pick(c.trans[walk_[-1]], u[3 + step - 1]))
+    return walk_
+
+
+@settings(deadline=None, max_examples=40)
+@given(g=random_graph(), seed=st.integers(0, 2**32))
+def test_sampler_matches_the_plain_rule(g: GraphSpec, seed: int) -> None:
+    """The lookup-table sampler draws exactly what the plain float comparison draws."""
+    c = chain(g, (*BONDS, "extra"))
+    n = 300
+    bonds, lengths = sample(c, n, seed)
+    u = uniforms(seed, 0, n, draws_per_sample(c.max_steps))
+    for i in range(n):
+        assert bonds[i, : lengths[i]].tolist() == reference_walk(c, u[i]), i
