@@ -115,8 +115,15 @@ def _sample_context(spec: Spec) -> dict[str, Any]:
 
 
 def _body_start(spec: Spec, span: Span) -> int:
+    """Offset of the template's first character: after the quotes and a newline right after them."""
     text = spec.files.get(span.file, "")
-    return span.start + (3 if text.startswith('"""', span.start) else 1)
+    if not text.startswith('"""', span.start):
+        return span.start + 1
+    start = span.start + 3
+    for newline in ("\r\n", "\n"):
+        if text.startswith(newline, start):
+            return start + len(newline)
+    return start
 
 
 def _offset_span(spec: Spec, span: Span, offset: int, length: int) -> Span:

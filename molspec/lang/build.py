@@ -32,6 +32,16 @@ def build(tree: Tree[Token], file: str, text: str) -> ast.File:
     return result.model_copy(update={"path": file})
 
 
+def long_string_value(raw: str) -> str:
+    """The text of a triple-quoted string: verbatim, except that a newline right after the opening
+    quotes is dropped (as in TOML), so a template can start on the line below the quotes."""
+    body = raw[3:-3]
+    for newline in ("\r\n", "\n"):
+        if body.startswith(newline):
+            return body[len(newline):]
+    return body
+
+
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
 _ESCAPE_RE = re.compile(r"\\(.)")
 
@@ -60,7 +70,7 @@ class _Builder(Transformer[Token, Any]):
         tok = children[0]
         raw = str(tok)
         if tok.type == "LONG_STRING":
-            return ast.Str(value=raw[3:-3], triple=True, span=self._span(meta))
+            return ast.Str(value=long_string_value(raw), triple=True, span=self._span(meta))
         if "\n" in raw:  # pragma: no cover  (the lexer forbids it; kept as a guard)
             raise PartialDiagnostic("MOL003", "unterminated string")
         return ast.Str(value=_unescape(raw[1:-1]), span=self._span(meta))

@@ -36,7 +36,9 @@ def quote(value: str) -> str:
 
 def value_text(v: ast.Value) -> str:
     if isinstance(v, ast.Str):
-        return f'"""{v.value}"""' if v.triple else quote(v.value)
+        if v.triple:  # multi-line text starts on its own line (the parser drops that first newline)
+            return '"""' + ("\n" if "\n" in v.value or v.value.startswith("\r") else "") + v.value + '"""'
+        return quote(v.value)
     if isinstance(v, ast.Num):
         return v.raw
     if isinstance(v, ast.Bool):
