@@ -102,3 +102,13 @@ def test_comments_everywhere_survive() -> None:
     out = format_text(text)
     assert comments(out) == comments(text) and len(comments(text)) == 13
     assert format_text(out) == out
+
+
+@pytest.mark.parametrize(("written", "value"), [('"""X"""', "X"), ('"""\nX\n"""', "X\n"), ('"""\r\nX"""', "X"),
+                                                ('"""\n\nX"""', "\nX"), ('"""a\nb"""', "a\nb")])
+def test_triple_quoted_strings_drop_one_leading_newline(written: str, value: str) -> None:
+    text = f"molspec 1\ntemplate step {written}\n"
+    item = parse_file(text).items[0]
+    assert isinstance(item, ast.Template) and item.body.value == value
+    out = format_text(text)
+    assert parse_file(out) == parse_file(text) and format_text(out) == out
