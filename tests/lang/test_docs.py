@@ -49,4 +49,5 @@ def test_the_reference_has_runnable_snippets() -> None:
 
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=[s.splitlines()[0][:40] for s in SNIPPETS])
 def test_snippets_parse(snippet: str) -> None:
-    parse_file(snippet, "language.md")
+    parsed = parse_file(snippet, "language.md")
+    assert parsed.items or parsed.version is not None
