@@ -21,7 +21,7 @@ class Node(BaseModel):
     span: Span | None = Field(default=None, exclude=True, repr=False)
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.model_dump() == other.model_dump()  # type: ignore[attr-defined]
+        return type(self) is type(other) and self.model_dump() == other.model_dump()  # type: ignore[attr-defined,unused-ignore]
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, json.dumps(self.model_dump(), sort_keys=True, default=str)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from typing import Any
 
@@ -91,77 +92,77 @@ class _Builder(Transformer[Token, Any]):
     def list(self, meta: Any, children: list[Any]) -> ast.ListV:
         return ast.ListV(items=tuple(c for c in children if c is not None), span=self._span(meta))
 
-    def range(self, meta: Any, children: list[Token]) -> ast.RangeV:
+    def range(self, meta: Any, children: builtins.list[Token]) -> ast.RangeV:
         lo, hi = (ast.Num(value=float(t), raw=str(t), span=Span.from_token(self.file, t)) for t in children)
         return ast.RangeV(lo=lo, hi=hi, span=self._span(meta))
 
     # ---------------------------------------------------------------- blocks
-    def assign(self, meta: Any, children: list[Any]) -> ast.Assign:
+    def assign(self, meta: Any, children: builtins.list[Any]) -> ast.Assign:
         return ast.Assign(key=self._ident(children[0]), value=children[1], span=self._span(meta))
 
-    def section(self, meta: Any, children: list[Any]) -> ast.Section:
+    def section(self, meta: Any, children: builtins.list[Any]) -> ast.Section:
         key, label, body = children
         return ast.Section(key=self._ident(key), label=self._ident(label) if label is not None else None,
                            body=body, span=self._span(meta))
 
-    def block(self, meta: Any, children: list[Any]) -> ast.Block:
+    def block(self, meta: Any, children: builtins.list[Any]) -> ast.Block:
         return ast.Block(props=tuple(children), span=self._span(meta))
 
-    def arg(self, meta: Any, children: list[Any]) -> Any:
+    def arg(self, meta: Any, children: builtins.list[Any]) -> Any:
         return children[0]
 
-    def kwarg(self, meta: Any, children: list[Any]) -> ast.Assign:
+    def kwarg(self, meta: Any, children: builtins.list[Any]) -> ast.Assign:
         return ast.Assign(key=self._ident(children[0]), value=children[1], span=self._span(meta))
 
-    def call(self, meta: Any, children: list[Any]) -> ast.Call:
+    def call(self, meta: Any, children: builtins.list[Any]) -> ast.Call:
         args = [c for c in children[1:] if c is not None]
         return ast.Call(func=self._ident(children[0]),
                         args=tuple(a for a in args if not isinstance(a, ast.Assign)),
                         kwargs=tuple(a for a in args if isinstance(a, ast.Assign)), span=self._span(meta))
 
     # ---------------------------------------------------------------- items
-    def version(self, meta: Any, children: list[Token]) -> ast.Num:
+    def version(self, meta: Any, children: builtins.list[Token]) -> ast.Num:
         return self.number(meta, children)
 
-    def use(self, meta: Any, children: list[Any]) -> ast.Use:
+    def use(self, meta: Any, children: builtins.list[Any]) -> ast.Use:
         return ast.Use(path=children[0], span=self._span(meta))
 
-    def dataset(self, meta: Any, children: list[Any]) -> ast.Dataset:
+    def dataset(self, meta: Any, children: builtins.list[Any]) -> ast.Dataset:
         return ast.Dataset(name=children[0], body=children[1], span=self._span(meta))
 
-    def source(self, meta: Any, children: list[Any]) -> ast.Source:
+    def source(self, meta: Any, children: builtins.list[Any]) -> ast.Source:
         return ast.Source(name=self._ident(children[0]), call=children[1], body=children[2],
                           span=self._span(meta))
 
-    def model(self, meta: Any, children: list[Any]) -> ast.Model:
+    def model(self, meta: Any, children: builtins.list[Any]) -> ast.Model:
         return ast.Model(name=self._ident(children[0]), body=children[1], span=self._span(meta))
 
-    def bond(self, meta: Any, children: list[Any]) -> ast.Bond:
+    def bond(self, meta: Any, children: builtins.list[Any]) -> ast.Bond:
         name, kind, title, body = children
         return ast.Bond(name=self._ident(name), kind=self._ident(kind), title=title, body=body,
                         span=self._span(meta))
 
-    def edge(self, meta: Any, children: list[Any]) -> ast.Edge:
+    def edge(self, meta: Any, children: builtins.list[Any]) -> ast.Edge:
         return ast.Edge(target=self._ident(children[0]), weight=children[1], span=self._span(meta))
 
-    def row(self, meta: Any, children: list[Any]) -> ast.Row:
+    def row(self, meta: Any, children: builtins.list[Any]) -> ast.Row:
         return ast.Row(source=self._ident(children[0]), edges=tuple(children[1:]), span=self._span(meta))
 
-    def graph(self, meta: Any, children: list[Any]) -> ast.Graph:
+    def graph(self, meta: Any, children: builtins.list[Any]) -> ast.Graph:
         name, mode, *stmts = children
         return ast.Graph(name=self._ident(name), mode=self._ident(mode) if mode is not None else None,
                          stmts=tuple(stmts), span=self._span(meta))
 
-    def template(self, meta: Any, children: list[Any]) -> ast.Template:
+    def template(self, meta: Any, children: builtins.list[Any]) -> ast.Template:
         return ast.Template(name=self._ident(children[0]), body=children[1], span=self._span(meta))
 
-    def answer(self, meta: Any, children: list[Any]) -> ast.Answer:
+    def answer(self, meta: Any, children: builtins.list[Any]) -> ast.Answer:
         return ast.Answer(body=children[0], span=self._span(meta))
 
-    def output(self, meta: Any, children: list[Any]) -> ast.Output:
+    def output(self, meta: Any, children: builtins.list[Any]) -> ast.Output:
         return ast.Output(body=children[0], span=self._span(meta))
 
-    def start(self, meta: Any, children: list[Any]) -> ast.File:
+    def start(self, meta: Any, children: builtins.list[Any]) -> ast.File:
         version = children[0] if children and isinstance(children[0], ast.Num) else None
         items = tuple(c for c in children if c is not None and not isinstance(c, ast.Num))
         return ast.File(version=version, items=items, span=self._span(meta))

@@ -167,12 +167,13 @@ def _example_errors(p: Lark) -> tuple[tuple[str, int, frozenset[str], str], ...]
 
 
 def _bad_character(exc: UnexpectedCharacters, text: str, file: str) -> Diagnostic:
-    span = Span.at(file, text, exc.pos_in_stream, exc.pos_in_stream + 1)
-    char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+    pos = exc.pos_in_stream or 0
+    span = Span.at(file, text, pos, pos + 1)
+    char = text[pos] if pos < len(text) else ""
     if char == '"':
-        triple = text.startswith('"""', exc.pos_in_stream)
-        end = text.find("\n", exc.pos_in_stream)
-        span = Span.at(file, text, exc.pos_in_stream, len(text) if end == -1 else end)
+        triple = text.startswith('"""', pos)
+        end = text.find("\n", pos)
+        span = Span.at(file, text, pos, len(text) if end == -1 else end)
         return Diagnostic("MOL003", "unterminated string", Label(span, "this string is never closed"),
                           help='close it with """' if triple else
                           'close it with " on the same line, or use """ for text over several lines')

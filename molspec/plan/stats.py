@@ -25,7 +25,7 @@ class PlanStats:
     steps: dict[str, float]
     bond_shares: dict[str, float]
     stationary: dict[str, dict[str, float]]
-    transitions: dict[str, list[list[float]]]
+    transitions: dict[str, Any]
     engine_calls: int
     max_tokens: int
     splits: dict[str, dict[str, Any]]
@@ -65,10 +65,10 @@ def _transition_counts(bonds: npt.NDArray[np.int8], k: int) -> npt.NDArray[np.in
     return flat.reshape(k, k)
 
 
-def _row_normalised(trans: npt.NDArray[np.int64], bonds: tuple[str, ...]) -> dict[str, list[list[float]]]:
+def _row_normalised(trans: npt.NDArray[np.int64], bonds: tuple[str, ...]) -> dict[str, Any]:
     rows = trans.sum(axis=1, keepdims=True)
     p = np.where(rows > 0, trans / np.where(rows > 0, rows, 1), 0.0)
-    return {"bonds": list(bonds), "matrix": [[_r(x) for x in row] for row in p]}  # type: ignore[dict-item]
+    return {"bonds": list(bonds), "matrix": [[_r(x) for x in row] for row in p]}
 
 
 def _length_stats(hist: npt.NDArray[np.int64]) -> dict[str, float]:
