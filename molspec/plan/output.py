@@ -26,6 +26,8 @@ def print_stats(path: str, plan: Plan, stats: PlanStats, out: str | None = None,
     con.print(f"  samples        {stats.samples:>10,}")
     con.print(f"  steps          mean {s['mean']:.1f}  p50 {s['p50']}  p95 {s['p95']}  max {s['max']}"
               f"   ({s['total']:,} bond steps)")
+    expected = ", ".join(f"{g} {n:.1f}" for g, n in stats.expected_steps.items())
+    con.print(f"  expected steps {expected}   (mean walk length the graph implies)")
     con.print(f"  engine calls   {stats.engine_calls:>10,}   (bond steps + one answer per sample)")
     con.print(f"  token budget   {stats.max_tokens:>10,}   (upper bound from max_tokens)")
     con.print(_share_table(plan, stats))

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from molspec.plan.compile import Plan
-from molspec.plan.matrix import stationary
+from molspec.plan.matrix import expected_visits, stationary
 
 
 @dataclass
@@ -25,6 +25,7 @@ class PlanStats:
     steps: dict[str, float]
     bond_shares: dict[str, float]
     stationary: dict[str, dict[str, float]]
+    expected_steps: dict[str, float]  # per graph: the mean walk length implied by the graph (exact, not sampled)
     transitions: dict[str, Any]
     engine_calls: int
     max_tokens: int
@@ -33,6 +34,7 @@ class PlanStats:
     def to_json(self) -> dict[str, Any]:
         return {"samples": self.samples, "seed": self.seed, "steps": self.steps,
                 "bond_shares": self.bond_shares, "stationary": self.stationary,
+                "expected_steps": self.expected_steps,
                 "transitions": self.transitions, "engine_calls": self.engine_calls,
                 "max_tokens": self.max_tokens, "splits": self.splits}
 
@@ -52,6 +54,7 @@ def plan_stats(plan: Plan) -> PlanStats:
         samples=plan.samples, seed=plan.seed, steps=_length_stats(hist),
         bond_shares={b: _r(c / max(total_steps, 1)) for b, c in zip(plan.bonds, counts, strict=True) if c},
         stationary={c.name: {b: _r(p) for b, p in zip(c.bonds, stationary(c), strict=True)} for c in plan.chains},
+        expected_steps={c.name: _r(float(expected_visits(c).sum())) for c in plan.chains},
         transitions=_row_normalised(trans, plan.bonds),
         engine_calls=total_steps + plan.samples, max_tokens=budget,
         splits={s.spec.name: {"samples": s.spec.samples, "graphs": list(s.spec.graphs), "source": s.spec.source,

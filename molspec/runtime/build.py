@@ -68,6 +68,7 @@ class BuildResult:
     tokens: int
     wall_s: float
     accuracy: float | None
+    generate_s: float = 0.0  # of wall_s, the time in the scheduler and engine (engine start excluded)
     errors: list[str] = field(default_factory=list)
     files: dict[str, list[str]] = field(default_factory=dict)
 
@@ -148,8 +149,10 @@ def build(doc: Document, opts: BuildOptions, engine: Engine | None = None,
         try:
             cfg = RunConfig(window=opts.window or DEFAULT_WINDOW.get(p.engine, 256), seed=p.plan.seed,
                             base=p.spec.model.sampling, metadata=_metadata(p, eng))
+            t = time.perf_counter()
             run(p.spec, eng, jobs(p, todo), cfg, store.append, prog,
                 on_round=(lambda pr: on_round(pr, len(todo))) if on_round else None)
+            prog.generate_s = time.perf_counter() - t
         finally:
             store.close()
             if owned:
@@ -208,7 +211,7 @@ def finalize(p: Prepared, store: Store, opts: BuildOptions, target: int, resumed
     result = BuildResult(out=opts.out, planned=p.plan.samples, target=target, resumed=resumed, done=len(rows),
                          failed=len(failed), kept=len(kept), steps=prog.steps, tokens=prog.tokens,
                          wall_s=wall_s, accuracy=accuracy, errors=[f["error"] for f in failed.values()][:20],
-                         files=files)
+                         files=files, generate_s=prog.generate_s)
     write_json_atomic(opts.out / "molspec.json", _manifest(p, opts, result, rows, failed, spec_files, main_file))
     from molspec.publish.card import write_card  # the dataset card and structure.png, from the manifest
 

@@ -51,6 +51,7 @@ class Progress:
     tokens: int = 0
     requests: int = 0
     started: float = field(default_factory=time.perf_counter)
+    generate_s: float = 0.0
 
 
 @dataclass
