@@ -28,7 +28,7 @@ from molspec.runtime.store import BuildKey, Store, write_json_atomic
 from molspec.sources import Question, SourceError, load_questions
 from molspec.spec import Spec
 
-DEFAULT_WINDOW = {"echo": 4096, "vllm": 512, "openai": 256, "transformers": 16}
+DEFAULT_WINDOW = {"echo": 4096, "vllm": 1024, "openai": 256, "transformers": 16}
 
 
 @dataclass
