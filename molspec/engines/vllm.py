@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -231,8 +232,10 @@ def _prepare_environment() -> bool:
     except ImportError as exc:
         raise EngineError(MISSING_VLLM) from exc
     on_cpu = not torch.cuda.is_available()
-    # vLLM logs every engine detail at INFO; a build shows its own progress. VLLM_LOGGING_LEVEL=INFO restores it.
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    # vLLM logs engine details at INFO and CPU-tuning advice at WARNING; a build shows its own progress and
+    # turns real failures into EngineError. VLLM_LOGGING_LEVEL=INFO restores vLLM's own logs.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"vllm\.")
     if on_cpu:
         # In-process engine core: starts 6-8x faster and needs no `__main__` guard in user scripts.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")

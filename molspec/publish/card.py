@@ -171,7 +171,7 @@ def _shards(build_dir: Path, m: dict[str, Any]) -> dict[str, list[tuple[str, int
     """split -> [(path in the build dir, rows)], in the manifest's split order."""
     listed = m.get("files") or {}
     if not listed:  # an older manifest: read the shard names instead
-        for path in sorted((build_dir / "data").glob("*-?????-of-?????.parquet")):
+        for path in sorted((build_dir / "data").glob("*-?????-of-?????*.parquet")):
             listed.setdefault(path.name.rsplit("-", 3)[0], []).append(f"data/{path.name}")
     out: dict[str, list[tuple[str, int]]] = {}
     for split, paths in listed.items():

@@ -38,7 +38,7 @@ BACKOFF_MAX_S = 30.0
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # 412: someone committed between our read and our commit; re-reading the remote and retrying is the fix.
 RETRY_STATUS = TRANSIENT_STATUS | {412}
-SHARD = re.compile(r"^(?P<split>.+?)-\d{5}-of-\d{5}\.parquet$")
+SHARD = re.compile(r"^(?P<split>.+?)-\d{5}-of-\d{5}(-[0-9a-f]{8})?\.parquet$")  # optional content digest
 TAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 T = TypeVar("T")
 Columns = dict[str, str]  # column name -> type (arrow type string or card feature JSON)

@@ -12,6 +12,7 @@ sample journalled twice (two writers, a retried shard) is read once.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -154,7 +155,11 @@ class Store:
 
     # ---------------------------------------------------------------- final dataset
     def write_dataset(self, rows_by_split: dict[str, list[dict[str, Any]]], shard_rows: int) -> dict[str, list[str]]:
-        """Write `data/<split>-NNNNN-of-MMMMM.parquet`; returns split -> relative file names."""
+        """Write `data/<split>-NNNNN-of-MMMMM-<digest>.parquet`; returns split -> relative file names.
+
+        The digest (of the shard's rows) makes a rebuilt shard a new file name: `datasets` caches a local
+        dataset by its card and file names, and would otherwise serve the previous build's rows after a
+        rebuild. The same rows always get the same name, so pushing an unchanged build stays a no-op."""
         data = self.root / "data"
         tmp = self.root / ".molspec" / "data.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -164,8 +169,10 @@ class Store:
             n = max(1, -(-len(rows) // shard_rows))
             files[split] = []
             for i in range(n):
-                name = f"{split}-{i:05d}-of-{n:05d}.parquet"
-                table = pa.Table.from_pylist(rows[i * shard_rows:(i + 1) * shard_rows], schema=SCHEMA)
+                part = rows[i * shard_rows:(i + 1) * shard_rows]
+                digest = hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()[:8]
+                name = f"{split}-{i:05d}-of-{n:05d}-{digest}.parquet"
+                table = pa.Table.from_pylist(part, schema=SCHEMA)
                 pq.write_table(table, tmp / name)
                 files[split].append(f"data/{name}")
         # Swap the whole folder in at once: readers see the old dataset or the new one, never a mix.

@@ -58,6 +58,13 @@ def test_build_writes_card_and_picture(built: Path) -> None:
     assert (built / "README.md").read_text() == render_card(built)
 
 
+def _shard(built: Path, split: str) -> str:
+    """The split's one parquet file, as the build named it (content-addressed)."""
+    files = json.loads((built / "molspec.json").read_text())["files"][split]
+    assert len(files) == 1 and files[0].startswith(f"data/{split}-00000-of-00001-")
+    return str(files[0])
+
+
 def test_front_matter_is_valid_hub_metadata(built: Path) -> None:
     text = (built / "README.md").read_text()
     meta = _front(text)
@@ -66,14 +73,14 @@ def test_front_matter_is_valid_hub_metadata(built: Path) -> None:
     assert meta["tags"] == ["reasoning", "long-cot", "mole-syn", "synthetic", "molspec"]
     assert meta["size_categories"] == ["n<1K"] and meta["pretty_name"] == REPO
     assert meta["configs"] == [{"config_name": "default", "data_files": [
-        {"split": "train", "path": "data/train-00000-of-00001.parquet"},
-        {"split": "test", "path": "data/test-00000-of-00001.parquet"}]}]
+        {"split": "train", "path": _shard(built, "train")},
+        {"split": "test", "path": _shard(built, "test")}]}]
     # What the Hub client reads back.
     card = DatasetCard.load(built / "README.md")
     assert card.data.license == "mit" and card.data.configs == meta["configs"]
     assert metadata_load(built / "README.md") == meta
     # The card's features are the parquet schema as `datasets` writes it, and what push's schema check reads.
-    schema = pq.read_schema(built / "data/train-00000-of-00001.parquet")
+    schema = pq.read_schema(built / _shard(built, "train"))
     assert meta["dataset_info"]["features"] == Features.from_arrow_schema(schema)._to_yaml_list()
     local = {"README.md": hub.LocalFile("README.md", built / "README.md", "", "")}
     assert set(hub._card_features(hub._local_card(local))["default"]) == set(schema.names)
@@ -83,10 +90,9 @@ def test_configs_load_with_datasets(built: Path) -> None:
     loaded = datasets.load_dataset(str(built))
     assert set(loaded) == {"train", "test"}
     for split in loaded:
-        rows = pq.read_table(built / f"data/{split}-00000-of-00001.parquet").to_pylist()
+        rows = pq.read_table(built / _shard(built, split)).to_pylist()
         assert list(loaded[split]) == rows
-    assert loaded["train"].features == Features.from_arrow_schema(pq.read_schema(
-        built / "data/train-00000-of-00001.parquet"))
+    assert loaded["train"].features == Features.from_arrow_schema(pq.read_schema(built / _shard(built, "train")))
 
 
 def test_card_embeds_the_spec_and_its_provenance(built: Path) -> None:

@@ -47,7 +47,8 @@ def _build(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], 
 def _rows(out: Path) -> dict[str, list[dict[str, Any]]]:
     splits: dict[str, list[dict[str, Any]]] = {}
     for path in sorted((out / "data").glob("*.parquet")):
-        splits.setdefault(path.name.rsplit("-", 3)[0], []).extend(pq.read_table(path).to_pylist())
+        split = re.match(r"(.+?)-\d{5}-of-\d{5}", path.name).group(1)  # type: ignore[union-attr]
+        splits.setdefault(split, []).extend(pq.read_table(path).to_pylist())
     return splits
 
 

@@ -141,3 +141,15 @@ def test_sigkill_mid_build_then_resume_equals_uninterrupted(tmp_path: Path) -> N
     assert [r["id"] for r in b] == [r["id"] for r in a]
     assert len({r["id"] for r in b}) == 40
     assert [r["steps"] for r in b] == [r["steps"] for r in a]  # deterministic server: same text
+
+
+def test_load_dataset_sees_a_rebuild(tiny_spec: Path, tmp_path: Path) -> None:
+    # datasets caches a local folder by its card and file names; a rebuilt shard must get a new name.
+    out = tmp_path / "out"
+    build(molspec.load(tiny_spec), BuildOptions(out=out))
+    first = datasets.load_dataset(str(out), split="train")
+    tiny_spec.write_text(tiny_spec.read_text().replace("temperature = 0.5", "temperature = 0.9"))
+    build(molspec.load(tiny_spec), BuildOptions(out=out, fresh=True))
+    second = datasets.load_dataset(str(out), split="train")
+    meta = [json.loads(d[0]["metadata"])["sampling"]["temperature"] for d in (first, second)]
+    assert meta == [0.5, 0.9]
