@@ -132,10 +132,11 @@ def main() -> None:
         naive_tokens = sum(engine.generate([r])[0].n_tokens for r in naive)
         naive_s = (time.perf_counter() - t) * len(rec.requests) / max(len(naive), 1)
         engine.close()
+    naive_total = naive_tokens * len(rec.requests) // max(len(naive), 1)
     rows = [("molspec build: whole command (plan, generation, parquet, card)", molspec_s, rec.tokens),
-            ("molspec build: generation (scheduler + engine)", res.generate_s, rec.tokens), ("plain LLM.generate, one flat batch", flat_s,
-            flat_tokens), (f"naive per-sample loop (measured on {n_naive} samples, scaled)", naive_s,
-                           naive_tokens * len(rec.requests) // max(len(naive), 1))]
+            ("molspec build: generation (scheduler + engine)", res.generate_s, rec.tokens),
+            ("plain LLM.generate, one flat batch", flat_s, flat_tokens),
+            (f"naive per-sample loop (measured on {n_naive} samples, scaled)", naive_s, naive_total)]
     print(f"model {model if args.model else 'tiny random Llama'}; {args.samples} samples x {args.steps} steps + "
           f"answer; {len(rec.requests)} requests x {args.max_tokens} tokens; prefix caching {args.prefix_caching}; "
           f"engine start {start_s:.1f} s; {res.done} samples done")

@@ -97,25 +97,25 @@ def _rounds(spec: Spec, engine: Engine, jobs: Iterator[Job], cfg: RunConfig,
     live: list[_Live] = []
     exhausted = False
     while live or not exhausted:
-        while not exhausted and len(live) < cfg.window:
-            job = next(jobs, None)
-            if job is None:
-                exhausted = True
-                break
-            live.append(_Live(job, WalkContext(job.question.question, job.bonds, job.index, job.split, job.graph)))
+        if not exhausted:
+            admitted, exhausted = _admit(jobs, cfg.window - len(live))
+            live += admitted
         if not live:
             break
         requests = [_next_request(spec, s, cfg) for s in live]
         completions = engine.generate(requests)
         prog.requests += len(requests)
-        finished = []
+        finished: list[dict[str, Any]] = []
         still: list[_Live] = []
         for s, c in zip(live, completions, strict=True):
             row = _advance(spec, s, c, cfg, prog)
-            (finished if row is not None else still).append(row if row is not None else s)
+            if row is None:
+                still.append(s)
+            else:
+                finished.append(row)
         live = still
         if finished:
-            emit(finished)  # type: ignore[arg-type]
+            emit(finished)
         if on_round is not None:
             on_round(prog)
     return prog
@@ -134,13 +134,9 @@ def _stream(spec: Spec, engine: StreamingEngine, jobs: Iterator[Job], cfg: RunCo
     last_flush = time.perf_counter()
     while True:
         fresh: list[Request] = []
-        while not exhausted and len(live) < cfg.window:
-            job = next(jobs, None)
-            if job is None:
-                exhausted = True
-                break
-            s = _Live(job, WalkContext(job.question.question, job.bonds, job.index, job.split, job.graph))
-            fresh.append(_track(live, s, _next_request(spec, s, cfg)))
+        if not exhausted:
+            admitted, exhausted = _admit(jobs, cfg.window - len(live))
+            fresh = [_track(live, s, _next_request(spec, s, cfg)) for s in admitted]
         if fresh:
             engine.submit(fresh)
         if not live:
@@ -168,6 +164,17 @@ def _stream(spec: Spec, engine: StreamingEngine, jobs: Iterator[Job], cfg: RunCo
     if pending:
         emit(pending)
     return prog
+
+
+def _admit(jobs: Iterator[Job], room: int) -> tuple[list[_Live], bool]:
+    """Up to `room` new samples from the queue, and whether the queue is now exhausted."""
+    out: list[_Live] = []
+    while len(out) < room:
+        job = next(jobs, None)
+        if job is None:
+            return out, True
+        out.append(_Live(job, WalkContext(job.question.question, job.bonds, job.index, job.split, job.graph)))
+    return out, False
 
 
 def _track(live: dict[str, _Live], s: _Live, req: Request) -> Request:

@@ -183,8 +183,8 @@ def _per_bond(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         for s in r["steps"]:
             tokens.setdefault(s["bond"], []).append(int(s["n_tokens"]))
             cut[s["bond"]] += s["finish_reason"] == "length"
-    return {b: {"steps": len(v), "tokens": dataclasses.asdict(StepCounts.of(v)), "cut_by_max_tokens": round(cut[b] / len(v), 4)}
-            for b, v in tokens.items()}
+    return {b: {"steps": len(v), "tokens": dataclasses.asdict(StepCounts.of(v)),
+                "cut_by_max_tokens": round(cut[b] / len(v), 4)} for b, v in tokens.items()}
 
 
 def _duplicates(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
