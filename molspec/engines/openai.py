@@ -43,13 +43,31 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 FINISH_REASONS: dict[str, FinishReason] = {
-    "stop": "stop", "eos": "stop", "stop_sequence": "stop", "end_turn": "stop",
-    "tool_calls": "stop", "function_call": "stop", "length": "length", "max_tokens": "length",
+    "stop": "stop",
+    "eos": "stop",
+    "stop_sequence": "stop",
+    "end_turn": "stop",
+    "tool_calls": "stop",
+    "function_call": "stop",
+    "length": "length",
+    "max_tokens": "length",
 }
-KNOWN_OPTIONS = frozenset({
-    "base_url", "base_urls", "api_key_env", "concurrency", "max_retries", "backoff_s", "max_backoff_s",
-    "timeout_s", "connect_timeout_s", "cooldown_s", "check_model", "extra_body",
-})
+KNOWN_OPTIONS = frozenset(
+    {
+        "base_url",
+        "base_urls",
+        "api_key_env",
+        "concurrency",
+        "max_retries",
+        "backoff_s",
+        "max_backoff_s",
+        "timeout_s",
+        "connect_timeout_s",
+        "cooldown_s",
+        "check_model",
+        "extra_body",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +115,9 @@ def parse_options(options: Mapping[str, Any]) -> OpenAIOptions:
     """Validate engine options; unknown names are refused so that typos do not pass silently."""
     unknown = sorted(set(options) - KNOWN_OPTIONS)
     if unknown:
-        raise EngineError(f"openai engine: unknown option(s) {', '.join(unknown)}; "
-                          f"known: {', '.join(sorted(KNOWN_OPTIONS))}")
+        raise EngineError(
+            f"openai engine: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_OPTIONS))}"
+        )
     extra = options.get("extra_body", {})
     if not isinstance(extra, Mapping):
         raise EngineError(f"openai engine: option 'extra_body' must be a table, got {extra!r}")
@@ -126,10 +145,12 @@ def public_url(url: str) -> str:
 def unreachable_message(urls: Sequence[str], reason: str) -> str:
     """The one-paragraph EngineError for a server that cannot be reached at all."""
     where = ", ".join(public_url(u) for u in urls)
-    return (f"openai engine: cannot reach an OpenAI-compatible server at {where} ({reason}). Start one, e.g. "
-            "`vllm serve Qwen/Qwen2.5-0.5B-Instruct --port 8000` (or SGLang, or llama.cpp `llama-server`), "
-            "and point molspec at it with the engine option base_url (or base_urls for several servers) or "
-            "the OPENAI_BASE_URL environment variable.")
+    return (
+        f"openai engine: cannot reach an OpenAI-compatible server at {where} ({reason}). Start one, e.g. "
+        "`vllm serve Qwen/Qwen2.5-0.5B-Instruct --port 8000` (or SGLang, or llama.cpp `llama-server`), "
+        "and point molspec at it with the engine option base_url (or base_urls for several servers) or "
+        "the OPENAI_BASE_URL environment variable."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,8 +232,15 @@ class OpenAIEngine:
 
     name = "openai"
 
-    def __init__(self, model: str, options: OpenAIOptions, seed: int, api_key: str | None,
-                 pool: UrlPool | None = None, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        options: OpenAIOptions,
+        seed: int,
+        api_key: str | None,
+        pool: UrlPool | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
         self.model = model
         self.options = options
         self.seed = seed
@@ -257,8 +285,12 @@ class OpenAIEngine:
         p = request.params
         seed = p.seed if p.seed is not None else zlib.crc32(request.key.encode(), self.seed & 0xFFFFFFFF)
         body: dict[str, Any] = {
-            "model": self.model, "messages": [dict(m) for m in request.messages],
-            "max_tokens": p.max_tokens, "temperature": p.temperature, "top_p": p.top_p, "seed": seed,
+            "model": self.model,
+            "messages": [dict(m) for m in request.messages],
+            "max_tokens": p.max_tokens,
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "seed": seed,
         }
         if p.stop:
             body["stop"] = list(p.stop)
@@ -330,13 +362,22 @@ class OpenAIEngine:
         if finish is None:
             return self._error(request, f"the server ended the request with finish_reason '{raw_finish}'")
         n_tokens = usage.get("completion_tokens")
-        return Completion(key=request.key, text=text, finish_reason=finish,
-                          n_tokens=int(n_tokens) if n_tokens is not None else len(text.split()),
-                          prompt_tokens=usage.get("prompt_tokens"))
+        return Completion(
+            key=request.key,
+            text=text,
+            finish_reason=finish,
+            n_tokens=int(n_tokens) if n_tokens is not None else len(text.split()),
+            prompt_tokens=usage.get("prompt_tokens"),
+        )
 
     def _error(self, request: Request, reason: str) -> Completion:
-        return Completion(key=request.key, text="", n_tokens=0, finish_reason="error",
-                          error=self._redact(f"openai: {one_line(reason, 400)}"))
+        return Completion(
+            key=request.key,
+            text="",
+            n_tokens=0,
+            finish_reason="error",
+            error=self._redact(f"openai: {one_line(reason, 400)}"),
+        )
 
 
 def make_client(options: OpenAIOptions, api_key: str | None) -> httpx.Client:
@@ -351,9 +392,11 @@ def read_api_key(options: OpenAIOptions, explicit: bool) -> str | None:
     """The key from the named environment variable; an explicitly named but unset variable is an error."""
     key = os.environ.get(options.api_key_env) or None
     if key is None and explicit:
-        raise EngineError(f"openai engine: option api_key_env names ${options.api_key_env}, but it is not "
-                          "set; export the API key in that variable (or drop the option for a server without "
-                          "a key)")
+        raise EngineError(
+            f"openai engine: option api_key_env names ${options.api_key_env}, but it is not "
+            "set; export the API key in that variable (or drop the option for a server without "
+            "a key)"
+        )
     return key
 
 
@@ -361,9 +404,11 @@ def list_models(client: httpx.Client, url: str) -> list[str] | None:
     """The model ids a server lists, or None if it has no /models endpoint. Raises EngineError on 401/403."""
     response = client.get(f"{url}/models", timeout=client.timeout.connect or 10.0)
     if response.status_code in (401, 403):
-        raise EngineError(f"openai engine: the server at {public_url(url)} refused to list models "
-                          f"(HTTP {response.status_code}); put the right API key in the environment variable "
-                          "named by the engine option api_key_env (default OPENAI_API_KEY)")
+        raise EngineError(
+            f"openai engine: the server at {public_url(url)} refused to list models "
+            f"(HTTP {response.status_code}); put the right API key in the environment variable "
+            "named by the engine option api_key_env (default OPENAI_API_KEY)"
+        )
     if response.status_code != 200:
         return None
     return [str(m.get("id")) for m in response.json().get("data", []) if isinstance(m, Mapping)]
@@ -379,12 +424,16 @@ def resolve_model(model: str | None, served: dict[str, list[str] | None]) -> str
             model = ids[0]
         if model is None or model not in ids:
             wanted = f"model '{model}' is not served" if model else "no model was named and several are"
-            raise EngineError(f"openai engine: {wanted} by {public_url(url)}; it serves: "
-                              f"{', '.join(ids) or '(nothing)'}. Name one of those as the model, or start "
-                              f"the server with the model you want (`vllm serve {model or 'MODEL'}`).")
+            raise EngineError(
+                f"openai engine: {wanted} by {public_url(url)}; it serves: "
+                f"{', '.join(ids) or '(nothing)'}. Name one of those as the model, or start "
+                f"the server with the model you want (`vllm serve {model or 'MODEL'}`)."
+            )
     if model is None:
-        raise EngineError("openai engine: no model was named and the server does not list its models; "
-                          "name the model (`--model` or `name = ...` in the spec's model block)")
+        raise EngineError(
+            "openai engine: no model was named and the server does not list its models; "
+            "name the model (`--model` or `name = ...` in the spec's model block)"
+        )
     return model
 
 
@@ -422,8 +471,7 @@ def create(model: str | None, options: Mapping[str, Any], seed: int) -> OpenAIEn
         if opts.check_model:
             model = check_servers(model, opts, client, pool)
         elif model is None:
-            raise EngineError("openai engine: name the model (`--model`, or `name = ...` in the spec's model "
-                              "block)")
+            raise EngineError("openai engine: name the model (`--model`, or `name = ...` in the spec's model block)")
     except BaseException:
         client.close()
         raise

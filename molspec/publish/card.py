@@ -90,14 +90,13 @@ def render_card(build_dir: Path, repo: str | None = None) -> str:
 
 def read_manifest(build_dir: Path) -> dict[str, Any]:
     """The build's molspec.json (ValueError with the reason when it is missing or unreadable)."""
-    path = Path(build_dir) / MANIFEST
+    from molspec.runtime.store import StoreError
+    from molspec.runtime.store import read_manifest as read
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"cannot read {path}: {err}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a JSON object")
-    return data
+        return read(build_dir)
+    except StoreError as err:
+        raise ValueError(err.message) from None
 
 
 def hub_repo(manifest: dict[str, Any]) -> str | None:

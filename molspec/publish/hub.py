@@ -183,19 +183,12 @@ def push(
 
 
 def _read_manifest(build_dir: Path) -> dict[str, Any]:
-    path = build_dir / "molspec.json"
-    if not path.is_file():
-        raise PushError(
-            f"{build_dir} is not a molspec build directory: {path.name} is missing. "
-            f"Build it first with `molspec build SPEC --out {build_dir}`."
-        )
+    from molspec.runtime.store import StoreError, read_manifest
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise PushError(f"cannot read {path}: {err}. Rebuild the dataset to regenerate it.") from None
-    if not isinstance(data, dict):
-        raise PushError(f"{path} is not a JSON object. Rebuild the dataset to regenerate it.")
-    return data
+        return read_manifest(build_dir)
+    except StoreError as err:
+        raise PushError(err.message) from None
 
 
 def _request(

@@ -212,6 +212,24 @@ def _repair_tail(path: Path) -> None:
         fh.truncate(cut)
 
 
+MANIFEST = "molspec.json"
+
+
+def read_manifest(build_dir: Path) -> dict[str, Any]:
+    """A build's molspec.json. StoreError says why when it is missing or unreadable."""
+    path = Path(build_dir) / MANIFEST
+    if not path.is_file():
+        raise StoreError(f"{build_dir} is not a molspec build directory: {MANIFEST} is missing. "
+                         f"Build it first with `molspec build SPEC --out {build_dir}`.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise StoreError(f"cannot read {path}: {err}. Rebuild the dataset to regenerate it.") from None
+    if not isinstance(data, dict):
+        raise StoreError(f"{path} is not a JSON object. Rebuild the dataset to regenerate it.")
+    return data
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

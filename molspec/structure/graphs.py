@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,12 +54,12 @@ def build_rows(build_dir: Path) -> list[dict[str, Any]]:
 
 
 def manifest(build_dir: Path) -> dict[str, Any]:
-    path = build_dir / "molspec.json"
-    if not path.is_file():
-        raise _error(str(build_dir), "not a molspec build directory (no molspec.json)",
-                     "point at the --out directory of `molspec build`")
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+    from molspec.runtime.store import StoreError, read_manifest
+
+    try:
+        return read_manifest(build_dir)
+    except StoreError as err:
+        raise _error(str(build_dir), "not a molspec build directory (no readable molspec.json)", err.message) from None
 
 
 def _error(where: str, message: str, help_: str) -> MolspecError:
