@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
+from molspec.diagnostics import Diagnostic, Label, Span
 from molspec.spec import SourceSpec
 
 
@@ -144,7 +144,3 @@ def _hub_rows(src: SourceSpec) -> Iterator[dict[str, Any]]:
                           f"{str(exc).splitlines()[0] if str(exc) else ''})",
                           help="check the id, config and split, your network and HF_TOKEN; "
                                "or download it and use a jsonl/parquet source") from None
-
-
-def report(src: SourceSpec, err: SourceError, files: dict[str, str]) -> MolspecError:
-    return MolspecError([err.diagnostic(src)], files)

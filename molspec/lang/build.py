@@ -9,7 +9,7 @@ from typing import Any
 from lark import Token, Transformer, Tree, v_args
 from lark.exceptions import VisitError
 
-from molspec.diagnostics import Diagnostic, Label, MolspecError, PartialDiagnostic, Span
+from molspec.diagnostics import MolspecError, PartialDiagnostic, Span
 from molspec.lang import ast
 from molspec.lang.syntax import parse
 
@@ -168,9 +168,4 @@ class _Builder(Transformer[Token, Any]):
         return ast.File(version=version, items=items, span=self._span(meta))
 
 
-def report(diag: Diagnostic, text: str, file: str) -> MolspecError:
-    """Wrap one diagnostic as an error that can render itself."""
-    return MolspecError([diag], {file: text})
-
-
-__all__ = ["Label", "build", "parse_file", "report"]
+__all__ = ["build", "parse_file"]
