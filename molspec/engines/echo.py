@@ -54,7 +54,11 @@ def _cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
 
 
 def complete(request: Request) -> Completion:
-    """Answer one request: echo text, cut by stop strings, then by max_tokens (one token = one word)."""
+    """Answer one request: echo text, cut by stop strings, then by max_tokens (one token = one word).
+    With `choices`, one of them, picked by a stable hash of the request."""
+    if request.params.choices:
+        choice = request.params.choices[zlib.crc32(echo_text(request).encode()) % len(request.params.choices)]
+        return Completion(key=request.key, text=choice, n_tokens=1, finish_reason="stop")
     text = echo_text(request)
     finish: FinishReason = "stop"
     if request.params.stop:

@@ -294,6 +294,8 @@ class OpenAIEngine:
         }
         if p.stop:
             body["stop"] = list(p.stop)
+        if p.choices:  # vLLM's OpenAI server: constrained decoding to one of the strings
+            body["structured_outputs"] = {"choice": list(p.choices)}
         body.update(self.options.extra_body)
         return body
 

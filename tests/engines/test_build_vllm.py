@@ -87,3 +87,15 @@ def test_an_overlong_prompt_fails_only_its_sample(tiny_model: Path, tmp_path: Pa
     assert expected >= 1
     assert (res.failed, res.done) == (expected, 6 - expected), res.errors
     assert all("max_model_len" in e for e in res.errors)
+
+
+@pytest.mark.vllm
+def test_choices_constrain_the_reply(engine: Engine) -> None:
+    from molspec.engines import SamplingParams
+
+    bonds = ("explore", "deep", "reflect", "normal")
+    params = SamplingParams(max_tokens=8, temperature=0.0, choices=bonds)
+    reqs = [Request(key=str(i), messages=({"role": "user", "content": f"Label step {i}."},), params=params)
+            for i in range(6)]
+    out = engine.generate(reqs)
+    assert all(c.text in bonds and c.finish_reason == "stop" for c in out), [c.text for c in out]
