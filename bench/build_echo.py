@@ -19,11 +19,8 @@ import molspec
 from molspec.engines import Request, SamplingParams, create
 from molspec.runtime.build import BuildOptions, build
 
-SPEC = """\
-molspec 1
-dataset "bench/echo" {{ samples = {samples}  seed = 1 }}
-source questions = jsonl("questions.jsonl")
-model synth {{ engine = "echo"  name = "none"  max_tokens = 64 }}
+# The bonds and graph every build benchmark uses (bench/build_vllm.py and bench/ray_echo.py import it).
+BODY = """\
 bond explore : vdw "Self-exploration" {{ instruct = "Explore another way." }}
 bond deep : covalent "Deep reasoning" {{ instruct = "Go one step deeper." }}
 bond reflect : hydrogen "Self-reflection" {{ instruct = "Check an earlier step." }}
@@ -36,7 +33,13 @@ graph g {{
   normal  -> deep 0.6 | reflect 0.2 | explore 0.2
   steps = {steps}..{steps}
 }}
-answer {{ verify = "math" }}
+"""
+SPEC = """\
+molspec 1
+dataset "bench/echo" {{ samples = {samples}  seed = 1 }}
+source questions = jsonl("questions.jsonl")
+model synth {{ engine = "echo"  name = "none"  max_tokens = 64 }}
+""" + BODY + """answer {{ verify = "math" }}
 """
 
 

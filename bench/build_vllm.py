@@ -12,34 +12,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import molspec
-from molspec.engines import Completion, Engine, Request, create
-from molspec.runtime.build import BuildOptions, build
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from build_echo import BODY  # noqa: E402  (the same bonds and graph as the echo benchmark)
+
+import molspec  # noqa: E402
+from molspec.engines import Completion, Engine, Request, create  # noqa: E402
+from molspec.runtime.build import BuildOptions, build  # noqa: E402
 
 SPEC = """\
 molspec 1
 dataset "bench/vllm" {{ samples = {samples}  seed = 1 }}
 source questions = jsonl("questions.jsonl")
 model synth {{ engine = "vllm"  name = "{model}"  temperature = 0.0  max_tokens = {max_tokens} }}
-bond explore : vdw "Self-exploration" {{ instruct = "Explore another way." }}
-bond deep : covalent "Deep reasoning" {{ instruct = "Go one step deeper." }}
-bond reflect : hydrogen "Self-reflection" {{ instruct = "Check an earlier step." }}
-bond normal : plain "Normal operation" {{ instruct = "Do the next routine step." }}
-graph g {{
-  start   -> explore 1.0
-  explore -> deep 0.5 | normal 0.3 | reflect 0.2
-  deep    -> deep 0.4 | reflect 0.3 | normal 0.2 | explore 0.1
-  reflect -> deep 0.5 | normal 0.3 | explore 0.2
-  normal  -> deep 0.6 | reflect 0.2 | explore 0.2
-  steps = {steps}..{steps}
-}}
-answer {{ verify = "none"  max_tokens = {max_tokens} }}
+""" + BODY + """answer {{ verify = "none"  max_tokens = {max_tokens} }}
 """
 
 
@@ -90,8 +83,6 @@ def _spec(folder: Path, model: str, samples: int, steps: int, max_tokens: int) -
 def _model(arg: str | None, folder: Path) -> str:
     if arg:
         return arg
-    import sys
-
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.support
     from tests.support.tiny_model import build_tiny_model
 
