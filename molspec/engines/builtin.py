@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,14 @@ def resolve_model(name: str | None) -> str:
     local = Path(name).expanduser()
     if local.exists():
         return _check_local_folder(local)
+    if not _HUB_ID.fullmatch(name):  # a path (or a typo) that no Hub repository could be named
+        raise EngineError(f"model {name} not found: no such folder, and it is not a Hub id (namespace/name) "
+                          f"nor the built-in alias '{DEFAULT_MODEL}'")
     return _check_hub_id(name)
+
+
+# What the Hub accepts as a repo id: "name" or "namespace/name" of letters, digits, '-', '_' and '.'.
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
 def builtin_name(name: str) -> str | None:

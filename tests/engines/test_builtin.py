@@ -71,3 +71,9 @@ def test_builtin_model_is_converted_once_and_cached(smollm2_dir: Path) -> None:
     ).read_text()
     assert resolve_model("smollm2-135m-instruct") == str(smollm2_dir)  # cached: no second conversion
     assert resolve_model(None) == str(smollm2_dir)  # the default model
+
+
+@pytest.mark.parametrize("name", ["/nonexistent/model", "./models/missing", "a/b/c", "~/nowhere/x"])
+def test_missing_local_path_is_not_looked_up_on_the_hub(name: str) -> None:
+    with pytest.raises(EngineError, match="no such folder"):
+        resolve_model(name)
