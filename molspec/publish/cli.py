@@ -41,9 +41,8 @@ def push_dir(out: Path, repo: str | None = None, revision: str | None = None, pr
     out = Path(out)
     try:
         manifest = read_manifest(out)
-    except ValueError as err:
-        print(f"error: {out} is not a molspec build directory ({err}). Build it first with "
-              f"`molspec build SPEC --out {out}`.", file=sys.stderr)
+    except ValueError as err:  # says what is missing and how to build it
+        print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILED
     repo = repo or hub_repo(manifest)
     if not repo:
