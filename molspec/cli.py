@@ -181,7 +181,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _build_on_ray(args: argparse.Namespace, doc: Any, opts: Any) -> Any:
-    from molspec.runtime.ray_executor import RayProgressLine, build_ray
+    from molspec.runtime.console import RayProgressLine
+    from molspec.runtime.ray_executor import build_ray
 
     display = RayProgressLine()  # cmd_build's display ends its line
     return build_ray(doc, opts, replicas=args.replicas, address=args.ray_address, shard_size=args.shard_size,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from molspec.runtime.build import BuildResult
 from molspec.runtime.scheduler import Progress
+
+if TYPE_CHECKING:
+    from molspec.runtime.ray_actors import ReplicaStatus
 
 
 class ProgressLine:
@@ -24,13 +27,7 @@ class ProgressLine:
         if now - self.last < self.every_s and p.done + p.failed < total:
             return
         self.last = now
-        elapsed = max(now - p.started, 1e-9)
-        finished = p.done + p.failed
-        rate = finished / elapsed
-        eta = (total - finished) / rate if rate > 0 else float("nan")
-        line = (f"samples {finished:,}/{total:,} ({p.failed:,} failed)  steps {p.steps:,} "
-                f"({p.steps / elapsed:,.1f}/s)  tokens {p.tokens:,} ({p.tokens / elapsed:,.1f}/s)  "
-                f"ETA {_duration(eta)}")
+        line = progress_text(p, total, now)
         if self.tty:
             self.stream.write("\r\x1b[2K" + line)
         else:
@@ -40,6 +37,16 @@ class ProgressLine:
     def close(self) -> None:
         if self.tty:
             self.stream.write("\n")
+
+
+def progress_text(p: Progress, total: int, now: float) -> str:
+    """samples done/total, failures, steps and tokens with their rates, and the ETA."""
+    elapsed = max(now - p.started, 1e-9)
+    finished = min(p.done + p.failed, total)
+    rate = finished / elapsed
+    eta = (total - finished) / rate if rate > 0 else float("nan")
+    return (f"samples {finished:,}/{total:,} ({p.failed:,} failed)  steps {p.steps:,} ({p.steps / elapsed:,.1f}/s)"
+            f"  tokens {p.tokens:,} ({p.tokens / elapsed:,.1f}/s)  ETA {_duration(eta)}")
 
 
 def _duration(s: float) -> str:
@@ -65,3 +72,43 @@ def summary(r: BuildResult) -> str:
         lines.append("  rerun the same command to retry the missing samples")
     lines.append(f"  load it    datasets.load_dataset(\"{r.out}\")")
     return "\n".join(lines)
+
+
+class RayProgressLine:
+    """Build progress with one entry per replica: redrawn in place on a terminal, every few seconds otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, every_s: float = 10.0) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.every_s = 0.5 if self.tty else every_s
+        self.last = 0.0
+        self.slots: list[ReplicaStatus] = []
+        self.shown: tuple[int, int] | None = None  # the final counts, once printed
+
+    def replicas(self, statuses: list[ReplicaStatus]) -> None:
+        self.slots = statuses
+
+    def __call__(self, p: Progress, total: int) -> None:
+        now = time.perf_counter()
+        finished = min(p.done + p.failed, total)
+        if (now - self.last < self.every_s and finished < total) or self.shown == (finished, total):
+            return
+        self.last, self.shown = now, (finished, total) if finished == total else None
+        elapsed = max(now - p.started, 1e-9)
+        head = progress_text(p, total, now)
+        if self.tty:
+            parts = [f"r{s.slot} {s.progress.done:,} {s.progress.steps / elapsed:,.0f}/s" for s in self.slots]
+            self.stream.write("\r\x1b[2K" + head + ("  │ " + "  ".join(parts) if parts else ""))
+        else:
+            lines = [head] + [self._line(s, elapsed) for s in self.slots]
+            self.stream.write("\n".join(lines) + "\n")
+        self.stream.flush()
+
+    def _line(self, s: ReplicaStatus, elapsed: float) -> str:
+        pr = s.progress
+        return (f"  replica {s.slot} [{s.node} pid {s.pid}] {s.state}: samples {pr.done:,} ({pr.failed:,} failed)  "
+                f"steps {pr.steps / elapsed:,.1f}/s  tokens {pr.tokens / elapsed:,.1f}/s  restarts {s.attempt}")
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")

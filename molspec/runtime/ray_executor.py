@@ -17,18 +17,16 @@ from __future__ import annotations
 import math
 import os
 import re
-import socket
 import sys
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, cast
 
 from molspec.api import Document
-from molspec.engines import Engine, EngineError, create
+from molspec.engines import Engine, EngineError
 from molspec.runtime.build import (
     DEFAULT_WINDOW,
     BuildOptions,
@@ -36,11 +34,10 @@ from molspec.runtime.build import (
     Prepared,
     _metadata,
     finalize,
-    jobs,
     prepare,
 )
-from molspec.runtime.console import _duration
-from molspec.runtime.scheduler import Job, Progress, RunConfig, run
+from molspec.runtime.ray_actors import Coordinator, Replica, ReplicaStatus, Shard
+from molspec.runtime.scheduler import Progress, RunConfig
 from molspec.runtime.store import BuildKey, Store, StoreError
 
 MISSING_RAY = ("the ray executor needs Ray: pip install 'molspec[ray]' (core Ray; not the ray[llm] extra, "
@@ -50,29 +47,6 @@ MISSING_RAY = ("the ray executor needs Ray: pip install 'molspec[ray]' (core Ray
 FORWARDED_ENV = ("OPENAI_BASE_URL", "HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_XET")
 REPORT_EVERY_S = 0.5
 FENCE_S = 30.0  # how long to wait for a dead replica's process to exit before reading its journal
-Shard = tuple[int, tuple[int, ...]]  # (shard id, sample indices)
-
-
-@dataclass
-class ReplicaStatus:
-    """What the driver knows about one replica slot (for progress displays and tests).
-
-    Attributes:
-        slot: the replica number k; attempt: restarts so far (the journal writer is replica-<k>-<attempt>).
-        state: starting, running, idle, restarting or failed.
-        name: the Ray actor name (`ray.get_actor(name)`); node, pid: where the current attempt runs.
-        progress: samples journalled (done, failed), steps and tokens generated, over all attempts.
-        cpu_s: CPU seconds the replica processes spent in `run`, over all attempts.
-    """
-
-    slot: int
-    name: str
-    attempt: int = 0
-    state: str = "starting"
-    node: str = ""
-    pid: int = 0
-    progress: Progress = field(default_factory=Progress)
-    cpu_s: float = 0.0
 
 
 def build_ray(doc: Document, opts: BuildOptions, replicas: int | None = None, address: str | None = None,
@@ -166,130 +140,6 @@ def plan_resources(engine: str, options: dict[str, Any], cluster: dict[str, floa
     if replicas is None:
         replicas = max(1, int(have // gpus)) if gpus else 1
     return replicas, gpus
-
-
-# ---------------------------------------------------------------- inside Ray: coordinator and replica
-
-class Coordinator:
-    """The shard queue and who holds what (a Ray actor; every call is quick)."""
-
-    def __init__(self, queue: list[Shard]) -> None:
-        self.queue: deque[Shard] = deque(queue)
-        self.leases: dict[str, dict[int, tuple[int, ...]]] = {}
-        self.released: set[str] = set()
-        self.counters: dict[str, dict[str, Any]] = {}
-
-    def next_shard(self, token: str) -> Shard | None:
-        if token in self.released or not self.queue:
-            return None  # a replica declared dead gets nothing more, even if it still runs
-        sid, indices = self.queue.popleft()
-        self.leases.setdefault(token, {})[sid] = indices
-        return sid, indices
-
-    def report(self, token: str, counters: dict[str, Any], completed: list[int]) -> None:
-        self.counters[token] = counters
-        for sid in completed:
-            self.leases.get(token, {}).pop(sid, None)
-
-    def release(self, token: str) -> list[Shard]:
-        """Forget a dead replica's leases and return them."""
-        self.released.add(token)
-        return list(self.leases.pop(token, {}).items())
-
-    def requeue(self, items: list[Shard]) -> None:
-        self.queue.extendleft(reversed(items))
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"queued": len(self.queue), "leased": sum(len(v) for v in self.leases.values()),
-                "counters": dict(self.counters)}
-
-
-class Replica:
-    """One engine and the wavefront scheduler (a Ray actor). The engine starts with the actor."""
-
-    def __init__(self, engine: str, model: str, options: dict[str, Any], seed: int) -> None:
-        self.engine: Engine | None = None
-        self.error: str | None = None
-        try:
-            self.engine = create(engine, model, options, seed)
-        except EngineError as err:
-            self.error = err.message
-
-    def ready(self, marker: str) -> dict[str, Any]:
-        """Whether the engine started, what it is, where this process runs, and whether it sees the output."""
-        return {"error": self.error, "engine": self.engine.describe() if self.engine else None,
-                "pid": os.getpid(), "node": socket.gethostname(), "sees_output": Path(marker).exists()}
-
-    def run(self, p: Prepared, coordinator: Any, token: str, out: str, cfg: RunConfig) -> dict[str, Any]:
-        """Pull shards until the queue is empty; every finished row is journalled before it is reported."""
-        if self.engine is None:
-            raise EngineError(self.error or "the engine did not start")
-        tally = _Tally(coordinator, token)
-        tally.report(final=True)  # the driver learns this process's pid before any journal line is written
-        store = Store(Path(out), writer=f"replica-{token}")
-        try:
-            run(p.spec, self.engine, tally.jobs(p), cfg, tally.emitter(store), tally.progress,
-                on_round=lambda _p: tally.report())
-        finally:
-            store.close()
-        tally.report(final=True)
-        return tally.counters()
-
-
-class _Tally:
-    """A replica's side of the bookkeeping: which shard each live sample came from, and its counters."""
-
-    def __init__(self, coordinator: Any, token: str) -> None:
-        self.coord, self.token = coordinator, token
-        self.progress = Progress()
-        self.owner: dict[int, int] = {}
-        self.left: dict[int, int] = {}
-        self.completed: list[int] = []
-        self.done = self.failed = 0
-        self.last = 0.0
-        self.cpu0 = time.process_time()
-
-    def jobs(self, p: Prepared) -> Iterator[Job]:
-        import ray
-
-        while (shard := ray.get(self.coord.next_shard.remote(self.token))) is not None:
-            sid, indices = shard
-            self.left[sid] = len(indices)
-            self.owner.update(dict.fromkeys(indices, sid))
-            yield from jobs(p, list(indices))
-
-    def emitter(self, store: Store) -> Callable[[list[dict[str, Any]]], None]:
-        def emit(rows: list[dict[str, Any]]) -> None:
-            store.append(rows)  # durable first: a lease is released only for journalled samples
-            for r in rows:
-                self.failed += r.get("error") is not None
-                sid = self.owner.pop(int(r["sample_index"]))
-                self.left[sid] -= 1
-                if not self.left[sid]:
-                    del self.left[sid]
-                    self.completed.append(sid)
-            self.done += sum(r.get("error") is None for r in rows)
-        return emit
-
-    def counters(self) -> dict[str, Any]:
-        import ray
-
-        pr = self.progress
-        return {"done": self.done, "failed": self.failed, "steps": pr.steps, "tokens": pr.tokens,
-                "requests": pr.requests, "pid": os.getpid(), "node": socket.gethostname(),
-                "node_id": ray.get_runtime_context().get_node_id(), "cpu_s": time.process_time() - self.cpu0}
-
-    def report(self, final: bool = False) -> None:
-        now = time.perf_counter()
-        if not final and now - self.last < REPORT_EVERY_S:
-            return
-        self.last = now
-        ref = self.coord.report.remote(self.token, self.counters(), self.completed)
-        self.completed = []
-        if final:
-            import ray
-
-            ray.get(ref)
 
 
 # ---------------------------------------------------------------- the driver
@@ -510,48 +360,3 @@ class _Described:
 
     def describe(self) -> dict[str, Any]:
         return self.info
-
-
-# ---------------------------------------------------------------- progress display
-
-class RayProgressLine:
-    """Build progress with one entry per replica: redrawn in place on a terminal, every few seconds otherwise."""
-
-    def __init__(self, stream: TextIO | None = None, every_s: float = 10.0) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.every_s = 0.5 if self.tty else every_s
-        self.last = 0.0
-        self.slots: list[ReplicaStatus] = []
-        self.shown: tuple[int, int] | None = None  # the final counts, once printed
-
-    def replicas(self, statuses: list[ReplicaStatus]) -> None:
-        self.slots = statuses
-
-    def __call__(self, p: Progress, total: int) -> None:
-        now = time.perf_counter()
-        finished = min(p.done + p.failed, total)
-        if (now - self.last < self.every_s and finished < total) or self.shown == (finished, total):
-            return
-        self.last, self.shown = now, (finished, total) if finished == total else None
-        elapsed = max(now - p.started, 1e-9)
-        rate = finished / elapsed
-        eta = (total - finished) / rate if rate > 0 else float("nan")
-        head = (f"samples {finished:,}/{total:,} ({p.failed:,} failed)  steps {p.steps:,} ({p.steps / elapsed:,.1f}/s)"
-                f"  tokens {p.tokens:,} ({p.tokens / elapsed:,.1f}/s)  ETA {_duration(eta)}")
-        if self.tty:
-            parts = [f"r{s.slot} {s.progress.done:,} {s.progress.steps / elapsed:,.0f}/s" for s in self.slots]
-            self.stream.write("\r\x1b[2K" + head + ("  │ " + "  ".join(parts) if parts else ""))
-        else:
-            lines = [head] + [self._line(s, elapsed) for s in self.slots]
-            self.stream.write("\n".join(lines) + "\n")
-        self.stream.flush()
-
-    def _line(self, s: ReplicaStatus, elapsed: float) -> str:
-        pr = s.progress
-        return (f"  replica {s.slot} [{s.node} pid {s.pid}] {s.state}: samples {pr.done:,} ({pr.failed:,} failed)  "
-                f"steps {pr.steps / elapsed:,.1f}/s  tokens {pr.tokens / elapsed:,.1f}/s  restarts {s.attempt}")
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
