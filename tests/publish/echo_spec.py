@@ -5,17 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.support.specs import BONDS as VOCABULARY
+from tests.support.specs import graph
+
 REPO = "acme/echo-demo"
 
-BONDS = """\
-molspec 1
-
-# The bond vocabulary, imported by the spec.
-bond explore : vdw "Self-exploration" { instruct = "Explore another way." }
-bond deep : covalent "Deep reasoning" { instruct = "Go one step deeper."  max_tokens = 60 }
-bond reflect : hydrogen "Self-reflection" { instruct = "Check an earlier step." }
-bond normal : plain "Normal operation" { instruct = "Do the next routine step." }
-"""
+BONDS = "molspec 1\n\n# The bond vocabulary, imported by the spec.\n" + VOCABULARY
 
 SPEC = """\
 molspec 1
@@ -34,15 +29,7 @@ source questions = jsonl("questions.jsonl") {{ question = "q"  gold = "a" }}
 
 model synth {{ engine = "echo"  name = "none"  temperature = {temperature}  max_tokens = 40 }}
 
-graph g {{
-  start   -> explore 1.0
-  explore -> deep 0.5 | normal 0.3 | reflect 0.2
-  deep    -> deep 0.4 | reflect 0.3 | normal 0.2 | explore 0.1
-  reflect -> deep 0.5 | normal 0.3 | explore 0.2
-  normal  -> deep 0.6 | reflect 0.2 | explore 0.2
-  steps = 2..5
-}}
-
+{graph}
 answer {{ verify = "math" }}
 
 output {{ format = "messages"  think = true{hub} }}
@@ -59,5 +46,5 @@ def write_spec(folder: Path, train: int = 10, temperature: float = 0.5, hub: str
     (folder / "bonds.mol").write_text(BONDS)
     spec = folder / "demo.mol"
     hub_line = f'  hub = "{hub}"' if hub else ""
-    spec.write_text(SPEC.format(name=name, train=train, temperature=temperature, hub=hub_line))
+    spec.write_text(SPEC.format(name=name, train=train, temperature=temperature, hub=hub_line, graph=graph("2..5")))
     return spec
