@@ -17,7 +17,7 @@ from molspec.lang.fmt import format_text
 from molspec.lang.imports import Program, load_program
 from molspec.plan.compile import Plan, compile_plan
 from molspec.plan.stats import PlanStats, plan_stats
-from molspec.sources import SourceError, load_questions
+from molspec.sources import Question, SourceError, load_questions
 from molspec.spec import Spec
 
 
@@ -87,14 +87,23 @@ def load(path: str | Path, text: str | None = None) -> Document:
     return Document(prog, spec, diags)
 
 
-def question_counts(spec: Spec) -> dict[str, int]:
-    """Rows per source used by the dataset (loading each once)."""
+def dataset_questions(spec: Spec) -> dict[str, list[Question]]:
+    """The questions of every source the dataset's splits use, by source name.
+
+    Raises:
+        MolspecError: a source cannot be read (the diagnostic points at the source in the spec).
+    """
     needed = {s.source for s in spec.dataset.splits} if spec.dataset else set()
-    counts = {}
+    out = {}
     for name in needed:
         src = spec.sources[name]
         try:
-            counts[name] = len(load_questions(src))
+            out[name] = load_questions(src)
         except SourceError as err:
             raise MolspecError([err.diagnostic(src)], spec.files) from None
-    return counts
+    return out
+
+
+def question_counts(spec: Spec) -> dict[str, int]:
+    """Rows per source used by the dataset."""
+    return {name: len(qs) for name, qs in dataset_questions(spec).items()}

@@ -17,15 +17,14 @@ from typing import Any
 import numpy as np
 
 from molspec import __version__
-from molspec.api import Document
-from molspec.diagnostics import MolspecError
+from molspec.api import Document, dataset_questions
 from molspec.engines import Engine, create
 from molspec.plan.compile import Plan, compile_plan
 from molspec.plan.stats import plan_stats
 from molspec.provenance import git_info
 from molspec.runtime.scheduler import Job, Progress, RunConfig, run
 from molspec.runtime.store import BuildKey, Store, write_json_atomic
-from molspec.sources import Question, SourceError, load_questions
+from molspec.sources import Question
 from molspec.spec import Spec
 
 DEFAULT_WINDOW = {"echo": 4096, "vllm": 1024, "openai": 256, "transformers": 16}
@@ -91,7 +90,7 @@ class Prepared:
 
 def prepare(doc: Document, opts: BuildOptions) -> Prepared:
     spec = doc.raise_for_errors()
-    questions = _questions(spec)
+    questions = dataset_questions(spec)
     plan = compile_plan(spec, {k: len(v) for k, v in questions.items()})
     m = spec.model
     engine = opts.engine or m.engine
@@ -99,17 +98,6 @@ def prepare(doc: Document, opts: BuildOptions) -> Prepared:
     if m.chat_template and engine == m.engine:
         options.setdefault("chat_template", m.chat_template)
     return Prepared(spec, plan, questions, engine, opts.model or m.model, options)
-
-
-def _questions(spec: Spec) -> dict[str, list[Question]]:
-    assert spec.dataset is not None
-    out = {}
-    for name in {s.source for s in spec.dataset.splits}:
-        try:
-            out[name] = load_questions(spec.sources[name])
-        except SourceError as err:
-            raise MolspecError([err.diagnostic(spec.sources[name])], spec.files) from None
-    return out
 
 
 def jobs(p: Prepared, indices: list[int]) -> Iterator[Job]:
