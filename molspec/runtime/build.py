@@ -21,7 +21,7 @@ from molspec.api import Document, dataset_questions
 from molspec.engines import Engine, create
 from molspec.plan.compile import Plan, compile_plan
 from molspec.plan.stats import plan_stats
-from molspec.provenance import git_info
+from molspec.provenance import GitInfo, git_info
 from molspec.runtime.scheduler import Job, Progress, RunConfig, run
 from molspec.runtime.store import BuildKey, Store, write_json_atomic
 from molspec.sources import Question
@@ -86,6 +86,7 @@ class Prepared:
     engine: str
     model: str
     options: dict[str, Any]
+    git: GitInfo
 
 
 def prepare(doc: Document, opts: BuildOptions) -> Prepared:
@@ -97,7 +98,8 @@ def prepare(doc: Document, opts: BuildOptions) -> Prepared:
     options = dict(m.options) if engine == m.engine else {}  # another engine's options would not apply
     if m.chat_template and engine == m.engine:
         options.setdefault("chat_template", m.chat_template)
-    return Prepared(spec, plan, questions, engine, opts.model or m.model, options)
+    git = git_info([Path(f) for f in spec.files])  # the spec and its imports
+    return Prepared(spec, plan, questions, engine, opts.model or m.model, options, git)
 
 
 def jobs(p: Prepared, indices: list[int]) -> Iterator[Job]:
@@ -171,8 +173,7 @@ def _from_manifest(out: Path, p: Prepared, resumed: int, wall_s: float) -> Build
 
 
 def _metadata(p: Prepared, engine: Engine) -> dict[str, Any]:
-    files = [Path(f) for f in p.spec.files]
-    info = git_info([Path(p.spec.path)] + files)
+    info = p.git
     m = p.spec.model
     return {"engine": p.engine, "model": p.model, "engine_info": engine.describe(),
             "sampling": m.sampling.model_dump(),
@@ -185,8 +186,9 @@ def _metadata(p: Prepared, engine: Engine) -> dict[str, Any]:
 def finalize(p: Prepared, store: Store, opts: BuildOptions, target: int, resumed: int, prog: Progress,
              wall_s: float) -> BuildResult:
     """Write the dataset from the journal, the manifest and the spec files."""
-    done = {i: r for i, r in store.finished().items() if i < target}
-    failed = _failures(store, done, target)
+    succeeded, failures = store.scan()
+    done = {i: r for i, r in succeeded.items() if i < target}
+    failed = {i: r for i, r in failures.items() if i < target}
     rows = [done[i] for i in sorted(done)]
     kept = [r for r in rows if p.spec.answer.keep == "all" or r.get("correct") is not False]
     by_split: dict[str, list[dict[str, Any]]] = {s.spec.name: [] for s in p.plan.splits}
@@ -205,15 +207,6 @@ def finalize(p: Prepared, store: Store, opts: BuildOptions, target: int, resumed
 
     write_card(opts.out)
     return result
-
-
-def _failures(store: Store, done: dict[int, Any], target: int) -> dict[int, dict[str, Any]]:
-    failed: dict[int, dict[str, Any]] = {}
-    for rec in store.records():
-        i = int(rec["sample_index"])
-        if rec.get("error") is not None and i not in done and i < target:
-            failed[i] = rec  # the latest attempt's error
-    return failed
 
 
 def _copy_spec(spec: Spec, out: Path) -> tuple[list[str], str]:
@@ -245,7 +238,7 @@ def _manifest(p: Prepared, opts: BuildOptions, res: BuildResult, rows: list[dict
     assert spec.dataset is not None
     meta = rows[0]["metadata"] if rows else None
     stats = plan_stats(p.plan)
-    info = git_info([Path(f) for f in spec.files])
+    info = p.git
     return {
         "molspec_version": __version__,
         "spec": {"path": spec.path, "sha256": spec.sha256(), "git_commit": info.commit, "git_dirty": info.dirty,

@@ -208,8 +208,9 @@ def _advance(spec: Spec, s: _Live, c: Completion, cfg: RunConfig, prog: Progress
     prog.tokens += c.n_tokens
     if step < len(s.job.bonds):
         bond = spec.bonds[s.job.bonds[step]]
-        s.steps.append(StepText(bond.name, bond.kind, bond.title, c.text.strip()))
-        s.records.append({"bond": bond.name, "text": c.text.strip(), "n_tokens": c.n_tokens,
+        text = c.text.strip()
+        s.steps.append(StepText(bond.name, bond.kind, bond.title, text))
+        s.records.append({"bond": bond.name, "text": text, "n_tokens": c.n_tokens,
                           "finish_reason": c.finish_reason})
         prog.steps += 1
         return None

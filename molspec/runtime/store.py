@@ -121,11 +121,20 @@ class Store:
     # ---------------------------------------------------------------- journal
     def finished(self) -> dict[int, dict[str, Any]]:
         """Every journalled sample that succeeded (failed ones are retried on resume)."""
+        return self.scan()[0]
+
+    def scan(self) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
+        """One pass over the journal: samples that succeeded (first record of each), and samples that only
+        failed (their latest error)."""
         done: dict[int, dict[str, Any]] = {}
+        failed: dict[int, dict[str, Any]] = {}
         for rec in self.records():
+            i = int(rec["sample_index"])
             if rec.get("error") is None:
-                done.setdefault(int(rec["sample_index"]), rec)
-        return done
+                done.setdefault(i, rec)
+            else:
+                failed[i] = rec
+        return done, {i: r for i, r in failed.items() if i not in done}
 
     def records(self) -> Iterator[dict[str, Any]]:
         """All journal lines of all writers, skipping a torn last line."""

@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from molspec.plan.matrix import Chain
 from molspec.structure.compare import compare
 from molspec.structure.estimate import StepCounts, StructureGraph
-from molspec.structure.graphs import build_rows, conditional, from_walks, manifest, spec_graphs
+from molspec.structure.graphs import build_rows, conditional, from_chain, from_walks, manifest, spec_graphs
 from molspec.structure.label import BONDS, Labeler, get_labeler
 
 
@@ -81,9 +82,6 @@ def _planned(m: dict[str, Any], spec_path: Path | None) -> dict[str, StructureGr
         return {k: conditional(v) for k, v in spec_graphs(load(spec_path).raise_for_errors()).items()}
     out = {}
     for name, g in m["graphs"].items():
-        from molspec.plan.matrix import Chain
-        from molspec.structure.graphs import from_chain
-
         lo, hi = g["steps"]
         c = Chain(name, tuple(g["bonds"]), np.array(g["start"]), np.array(g["transitions"]), np.array(g["end"]),
                   lo, hi, bool(np.any(np.array(g["end"]) > 0)))
