@@ -28,19 +28,21 @@ import os
 import random
 import threading
 import time
-import zlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from molspec.engines.base import Completion, EngineError, FinishReason, Request
+from molspec.engines.common import closed_error, describe, failed, seed_of
+from molspec.engines.options import OpenAIOptions
+from molspec.engines.options import parse_options as _parse
+from molspec.engines.redact import public_url, redact
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -52,94 +54,12 @@ FINISH_REASONS: dict[str, FinishReason] = {
     "length": "length",
     "max_tokens": "length",
 }
-KNOWN_OPTIONS = frozenset(
-    {
-        "base_url",
-        "base_urls",
-        "api_key_env",
-        "concurrency",
-        "max_retries",
-        "backoff_s",
-        "max_backoff_s",
-        "timeout_s",
-        "connect_timeout_s",
-        "cooldown_s",
-        "check_model",
-        "extra_body",
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class OpenAIOptions:
-    """The engine's options after validation (see the module docstring for each one)."""
-
-    base_urls: tuple[str, ...]
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 32
-    max_retries: int = 5
-    backoff_s: float = 0.5
-    max_backoff_s: float = 60.0
-    timeout_s: float = 600.0
-    connect_timeout_s: float = 10.0
-    cooldown_s: float = 10.0
-    check_model: bool = True
-    extra_body: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _number(options: Mapping[str, Any], name: str, default: float, minimum: float, kind: type) -> Any:
-    """Read a numeric option, naming it in the error (bool is an int subclass, so refuse it explicitly)."""
-    value = options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value % 1):
-        what = "an integer" if kind is int else "a number"
-        raise EngineError(f"openai engine: option '{name}' must be {what}, got {value!r}")
-    if value < minimum:
-        raise EngineError(f"openai engine: option '{name}' must be >= {minimum}, got {value!r}")
-    return kind(value)
-
-
-def _base_urls(options: Mapping[str, Any]) -> tuple[str, ...]:
-    """`base_urls` or `base_url` (not both), else $OPENAI_BASE_URL, else the local vLLM default."""
-    if "base_url" in options and "base_urls" in options:
-        raise EngineError("openai engine: give either option 'base_url' or 'base_urls', not both")
-    raw: Any = options.get("base_urls", options.get("base_url"))
-    if raw is None:
-        raw = os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-    urls = [raw] if isinstance(raw, str) else raw
-    if not isinstance(urls, (list, tuple)) or not urls or not all(isinstance(u, str) and u for u in urls):
-        raise EngineError(f"openai engine: option 'base_urls' must be a non-empty list of URLs, got {raw!r}")
-    return tuple(u.rstrip("/") for u in urls)
 
 
 def parse_options(options: Mapping[str, Any]) -> OpenAIOptions:
-    """Validate engine options; unknown names are refused so that typos do not pass silently."""
-    unknown = sorted(set(options) - KNOWN_OPTIONS)
-    if unknown:
-        raise EngineError(
-            f"openai engine: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_OPTIONS))}"
-        )
-    extra = options.get("extra_body", {})
-    if not isinstance(extra, Mapping):
-        raise EngineError(f"openai engine: option 'extra_body' must be a table, got {extra!r}")
-    return OpenAIOptions(
-        base_urls=_base_urls(options),
-        api_key_env=str(options.get("api_key_env", "OPENAI_API_KEY")),
-        concurrency=_number(options, "concurrency", 32, 1, int),
-        max_retries=_number(options, "max_retries", 5, 0, int),
-        backoff_s=_number(options, "backoff_s", 0.5, 0, float),
-        max_backoff_s=_number(options, "max_backoff_s", 60.0, 0, float),
-        timeout_s=_number(options, "timeout_s", 600.0, 0.001, float),
-        connect_timeout_s=_number(options, "connect_timeout_s", 10.0, 0.001, float),
-        cooldown_s=_number(options, "cooldown_s", 10.0, 0, float),
-        check_model=bool(options.get("check_model", True)),
-        extra_body=dict(extra),
-    )
-
-
-def public_url(url: str) -> str:
-    """The URL without any user:password part, fit for describe() and messages."""
-    parsed = httpx.URL(url)
-    return str(parsed.copy_with(userinfo=b"")) if parsed.userinfo else url
+    """Validate engine options (`OpenAIOptions`); unknown names are refused so that typos do not pass silently."""
+    validated: OpenAIOptions = _parse("openai", OpenAIOptions, options)
+    return validated
 
 
 def unreachable_message(urls: Sequence[str], reason: str) -> str:
@@ -250,9 +170,12 @@ class OpenAIEngine:
         self._executor = ThreadPoolExecutor(options.concurrency, thread_name_prefix="molspec-openai")
         self._answered = False  # set once any chat request got an HTTP response
         self._gave_up_unreached = False  # set when a request gave up on connection failures
+        self._closed = False
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         """One completion per request, in request order; at most `concurrency` in flight."""
+        if self._closed:
+            raise closed_error(self.name)
         if not requests:
             return []
         results = list(self._executor.map(self._run_one, requests))
@@ -263,13 +186,12 @@ class OpenAIEngine:
 
     def describe(self) -> dict[str, Any]:
         """Build metadata: model and options, with URLs stripped of credentials and no API key."""
-        options = asdict(self.options)
-        options["base_urls"] = [public_url(u) for u in self.options.base_urls]
-        options["extra_body"] = dict(self.options.extra_body)
-        return {"engine": self.name, "model": self.model, "options": options}
+        options = self.options.model_dump() | {"base_urls": [public_url(u) for u in self.options.base_urls]}
+        return describe(self.name, self.model, options, secrets=[self._api_key])
 
     def close(self) -> None:
-        """Stop the worker threads and close connections."""
+        """Stop the worker threads and close connections; safe to call twice."""
+        self._closed = True
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._client.close()
 
@@ -277,20 +199,16 @@ class OpenAIEngine:
         urls = ", ".join(public_url(u) for u in self.options.base_urls)
         return f"OpenAIEngine(model={self.model!r}, base_urls=[{urls}])"
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
-
     def _body(self, request: Request) -> dict[str, Any]:
         """The JSON body; without a per-request seed, derive one from the engine seed and the key."""
         p = request.params
-        seed = p.seed if p.seed is not None else zlib.crc32(request.key.encode(), self.seed & 0xFFFFFFFF)
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [dict(m) for m in request.messages],
             "max_tokens": p.max_tokens,
             "temperature": p.temperature,
             "top_p": p.top_p,
-            "seed": seed,
+            "seed": seed_of(request, self.seed),
         }
         if p.stop:
             body["stop"] = list(p.stop)
@@ -373,13 +291,7 @@ class OpenAIEngine:
         )
 
     def _error(self, request: Request, reason: str) -> Completion:
-        return Completion(
-            key=request.key,
-            text="",
-            n_tokens=0,
-            finish_reason="error",
-            error=self._redact(f"openai: {one_line(reason, 400)}"),
-        )
+        return failed(request.key, redact(f"openai: {one_line(reason, 400)}", [self._api_key]))
 
 
 def make_client(options: OpenAIOptions, api_key: str | None) -> httpx.Client:
