@@ -117,6 +117,7 @@ class StepFeatures:
         digit_ratio: digits over digits + letters.
         words: words of two or more letters.
         trigrams: lower-cased token trigrams (words, numbers, single symbols).
+        tokens: the lower-cased tokens themselves (the learned labeler's text features).
     """
 
     head: dict[str, bool]
@@ -125,6 +126,7 @@ class StepFeatures:
     digit_ratio: float
     words: int
     trigrams: frozenset[tuple[str, ...]]
+    tokens: tuple[str, ...] = ()
 
 
 def step_features(text: str) -> StepFeatures:
@@ -149,6 +151,7 @@ def step_features(text: str) -> StepFeatures:
         digit_ratio=digits / (digits + letters) if digits + letters else 0.0,
         words=len(runs) - runs.count(1),
         trigrams=frozenset(zip(tokens, tokens[1:], tokens[2:], strict=False)),
+        tokens=tuple(tokens),
     )
 
 

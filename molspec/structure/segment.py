@@ -165,6 +165,15 @@ def step_texts(text: str, config: SegmentConfig | None = None) -> list[str]:
     return [s.text for s in segment(text, config)]
 
 
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """The sentences of `text[start:end]` as offsets into `text`: cut after `.`, `?`, `!` (and a closing
+    quote or bracket) followed by a space, and at line breaks; whitespace is trimmed. Used for
+    sentence-sized steps (sentence units of the hand labels)."""
+    stop = len(text) if end is None else end
+    cuts = [start] + [m.end() + start for m in _SENTENCE_BOUNDARY.finditer(text[start:stop])] + [stop]
+    return [span for a, b in zip(cuts, cuts[1:], strict=False) for span in _trimmed(text, a, b)]
+
+
 def _paragraphs(text: str) -> Iterator[tuple[int, int]]:
     start = 0
     for match in _PARAGRAPH_BREAK.finditer(text):

@@ -1,0 +1,150 @@
+"""What the learned labeler reads of each step: dense signals plus sparse text keys.
+
+Dense signals (`DENSE`, fixed order): the cue labeler's per-bond scores and its label, the opening
+and body cue counts, equation density, digit ratio, length, position in the trace, and how much the
+step repeats the question, the step just before, the step just after, and steps two or more back
+(a reflection folds back onto earlier work; a derivation builds on the step just before).
+
+Sparse keys (tuples, looked up in the model's vocabulary; unseen keys are ignored):
+  ("o", w) / ("o2", w1, w2) / ("o3", w1, w2, w3)  the opening tokens;
+  ("c", abc)                                     character trigrams of the opening characters;
+  the step's distinct tokens and token trigrams (presence; kept in separate vocabularies);
+  ("p", w) / ("p2", ..) / ("n", w) / ("n2", ..)   the previous / next step's opening;
+  ("len", k) / ("cue", prev, this)                a length bucket and the cue labels' transition.
+Body keys are weighted 1/sqrt(their count), so a paragraph and a sentence weigh the same in total:
+the same model reads paragraph-sized and sentence-sized steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from molspec.structure.label import BONDS, CueLabeler, StepFeatures, step_features
+
+Key = tuple[str, ...]
+OPEN_CHARS = 24  # the opening characters that give character trigrams
+DENSE: tuple[str, ...] = (
+    ("bias",)
+    + tuple(f"cue_score_{b}" for b in BONDS)
+    + tuple(f"cue_label_{b}" for b in BONDS)
+    + tuple(f"head_{b}" for b in BONDS)
+    + tuple(f"body_{b}" for b in BONDS)
+    + ("equations", "digits", "log_chars", "recall", "restate", "overlap_prev", "overlap_next")
+    + ("first", "last", "relative_position")
+    + tuple(f"prev_cue_{b}" for b in BONDS)
+    + tuple(f"next_cue_{b}" for b in BONDS)
+)
+_CUE = CueLabeler()
+
+
+@dataclass(frozen=True, slots=True)
+class StepInput:
+    """One step as the model reads it.
+
+    Attributes:
+        dense: `DENSE` values, in order.
+        keys: opening, context, length and cue-transition keys (weight 1 each).
+        words: the step's distinct tokens; grams: its distinct token trigrams. Each of these weighs
+            `body_weight`, 1/sqrt(their number), so long and short steps weigh the same in total.
+    """
+
+    dense: tuple[float, ...]
+    keys: tuple[Key, ...]
+    words: frozenset[str]
+    grams: frozenset[Key]
+    body_weight: float
+
+
+def trace_inputs(question: str | None, steps: Sequence[str]) -> list[StepInput]:
+    """The model input of every step of one trace (each step sees its neighbours)."""
+    feats = [step_features(text) for text in steps]
+    asked = step_features(question).trigrams if question else frozenset()
+    cue_labels, cue_scores, recalls, restates = _cue_pass(feats, asked)
+    openings = [_opening(f.tokens) for f in feats]
+    n = len(steps)
+    out: list[StepInput] = []
+    for i, (text, f) in enumerate(zip(steps, feats, strict=True)):
+        prev = feats[i - 1].trigrams if i else frozenset()
+        nxt = feats[i + 1].trigrams if i + 1 < n else frozenset()
+        own = f.trigrams
+        dense = (
+            (1.0,)
+            + tuple(cue_scores[i][b] / 5.0 for b in BONDS)
+            + _one_hot(cue_labels[i])
+            + tuple(float(f.head[b]) for b in BONDS)
+            + tuple(min(f.body[b], 6) * 60.0 / max(f.words, 60) for b in BONDS)
+            + (min(f.equation_density, 4.0) / 4.0, f.digit_ratio, math.log1p(len(text)) / 8.0)
+            + (recalls[i], restates[i], _share(own, prev), _share(own, nxt))
+            + (float(i == 0), float(i == n - 1), i / max(n - 1, 1))
+            + (_one_hot(cue_labels[i - 1]) if i else _NONE)
+            + (_one_hot(cue_labels[i + 1]) if i + 1 < n else _NONE)
+        )
+        words = frozenset(f.tokens)
+        body = len(words) + len(own)
+        out.append(StepInput(dense, _keys(text, openings, cue_labels, i), words, own, body**-0.5 if body else 0.0))
+    return out
+
+
+_NONE = (0.0,) * len(BONDS)
+
+
+def _one_hot(bond: str) -> tuple[float, ...]:
+    return tuple(float(bond == b) for b in BONDS)
+
+
+def _share(own: frozenset[Key], other: frozenset[Key]) -> float:
+    return len(own & other) / len(own) if own and other else 0.0
+
+
+def _cue_pass(
+    feats: Sequence[StepFeatures], asked: frozenset[Key]
+) -> tuple[list[str], list[dict[str, float]], list[float], list[float]]:
+    """The cue labeler's labels and scores, with the recall and restate signals it uses
+    (the same loop as `CueLabeler.label`, keeping what it computes on the way)."""
+    labels: list[str] = []
+    scores: list[dict[str, float]] = []
+    recalls: list[float] = []
+    restates: list[float] = []
+    earlier: set[Key] = set()
+    for index, f in enumerate(feats):
+        if index >= 2:
+            earlier |= feats[index - 2].trigrams
+        own = f.trigrams
+        recall = len((own & earlier) - asked) / len(own) if own else 0.0
+        restate = len(own & asked) / len(own) if own else 0.0
+        s = _CUE.score(f, index, labels[-1] if labels else None, recall, restate)
+        labels.append(max(BONDS, key=lambda b: (s[b], -_TIE[b])))
+        scores.append(s)
+        recalls.append(recall)
+        restates.append(restate)
+    return labels, scores, recalls, restates
+
+
+_TIE = {b: i for i, b in enumerate(("deep", "normal", "reflect", "explore"))}  # label.TIE_ORDER
+
+
+def _opening(tokens: Sequence[str]) -> tuple[str, ...]:
+    """The first three tokens after any leading markup (`#`, `*`, `-`, quotes)."""
+    start = 0
+    while start < len(tokens) and start < 4 and not tokens[start][0].isalnum():
+        start += 1
+    return tuple(tokens[start : start + 3])
+
+
+def _keys(text: str, openings: Sequence[tuple[str, ...]], cue: Sequence[str], i: int) -> tuple[Key, ...]:
+    o = openings[i]
+    keys: list[Key] = [("o", *o[:1]), ("o2", *o[:2]), ("o3", *o)]
+    head = text[:OPEN_CHARS].lower()
+    keys += [("c", head[j : j + 3]) for j in range(max(len(head) - 2, 0))]
+    if i:
+        p = openings[i - 1]
+        keys += [("p", *p[:1]), ("p2", *p[:2]), ("cue", cue[i - 1], cue[i])]
+    else:
+        keys.append(("cue", "start", cue[i]))
+    if i + 1 < len(openings):
+        nx = openings[i + 1]
+        keys += [("n", *nx[:1]), ("n2", *nx[:2])]
+    keys.append(("len", str(min(int(math.log2(len(text) + 1)), 12))))
+    return tuple(keys)
