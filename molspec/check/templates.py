@@ -12,7 +12,16 @@ from jinja2.exceptions import SecurityError
 from molspec.check.defaults import ANSWER_VARIABLES, STEP_VARIABLES
 from molspec.diagnostics import Diagnostic, Label, Span, did_you_mean
 from molspec.spec import Spec
-from molspec.templating import environment
+from molspec.templating import (
+    MAX_NESTING,
+    TemplateLimitError,
+    compile_template,
+    environment,
+    nesting_depth,
+    render_error,
+    template_body_start,
+    template_line_span,
+)
 
 _SAMPLE_STEP = {"bond": "deep", "kind": "covalent", "title": "Deep reasoning", "text": "So x = 2."}
 
@@ -39,17 +48,30 @@ def _check_one(spec: Spec, name: str, source: str, span: Span | None,
                variables: dict[str, str]) -> list[Diagnostic]:
     if span is None:  # a built-in default: known good
         return []
-    env = environment()
     try:
-        tree = env.parse(source)
+        depth = nesting_depth(source)
+        if depth > MAX_NESTING:
+            raise TemplateLimitError(f"it nests {depth} blocks or brackets deep (the limit is {MAX_NESTING})")
+        tree = environment().parse(source)
     except TemplateSyntaxError as exc:
         where = _line_span(spec, span, source, exc.lineno)
         return [Diagnostic("MOL301", f"the {name} template does not parse: {exc.message}",
                            Label(where, "found here"), help=_syntax_help(exc.message or ""))]
+    except (TemplateLimitError, RecursionError) as exc:
+        return [_limit(name, span, str(exc) if isinstance(exc, TemplateLimitError) else "it nests too deeply")]
     unknown = sorted(meta.find_undeclared_variables(tree) - set(variables))
     if unknown:
         return [_unknown(spec, name, source, span, var, variables) for var in unknown]
-    return _trial_render(spec, name, source, span, variables)
+    for label, context in _contexts(spec):
+        found = _trial_render(spec, name, source, span, label, context)
+        if found:
+            return found
+    return []
+
+
+def _limit(name: str, span: Span, reason: str) -> Diagnostic:
+    return Diagnostic("MOL306", f"the {name} template goes past a limit: {reason}", Label(span),
+                      help="see docs/limits.md for the template limits")
 
 
 def _unknown(spec: Spec, name: str, source: str, span: Span, var: str, variables: dict[str, str]) -> Diagnostic:
@@ -63,22 +85,24 @@ def _unknown(spec: Spec, name: str, source: str, span: Span, var: str, variables
                       Label(where, "not defined for this template"), help=help_)
 
 
-def _trial_render(spec: Spec, name: str, source: str, span: Span, variables: dict[str, str]) -> list[Diagnostic]:
-    env = environment()
+def _trial_render(spec: Spec, name: str, source: str, span: Span, label: str,
+                  context: dict[str, Any]) -> list[Diagnostic]:
     try:
-        env.from_string(source).render(**_sample_context(spec))
+        compile_template(source).render(**context)
+    except (TemplateLimitError, RecursionError) as exc:  # located at the template line that hit the limit
+        return list(render_error(exc, source, name, span, spec.files).diagnostics)
     except SecurityError as exc:
         where = _attribute_span(spec, span, source, str(exc))
         return [Diagnostic("MOL304", f"the {name} template does something the sandbox forbids: {exc}",
                            Label(where, "not allowed"), help="templates may read variables, not Python internals")]
     except UndefinedError as exc:
         where = _attribute_span(spec, span, source, exc.message or "")
-        return [Diagnostic("MOL305", f"the {name} template fails on a sample: {exc.message}",
+        return [Diagnostic("MOL305", f"the {name} template fails on {label}: {exc.message}",
                            Label(where, "no such field"),
                            help="fields: bond has name, kind, title, instruct; steps items have bond, kind, "
                                 "title, text")]
     except Exception as exc:  # noqa: BLE001  (any template runtime error is the user's to fix)
-        return [Diagnostic("MOL305", f"the {name} template fails on a sample: {exc}", Label(span))]
+        return [Diagnostic("MOL305", f"the {name} template fails on {label}: {exc}", Label(span))]
     return []
 
 
@@ -107,37 +131,31 @@ def _attribute_span(spec: Spec, span: Span, source: str, message: str) -> Span:
     return _offset_span(spec, span, use.start(), use.end() - use.start())
 
 
-def _sample_context(spec: Spec) -> dict[str, Any]:
+def _contexts(spec: Spec) -> list[tuple[str, dict[str, Any]]]:
+    """Synthetic renders: a sample, then the first step, a middle step of a later sample, and the
+    last step of a long walk (so that `{% if sample > 0 %}` or `steps[-1]` branches run too)."""
+    return [("a sample", _context(spec, sample=0, step=2, n_steps=8)),
+            ("the first step (sample 0, no steps yet)", _context(spec, sample=0, step=1, n_steps=8)),
+            ("a middle step (sample 1, step 4 of 8)", _context(spec, sample=1, step=4, n_steps=8)),
+            ("the last step (sample 999999, step 64 of 64)", _context(spec, sample=999_999, step=64, n_steps=64))]
+
+
+def _context(spec: Spec, sample: int, step: int, n_steps: int) -> dict[str, Any]:
     bond = {"name": "deep", "kind": "covalent", "title": "Deep reasoning", "instruct": "Go deeper."}
-    return {"question": "What is 1 + 1?", "steps": [_SAMPLE_STEP], "bond": bond, "step": 2, "n_steps": 8,
-            "bonds": ["explore", "deep"], "sample": 0, "split": "train", "graph": "g",
-            "instruct": spec.answer.instruct}
-
-
-def _body_start(spec: Spec, span: Span) -> int:
-    """Offset of the template's first character: after the quotes and a newline right after them."""
-    text = spec.files.get(span.file, "")
-    if not text.startswith('"""', span.start):
-        return span.start + 1
-    start = span.start + 3
-    for newline in ("\r\n", "\n"):
-        if text.startswith(newline, start):
-            return start + len(newline)
-    return start
+    bonds = (["explore", "deep"] * n_steps)[:n_steps]
+    return {"question": "What is 1 + 1?", "steps": [_SAMPLE_STEP] * (step - 1), "bond": bond, "step": step,
+            "n_steps": n_steps, "bonds": bonds, "sample": sample, "split": "train" if sample < 2 else "test",
+            "graph": "g", "instruct": spec.answer.instruct}
 
 
 def _offset_span(spec: Spec, span: Span, offset: int, length: int) -> Span:
     text = spec.files.get(span.file, "")
-    start = _body_start(spec, span) + offset
+    start = template_body_start(text, span) + offset
     return Span.at(span.file, text, start, start + length)
 
 
 def _line_span(spec: Spec, span: Span, source: str, lineno: int | None) -> Span:
-    lines = source.split("\n")
-    k = max(1, min(lineno or 1, len(lines)))
-    offset = sum(len(line) + 1 for line in lines[: k - 1])
-    length = len(lines[k - 1]) or 1
-    return _offset_span(spec, span, offset, length)
+    return template_line_span(spec.files.get(span.file, ""), span, source, lineno or 1)
 
 
 __all__ = ["check_templates"]
