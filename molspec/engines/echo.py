@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from molspec.engines.base import Completion, FinishReason, Request
+from molspec.engines.common import closed_error, cut_at_stop, describe
+from molspec.engines.options import EchoOptions, parse_options
 
 # One canned sentence per bond kind (the paper's four behaviours), so previews read sensibly.
 KIND_TEXT: dict[str, str] = {
@@ -47,12 +49,6 @@ def echo_text(request: Request) -> str:
     return f"[{where}] {phrase} (echo {crc:08x})"
 
 
-def _cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
-    """Cut `text` before the first stop string; report whether one was found."""
-    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
-    return (text[:cut], True) if cut >= 0 else (text, False)
-
-
 def complete(request: Request) -> Completion:
     """Answer one request: echo text, cut by stop strings, then by max_tokens (one token = one word).
     With `choices`, one of them, picked by a stable hash of the request."""
@@ -62,7 +58,7 @@ def complete(request: Request) -> Completion:
     text = echo_text(request)
     finish: FinishReason = "stop"
     if request.params.stop:
-        text, _found = _cut_at_stop(text, request.params.stop)
+        text, _found = cut_at_stop(text, request.params.stop)
     words = text.split()
     limit = max(request.params.max_tokens, 0)
     if len(words) > limit:
@@ -81,17 +77,21 @@ class EchoEngine:
         self.model = model
         self.options = dict(options)
         self.seed = seed
+        self._closed = False
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        """One completion per request, in order; never fails."""
+        """One completion per request, in order; a request never fails (a closed engine refuses)."""
+        if self._closed:
+            raise closed_error(self.name)
         return [complete(request) for request in requests]
 
     def describe(self) -> dict[str, Any]:
         """Build metadata; echo has no model, so `model` is whatever the spec named (or None)."""
-        return {"engine": self.name, "model": self.model, "options": dict(self.options)}
+        return describe(self.name, self.model, self.options)
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Nothing to release; later work is refused, like on every engine."""
+        self._closed = True
 
     def __repr__(self) -> str:
         return f"EchoEngine(model={self.model!r})"
@@ -99,4 +99,4 @@ class EchoEngine:
 
 def create(model: str | None, options: Mapping[str, Any], seed: int) -> EchoEngine:
     """Factory used by `molspec.engines.create`; echo accepts (and ignores) any options."""
-    return EchoEngine(model=model, options=options, seed=seed)
+    return EchoEngine(model=model, options=parse_options("echo", EchoOptions, options).given(), seed=seed)

@@ -8,52 +8,53 @@ at its own budget or stop string and records why it ended. Rows are left-padded.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from molspec.engines.base import Completion, EngineError, FinishReason, Request, SamplingParams
 from molspec.engines.builtin import resolve_model
+from molspec.engines.common import closed_error, cut_at_stop, describe, fit_prompt, seed_of
+from molspec.engines.options import TransformersOptions, parse_options
 
 MISSING_TRANSFORMERS = "the transformers engine needs torch and transformers: pip install 'molspec[transformers]'"
-# options molspec reads itself; everything else goes to `from_pretrained`
-OWN_OPTIONS = ("device", "dtype", "batch_size", "max_model_len")
+# options molspec reads itself (TransformersOptions); everything else goes to `from_pretrained`
+OWN_OPTIONS = tuple(TransformersOptions.model_fields)
 # of the rest, those that also concern the tokenizer (model-only kwargs would confuse it)
 TOKENIZER_OPTIONS = ("revision", "trust_remote_code", "token", "cache_dir", "local_files_only")
-DEFAULT_BATCH_SIZE = 16
 
 
 def create(*, model: str | None, options: Mapping[str, Any], seed: int) -> TransformersEngine:
     """Load `model` (Hub id, local folder, or built-in alias) with transformers.
 
-    Options: `device` (default cuda when available, else cpu), `dtype` (default float32 on CPU,
-    the checkpoint's own elsewhere), `batch_size` (default 16), `max_model_len` (default the
-    model's max_position_embeddings); the rest go to `from_pretrained`.
+    Options (`TransformersOptions`): `device` (default cuda when available, else cpu), `dtype`
+    (default float32 on CPU, the checkpoint's own elsewhere), `batch_size` (default 16),
+    `max_model_len` (default the model's max_position_embeddings); the rest go to `from_pretrained`.
 
     Raises:
-        EngineError: transformers missing, model not found, or loading failed.
+        EngineError: bad options, transformers missing, model not found, or loading failed.
     """
+    opts: TransformersOptions = parse_options("transformers", TransformersOptions, options)
     try:
         import torch
         import transformers  # noqa: F401  (fail here, with the extra's name, if it is missing)
     except ImportError as exc:
         raise EngineError(MISSING_TRANSFORMERS) from exc
     path = resolve_model(model)
-    device = str(options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = _dtype(options.get("dtype"), device)
-    extra = {k: v for k, v in options.items() if k not in OWN_OPTIONS}
+    device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = _dtype(opts.dtype, device)
+    extra = {k: v for k, v in opts.given().items() if k not in OWN_OPTIONS}
     try:
         tokenizer, lm = _load(path, device, dtype, extra)
     except Exception as exc:
         raise EngineError(f"transformers could not load {model or path}: {type(exc).__name__}: {exc}") from exc
     settings = _Settings(
         device=device,
-        batch_size=int(options.get("batch_size") or DEFAULT_BATCH_SIZE),
-        max_model_len=int(options.get("max_model_len") or _max_positions(lm)),
+        batch_size=opts.batch_size,
+        max_model_len=opts.max_model_len or _max_positions(lm),
         seed=seed,
     )
-    return TransformersEngine(lm, tokenizer, settings, model=model or path, options=dict(options))
+    return TransformersEngine(lm, tokenizer, settings, model=model or path, options=opts.given())
 
 
 def _load(path: str, device: str, dtype: Any, extra: dict[str, Any]) -> tuple[Any, Any]:
@@ -101,6 +102,8 @@ class TransformersEngine:
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         """Run the batch in chunks of `batch_size`, shortest prompts together to limit padding."""
+        if self._lm is None:
+            raise closed_error(self.name)
         results: dict[int, Completion] = {}
         rows: list[_Row] = []
         for index, request in enumerate(requests):
@@ -121,12 +124,7 @@ class TransformersEngine:
         """Engine name, model as the spec named it, and the spec's engine options."""
         import transformers
 
-        return {
-            "engine": self.name,
-            "model": self._model,
-            "options": dict(self._options),
-            "version": str(transformers.__version__),
-        }
+        return describe(self.name, self._model, self._options, version=str(transformers.__version__))
 
     def close(self) -> None:
         """Drop the model (and free accelerator memory); safe to call twice."""
@@ -142,28 +140,18 @@ class TransformersEngine:
             torch.cuda.empty_cache()
 
     def _prepare(self, index: int, request: Request) -> _Row | Completion:
-        try:
-            prompt_ids = render_prompt(self._tokenizer, request.messages)
-        except Exception as exc:  # a template may reject a message list (roles, order)
-            return _failed(request.key, f"chat template failed: {type(exc).__name__}: {exc}")
-        room = self._settings.max_model_len - len(prompt_ids)
-        if room < 1:
-            return _failed(
-                request.key,
-                f"prompt is {len(prompt_ids)} tokens but max_model_len is {self._settings.max_model_len}; "
-                "raise max_model_len in the model's options { } (if the model allows) or shorten the prompt",
-                prompt_tokens=len(prompt_ids),
-            )
-        seed = row_seed(request.params.seed, self._settings.seed, request.key)
-        budget = max(1, min(request.params.max_tokens, room))
-        return _Row(index, request.key, prompt_ids, budget, request.params, seed)
+        fitted = fit_prompt(request, self._tokenizer, self._settings.max_model_len)
+        if isinstance(fitted, Completion):
+            return fitted
+        seed = seed_of(request, self._settings.seed)
+        return _Row(index, request.key, fitted.prompt_ids, fitted.budget, request.params, seed)
 
     def _run(self, rows: list[_Row]) -> list[Completion]:
         import torch
 
         lm = self._lm
         if lm is None:
-            raise EngineError("the transformers engine was closed; create a new one")
+            raise closed_error(self.name)
         input_ids, attention = self._pad(rows)
         tracker = _RowStops(rows, self._tokenizer, self._eos_ids, width=input_ids.shape[1])
         try:
@@ -285,31 +273,6 @@ class _RowStops:
         return any(s in tail for s in stop)
 
 
-def render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> list[int]:
-    """Chat-template `messages` with a generation prompt and return the prompt's token ids."""
-    text = tokenizer.apply_chat_template([dict(m) for m in messages], add_generation_prompt=True, tokenize=False)
-    # The template already wrote any BOS/special tokens; adding them again would double the BOS.
-    ids: list[int] = tokenizer.encode(text, add_special_tokens=False)
-    return ids
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
-    """Cut `text` before its earliest stop string; say whether one was found."""
-    hits = [pos for pos in (text.find(s) for s in stop if s) if pos >= 0]
-    return (text[: min(hits)], True) if hits else (text, False)
-
-
-def row_seed(request_seed: int | None, engine_seed: int, key: str) -> int:
-    """A request's own seed, else one derived from the engine seed and the request key.
-
-    Deriving from the key (not the position) keeps a request's sample independent of its batch.
-    """
-    if request_seed is not None:
-        return request_seed
-    digest = hashlib.sha256(f"{engine_seed}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
 def _nucleus(probs: Any, top_p: float) -> Any:
     """Zero the tail of `probs` outside the smallest set whose mass reaches top_p."""
     if top_p >= 1.0:
@@ -320,10 +283,6 @@ def _nucleus(probs: Any, top_p: float) -> Any:
     outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs >= top_p  # keeps at least one token
     sorted_probs[outside] = 0.0
     return torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-
-
-def _failed(key: str, error: str, prompt_tokens: int | None = None) -> Completion:
-    return Completion(key=key, text="", n_tokens=0, finish_reason="error", error=error, prompt_tokens=prompt_tokens)
 
 
 def _dtype(name: Any, device: str) -> Any:

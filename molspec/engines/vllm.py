@@ -18,6 +18,8 @@ from typing import Any
 
 from molspec.engines.base import Completion, EngineError, FinishReason, Request, SamplingParams
 from molspec.engines.builtin import resolve_model
+from molspec.engines.common import closed_error, describe, failed, fit_prompt
+from molspec.engines.options import VllmOptions, parse_options
 
 MISSING_VLLM = (
     "the vllm engine needs vLLM: pip install 'molspec[vllm]' on a GPU machine, "
@@ -44,8 +46,9 @@ def create(*, model: str | None, options: Mapping[str, Any], seed: int) -> VllmE
     """Start vLLM on `model` (Hub id, local folder, or built-in alias); `options` go to `vllm.LLM`.
 
     Raises:
-        EngineError: vLLM missing, model not found, or start-up failed (memory: names the knob).
+        EngineError: bad options, vLLM missing, model not found, or start-up failed (memory: names the knob).
     """
+    given = parse_options("vllm", VllmOptions, options).given()
     on_cpu = _prepare_environment()
     try:
         import vllm
@@ -56,9 +59,9 @@ def create(*, model: str | None, options: Mapping[str, Any], seed: int) -> VllmE
         raise EngineError(NO_DEVICE)
     on_cpu = bool(current_platform.is_cpu()) or on_cpu
     path = resolve_model(model)
-    kwargs = engine_kwargs(options, seed=seed, on_cpu=on_cpu)
+    kwargs = engine_kwargs(given, seed=seed, on_cpu=on_cpu)
     llm = _start(vllm.LLM, path, kwargs, model or path)
-    return VllmEngine(llm, model=model or path, options=dict(options), on_cpu=on_cpu)
+    return VllmEngine(llm, model=model or path, options=given, on_cpu=on_cpu)
 
 
 def engine_kwargs(options: Mapping[str, Any], *, seed: int, on_cpu: bool) -> dict[str, Any]:
@@ -124,7 +127,7 @@ class VllmEngine:
                 llm.llm_engine.add_request(request.key, TokensPrompt(prompt_token_ids=prepared.prompt_ids),
                                            prepared.params)
             except Exception as exc:  # a request vLLM rejects fails alone
-                self._early.append(_failed(request.key, f"vLLM rejected the request: {_short(exc)}"))
+                self._early.append(failed(request.key, f"vLLM rejected the request: {_short(exc)}"))
 
     def poll(self) -> list[Completion]:
         """Step the engine until at least one queued request finishes; return every finished one."""
@@ -142,12 +145,7 @@ class VllmEngine:
         """Engine name, model as the spec named it, and the spec's engine options."""
         import vllm
 
-        return {
-            "engine": self.name,
-            "model": self._model,
-            "options": dict(self._options),
-            "version": str(vllm.__version__),
-        }
+        return describe(self.name, self._model, self._options, version=str(vllm.__version__))
 
     def close(self) -> None:
         """Shut the engine core down and free the model; safe to call twice."""
@@ -159,30 +157,21 @@ class VllmEngine:
 
     def _require_llm(self) -> Any:
         if self._llm is None:
-            raise EngineError("the vllm engine was closed; create a new one")
+            raise closed_error(self.name)
         return self._llm
 
     def _prepare(self, index: int, request: Request, tokenizer: Any) -> _Prepared | Completion:
-        try:
-            prompt_ids = render_prompt(tokenizer, request.messages)
-        except Exception as exc:  # a template may reject a message list (roles, order)
-            return _failed(request.key, f"chat template failed: {type(exc).__name__}: {exc}")
-        room = self.max_model_len - len(prompt_ids)
-        if room < 1:
-            return _failed(
-                request.key,
-                f"prompt is {len(prompt_ids)} tokens but max_model_len is {self.max_model_len}; "
-                "raise max_model_len in the model's options { } or shorten the prompt",
-                prompt_tokens=len(prompt_ids),
-            )
-        return _Prepared(index, prompt_ids, self._sampling(request.params, room))
+        fitted = fit_prompt(request, tokenizer, self.max_model_len)
+        if isinstance(fitted, Completion):
+            return fitted
+        return _Prepared(index, fitted.prompt_ids, self._sampling(request.params, fitted.budget))
 
-    def _sampling(self, params: SamplingParams, room: int) -> Any:
+    def _sampling(self, params: SamplingParams, budget: int) -> Any:
         from vllm import SamplingParams as VllmSamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
         return VllmSamplingParams(
-            max_tokens=min(params.max_tokens, room),
+            max_tokens=budget,
             temperature=params.temperature,
             top_p=params.top_p,
             stop=list(params.stop) or None,
@@ -204,27 +193,15 @@ class VllmEngine:
         return [_completion(requests[item.index].key, out) for item, out in zip(ready, outputs, strict=True)]
 
 
-def render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> list[int]:
-    """Chat-template `messages` with a generation prompt and return the prompt's token ids."""
-    text = tokenizer.apply_chat_template([dict(m) for m in messages], add_generation_prompt=True, tokenize=False)
-    # The template already wrote any BOS/special tokens; adding them again would double the BOS.
-    ids: list[int] = tokenizer.encode(text, add_special_tokens=False)
-    return ids
-
-
 def _completion(key: str, output: Any) -> Completion:
     choice = output.outputs[0]
     prompt_tokens = len(output.prompt_token_ids or [])
     reason = _FINISH.get(choice.finish_reason)
     if reason is None:
-        return _failed(key, f"vLLM finished the request with '{choice.finish_reason}'", prompt_tokens)
+        return failed(key, f"vLLM finished the request with '{choice.finish_reason}'", prompt_tokens)
     return Completion(
         key=key, text=choice.text, n_tokens=len(choice.token_ids), finish_reason=reason, prompt_tokens=prompt_tokens
     )
-
-
-def _failed(key: str, error: str, prompt_tokens: int | None = None) -> Completion:
-    return Completion(key=key, text="", n_tokens=0, finish_reason="error", error=error, prompt_tokens=prompt_tokens)
 
 
 def _prepare_environment() -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from molspec.engines import Engine, EngineError, create
-from molspec.engines.transformers import cut_at_stop, row_seed
+from molspec.engines.common import cut_at_stop
 from tests.engines.conftest import TINY_MAX_LEN, TINY_TRANSFORMERS_OPTIONS
 from tests.engines.helpers import chat, long_text
 
@@ -96,8 +96,3 @@ def test_unknown_dtype_is_an_engine_error(tiny_model: Path) -> None:
 )
 def test_cut_at_stop(text: str, stop: tuple[str, ...], expected: tuple[str, bool]) -> None:
     assert cut_at_stop(text, stop) == expected
-
-
-def test_row_seed_prefers_the_request_seed() -> None:
-    assert row_seed(5, 0, "k") == 5
-    assert row_seed(None, 0, "k") == row_seed(None, 0, "k") != row_seed(None, 1, "k")
