@@ -112,13 +112,9 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 
 def _read_text(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        from molspec.diagnostics import Diagnostic, Label, Span
+    from molspec.lang.imports import read_spec
 
-        raise MolspecError([Diagnostic("MOL013", f"cannot read {path}: {exc.strerror}",
-                                       Label(Span(path, 0, 0, 1, 1)))]) from None
+    return read_spec(path)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -150,7 +146,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from molspec.api import load
-    from molspec.runtime.build import BuildOptions, build
+    from molspec.pipeline import build
+    from molspec.runtime.build import BuildOptions
     from molspec.runtime.console import ProgressLine, summary
     from molspec.runtime.store import StoreError
 
@@ -181,8 +178,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _build_on_ray(args: argparse.Namespace, doc: Any, opts: Any) -> Any:
+    from molspec.pipeline import build_ray
     from molspec.runtime.console import RayProgressLine
-    from molspec.runtime.ray_executor import build_ray
 
     display = RayProgressLine()  # cmd_build's display ends its line
     return build_ray(doc, opts, replicas=args.replicas, address=args.ray_address, shard_size=args.shard_size,

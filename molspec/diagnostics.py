@@ -154,58 +154,100 @@ _COLORS = {Severity.ERROR: "\x1b[1;31m", Severity.WARNING: "\x1b[1;33m", Severit
 _BOLD, _BLUE, _RESET = "\x1b[1m", "\x1b[1;34m", "\x1b[0m"
 
 
+MAX_MESSAGE = 400  # characters of a message, help or note (they quote names from the spec)
+
+
+def clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text` on one line, control characters made visible, cut to `limit` characters."""
+    text = text.replace("\t", " ").translate(_VISIBLE)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def render_short(d: Diagnostic) -> str:
     """`file:line:col: severity[CODE]: message` on one line."""
     s = d.span
-    return f"{s.file}:{s.line}:{s.col}: {d.severity.value}[{d.code}]: {d.message}"
+    return f"{clip(s.file)}:{s.line}:{s.col}: {d.severity.value}[{d.code}]: {clip(d.message)}"
 
 
-def _line_of(text: str, line: int) -> str:
-    lines = text.splitlines()
-    return lines[line - 1] if 0 < line <= len(lines) else ""
+MAX_SHOWN = 160  # characters of a source line shown in a diagnostic (a 1 MB token prints one window)
+_CONTEXT = 40  # characters kept before a span that starts far into a long line
+# Shown in place of characters that would move the terminal's cursor (one character each, so the
+# caret stays under the right column): C0 controls as their Unicode pictures, other line separators.
+_VISIBLE = {**{i: 0x2400 + i for i in range(32) if i != 9}, 0x7F: 0x2421, 0x85: 0x2424, 0x2028: 0x2424,
+            0x2029: 0x2424}
 
 
-def _underline(text: str, label: Label, mark: str) -> tuple[str, int]:
-    """The caret line under `label` and the column it starts at (tabs expanded as in the source)."""
-    src = _line_of(text, label.span.line)
-    prefix = src[: label.span.col - 1].expandtabs(4)
-    first_line_end = text.find("\n", label.span.start)
-    end = label.span.end if first_line_end == -1 else min(label.span.end, first_line_end)
+def line_text(text: str, line: int) -> str:
+    """Line `line` (1-based) of `text`. Lines end at "\n" only, as lark and `Span.at` count them; the
+    "\r" of a CRLF ending is not part of the line."""
+    start = 0
+    for _ in range(line - 1):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return ""
+    end = text.find("\n", start)
+    src = text[start:] if end == -1 else text[start:end]
+    return src[:-1] if src.endswith("\r") else src
+
+
+def _window(src: str, col: int) -> tuple[str, int]:
+    """The part of a long line shown around column `col` (1-based), and the index it starts at."""
+    if len(src) <= MAX_SHOWN:
+        return src, 0
+    first = 0 if col - 1 <= MAX_SHOWN - _CONTEXT else col - 1 - _CONTEXT
+    shown = ("…" if first else "") + src[first:first + MAX_SHOWN] + ("…" if first + MAX_SHOWN < len(src) else "")
+    return shown, first
+
+
+def _shown_line(text: str, line: int, col: int) -> tuple[str, int]:
+    src, first = _window(line_text(text, line), col)
+    return src.expandtabs(4).translate(_VISIBLE), first
+
+
+def _underline(text: str, label: Label, mark: str, first: int) -> str:
+    """The caret line under `label`, for a line shown from index `first` (tabs expanded as shown)."""
+    src = line_text(text, label.span.line)
+    lead = "…" if first else ""
+    prefix = (lead + src[first: max(first, label.span.col - 1)]).expandtabs(4)
+    line_end = text.find("\n", label.span.start)
+    end = label.span.end if line_end == -1 else min(label.span.end, line_end)
     width = max(1, end - label.span.start)
-    width = min(width, max(1, len(src.expandtabs(4)) - len(prefix)))
-    return " " * len(prefix) + mark * width, len(prefix)
+    shown_width = len(_window(src, label.span.col)[0].expandtabs(4))
+    width = min(width, max(1, shown_width - len(prefix)))
+    return " " * len(prefix) + mark * width
 
 
 def render(d: Diagnostic, sources: dict[str, str], color: bool = False) -> str:
     """The rich form: header, `--> file:line:col`, the line as written, a caret, help and notes."""
     c = (lambda code, s: f"{code}{s}{_RESET}") if color else (lambda code, s: s)
     s = d.span
-    out = [c(_COLORS[d.severity], f"{d.severity.value}[{d.code}]") + c(_BOLD, f": {d.message}")]
+    out = [c(_COLORS[d.severity], f"{d.severity.value}[{d.code}]") + c(_BOLD, f": {clip(d.message)}")]
     text = sources.get(s.file)
     gutter = len(str(max([s.line] + [lab.span.line for lab in d.secondary])))
     pad = " " * gutter
-    out.append(f"{pad}{c(_BLUE, '-->')} {s.file}:{s.line}:{s.col}")
+    out.append(f"{pad}{c(_BLUE, '-->')} {clip(s.file)}:{s.line}:{s.col}")
     if text is not None:
         labels = [(d.primary, "^", _COLORS[d.severity])] + [(lab, "-", _BLUE) for lab in d.secondary
                                                              if lab.span.file == s.file]
         out.append(f"{pad} {c(_BLUE, '|')}")
-        shown_line = 0
+        shown_line, first = 0, 0
         for label, mark, code in sorted(labels, key=lambda x: x[0].span.start):
             if label.span.line != shown_line:  # several labels on one line: show the line once
-                src = _line_of(text, label.span.line).expandtabs(4)
+                src, first = _shown_line(text, label.span.line, label.span.col)
                 out.append(f"{c(_BLUE, str(label.span.line).rjust(gutter))} {c(_BLUE, '|')} {src}".rstrip())
                 shown_line = label.span.line
-            marks, _ = _underline(text, label, mark)
-            tail = f" {label.text}" if label.text else ""
+            marks = _underline(text, label, mark, first)
+            tail = f" {clip(label.text)}" if label.text else ""
             out.append(f"{pad} {c(_BLUE, '|')} {c(code, marks + tail)}".rstrip())
         out.append(f"{pad} {c(_BLUE, '|')}")
     for lab in d.secondary:
         if lab.span.file != s.file:
-            out.append(f"{pad} {c(_BLUE, '=')} note: {lab.text} ({lab.span.file}:{lab.span.line}:{lab.span.col})")
+            out.append(f"{pad} {c(_BLUE, '=')} note: {clip(lab.text)} ({clip(lab.span.file)}:{lab.span.line}:"
+                       f"{lab.span.col})")
     for note in d.notes:
-        out.append(f"{pad} {c(_BLUE, '=')} note: {note}")
+        out.append(f"{pad} {c(_BLUE, '=')} note: {clip(note)}")
     if d.help:
-        out.append(f"{pad} {c(_BLUE, '=')} help: {d.help}")
+        out.append(f"{pad} {c(_BLUE, '=')} help: {clip(d.help)}")
     return "\n".join(out)
 
 

@@ -14,6 +14,7 @@ from lark import Token
 
 from molspec.lang import ast
 from molspec.lang.build import build
+from molspec.lang.files import spec_text
 from molspec.lang.syntax import parse
 
 INDENT = "  "
@@ -22,7 +23,12 @@ _BLANK = re.compile(r"\n[ \t\f\r]*\n")
 
 
 def format_text(text: str, file: str = "<string>") -> str:
-    """Format .mol text. Raises MolspecError when it does not parse."""
+    """Format .mol text (read as `load` reads it: no BOM, lone CRs as line ends).
+
+    Raises:
+        MolspecError: the text does not parse.
+    """
+    text = spec_text(text)
     comments: list[Token] = []
     tree = parse(text, file, comments)
     return Formatter(text, comments).file(build(tree, file, text))

@@ -6,12 +6,14 @@ import it; the result lists files with imports before importers (the main file l
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from molspec.diagnostics import Diagnostic, Label, MolspecError, Severity, Span, did_you_mean
 from molspec.lang import ast
 from molspec.lang.build import parse_file
+from molspec.lang.files import FileProblem, Problem, is_spec_path, read_capped, spec_text
 
 
 @dataclass
@@ -43,9 +45,8 @@ def load_program(path: str | Path, text: str | None = None) -> Program:
         MolspecError: the main file cannot be read or does not parse.
     """
     display = str(path)
-    abs_path = Path(path).resolve()
-    if text is None:
-        text = _read(abs_path, display)
+    abs_path = resolved(Path(path))
+    text = spec_text(_read(abs_path, display) if text is None else text)
     prog = Program(main=display)
     prog.sources[display] = text
     prog.paths[display] = abs_path
@@ -55,35 +56,58 @@ def load_program(path: str | Path, text: str | None = None) -> Program:
     return prog
 
 
+def resolved(path: Path) -> Path:
+    """The absolute path with symlinks followed, or just made absolute when that fails (a symlink
+    loop, a NUL): opening it then reports the problem."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return Path(os.path.abspath(path))
+
+
+_FILE_CODES = {Problem.SPECIAL: "MOL017", Problem.TOO_LARGE: "MOL018", Problem.BAD_PATH: "MOL019"}
+
+
+def read_spec(path: str | Path) -> str:
+    """The text of a spec file as `load` reads it (capped, regular files only, UTF-8).
+
+    Raises:
+        MolspecError: MOL013, MOL017, MOL018 or MOL019 at the file.
+    """
+    return spec_text(_read(resolved(Path(path)), str(path)))
+
+
 def _read(abs_path: Path, display: str) -> str:
     try:
-        data = abs_path.read_bytes()
-    except FileNotFoundError:
-        raise _file_error(f"no such file: {display}", Span(display, 0, 0, 1, 1)) from None
-    except IsADirectoryError:
-        raise _file_error(f"{display} is a directory, not a .mol file", Span(display, 0, 0, 1, 1)) from None
-    except OSError as exc:
-        raise _file_error(f"cannot read {display}: {exc.strerror}", Span(display, 0, 0, 1, 1)) from None
+        data = read_capped(abs_path, display)
+    except FileProblem as exc:
+        raise _file_error(exc.message, Span(display, 0, 0, 1, 1), help=exc.help,
+                          code=_FILE_CODES.get(exc.kind, "MOL013")) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        shown = {display: data.decode("utf-8", errors="replace")}
-        raise _file_error(f"{display} is not UTF-8 text", _byte_span(display, data, exc.start),
-                          help="save the file as UTF-8", sources=shown) from None
+        raise not_utf8(display, data, exc.start) from None
+
+
+def not_utf8(display: str, data: bytes, offset: int) -> MolspecError:
+    """MOL013 at the first byte that is not UTF-8 (shown with the bad bytes replaced)."""
+    shown = {display: spec_text(data.decode("utf-8", errors="replace"))}
+    return _file_error(f"{display} is not UTF-8 text", _byte_span(display, data, offset),
+                       help="save the file as UTF-8", sources=shown)
 
 
 def _byte_span(display: str, data: bytes, offset: int) -> Span:
     """Span of the byte at `offset`, with line and column counted in the valid text before it."""
-    before = data[:offset].decode("utf-8")
+    before = spec_text(data[:offset].decode("utf-8"))
     line = before.count("\n") + 1
     col = len(before) - (before.rfind("\n") + 1) + 1
     return Span(display, len(before), len(before) + 1, line, col)
 
 
 def _file_error(message: str, span: Span, help: str | None = None,
-                sources: dict[str, str] | None = None) -> MolspecError:
+                sources: dict[str, str] | None = None, code: str = "MOL013") -> MolspecError:
     label = Label(span, "not UTF-8" if sources else "")
-    return MolspecError([Diagnostic("MOL013", message, label, help=help)], sources)
+    return MolspecError([Diagnostic(code, message, label, help=help)], sources)
 
 
 def _visit(prog: Program, file: ast.File, abs_path: Path, stack: list[Path], done: dict[Path, str]) -> None:
@@ -100,7 +124,12 @@ def _display(target: Path) -> str:
 
 
 def _import(prog: Program, use: ast.Use, importer: Path, stack: list[Path], done: dict[Path, str]) -> None:
-    target = (importer.parent / use.path.value).resolve()
+    if not is_spec_path(use.path.value):
+        prog.diagnostics.append(Diagnostic(
+            "MOL505", "`use` imports .mol files only", Label(use.path.sp, "not a .mol file"),
+            help="name the spec file to import, e.g. `use \"bonds.mol\"`; data files are read by `source`"))
+        return
+    target = resolved(importer.parent / use.path.value)
     if target in stack:
         chain = " -> ".join(p.name for p in stack[stack.index(target):] + [target])
         prog.diagnostics.append(Diagnostic(
@@ -110,18 +139,10 @@ def _import(prog: Program, use: ast.Use, importer: Path, stack: list[Path], done
     if target in done:
         return
     display = _display(target)
-    if not target.is_file():
-        prog.diagnostics.append(Diagnostic(
-            "MOL501", f"imported file not found: {use.path.value}", Label(use.path.sp, f"looked for {display}"),
-            help=_near_miss(target) or "paths in `use` are relative to the file that imports them"))
+    text = _read_import(prog, use, target, display)
+    if text is None:
         return
     done[target] = display
-    try:
-        text = target.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        prog.diagnostics.append(Diagnostic("MOL501", f"cannot read {use.path.value}: {exc}",
-                                           Label(use.path.sp)))
-        return
     prog.sources[display] = text
     prog.paths[display] = target
     try:
@@ -135,8 +156,31 @@ def _import(prog: Program, use: ast.Use, importer: Path, stack: list[Path], done
     prog.files.append(parsed)
 
 
+def _read_import(prog: Program, use: ast.Use, target: Path, display: str) -> str | None:
+    """The imported file's text, or None with a diagnostic at the `use` (never quoting the file)."""
+    try:
+        data = read_capped(target, display)
+        return spec_text(data.decode("utf-8"))
+    except FileProblem as exc:
+        if exc.kind in (Problem.MISSING, Problem.DIRECTORY):
+            what = "imported file not found" if exc.kind is Problem.MISSING else "the import is a directory"
+            prog.diagnostics.append(Diagnostic(
+                "MOL501", f"{what}: {use.path.value}", Label(use.path.sp, f"looked for {display}"),
+                help=_near_miss(target) or "paths in `use` are relative to the file that imports them"))
+        else:
+            prog.diagnostics.append(Diagnostic(_FILE_CODES.get(exc.kind, "MOL501"), exc.message,
+                                               Label(use.path.sp, "imported here"), help=exc.help))
+    except UnicodeDecodeError as exc:
+        prog.diagnostics.append(Diagnostic("MOL501", f"cannot read {use.path.value}: not UTF-8 text (byte "
+                                           f"{exc.start})", Label(use.path.sp), help="save the file as UTF-8"))
+    return None
+
+
 def _near_miss(target: Path) -> str | None:
     """'did you mean' over the .mol files next to where the import looked."""
-    if not target.parent.is_dir():
+    try:
+        if not target.parent.is_dir():
+            return None
+        return did_you_mean(target.name, sorted(p.name for p in target.parent.glob("*.mol")))
+    except (OSError, ValueError):  # a name too long, a NUL: nothing near it to suggest
         return None
-    return did_you_mean(target.name, sorted(p.name for p in target.parent.glob("*.mol")))
