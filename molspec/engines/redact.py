@@ -15,7 +15,7 @@ from typing import Any
 
 MASK = "***"
 # Option names whose values are credentials; "_env" names only point at a variable and are kept.
-SECRET_KEY = re.compile(r"(?i)(key(?![a-z])|token(?![a-z])|secret|passw|auth(?!or)|credential|cookie|header)")
+SECRET_KEY = re.compile(r"(?i)(key(?![a-z])|token(?![a-z])|secret|passw|auth(?!or(?!i))|credential|cookie|header)")
 # Hub tokens and OpenAI-style keys, wherever they appear in text.
 TOKEN_SHAPED = re.compile(r"\b(hf_[A-Za-z0-9]{8,}|sk-[A-Za-z0-9_-]{8,})")
 BEARER = re.compile(r"(?i)\b(bearer\s+)\S+")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from molspec.engines import Engine, create
+from tests.engines_http.conftest import make_engine, server  # noqa: F401 - the contract suite runs openai too
 from tests.support.tiny_model import build_tiny_model
 
 # The tiny model needs little room: a short context makes the "prompt too long" case cheap.

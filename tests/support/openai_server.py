@@ -3,7 +3,8 @@
 It serves ``GET /v1/models`` and ``POST /v1/chat/completions`` with deterministic text made from the
 prompt, and records what the engine under test did: request counts, the most requests in flight at
 once, Authorization headers and request bodies. Knobs inject failures (the next N chat requests
-answer 429/503/... or drop the connection), delays, and an API key to enforce.
+answer 429/503/... or drop the connection), delays, an API key to enforce, and a context length
+(``max_context``, in words) past which a prompt gets vLLM's 400 answer.
 
     with LoopbackOpenAIServer(models=("tiny",)) as server:
         engine = create(model="tiny", options={"base_url": server.base_url}, seed=0)
@@ -64,6 +65,7 @@ class _State:
         self.jitter_s = jitter_s
         self.failures: list[tuple[int, float | None]] = []  # (status, retry_after); status 0 = drop
         self.error_echoes_auth = False
+        self.max_context: int | None = None  # prompt words a request may hold (None: no limit)
         self.chat_requests = 0
         self.model_requests = 0
         self.in_flight = 0
@@ -123,6 +125,12 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("model") not in state.models:
             self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
             return
+        words = prompt_words(body)
+        if state.max_context is not None and words > state.max_context:
+            message = (f"This model's maximum context length is {state.max_context} tokens. However, your "
+                       f"request has {words} input tokens. Please reduce the length of the input messages.")
+            self._json(400, {"error": {"message": message, "type": "BadRequestError", "code": 400}})
+            return
         self._json(200, completion_json(body))
 
     def _fail(self, status: int, retry_after: float | None) -> None:
@@ -153,10 +161,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+def prompt_words(body: dict[str, Any]) -> int:
+    """The prompt's length as this server counts tokens: words of every message."""
+    return sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+
+
 def completion_json(body: dict[str, Any]) -> dict[str, Any]:
     """An OpenAI chat.completion object answering `body`."""
     text, finish = cut(reply_text(body), body)
-    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+    prompt_tokens = prompt_words(body)
     completion_tokens = len(text.split())
     return {
         "id": f"chatcmpl-{zlib.crc32(text.encode()):08x}", "object": "chat.completion",
@@ -238,7 +251,7 @@ class LoopbackOpenAIServer:
             self.state.failures.extend([(status, retry_after)] * n)
 
     def set(self, **knobs: Any) -> None:
-        """Change knobs while running: delay_s, jitter_s, api_key, models, error_echoes_auth."""
+        """Change knobs while running: delay_s, jitter_s, api_key, models, error_echoes_auth, max_context."""
         with self.state.lock:
             for name, value in knobs.items():
                 if not hasattr(self.state, name):
