@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from molspec.diagnostics import Diagnostic
-from molspec.sources import SourceError, _question, peek
+from molspec.sources import SourceError, peek, question_of
 from molspec.spec import Spec
 
 
@@ -18,7 +18,7 @@ def check_sources(spec: Spec) -> list[Diagnostic]:
                 raise SourceError("MOL403", f"source '{src.name}' has no rows ({src.path})",
                                   help="point the source at a file with at least one question")
             for i, row in enumerate(rows):
-                _question(src, row, i)
+                question_of(src, row, i)
         except SourceError as err:
             out.append(err.diagnostic(src))
     return out

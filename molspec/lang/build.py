@@ -9,7 +9,7 @@ from typing import Any
 from lark import Token, Transformer, Tree, v_args
 from lark.exceptions import VisitError
 
-from molspec.diagnostics import MolspecError, PartialDiagnostic, Span
+from molspec.diagnostics import Diagnostic, Label, MolspecError, PartialDiagnostic, Span
 from molspec.lang import ast
 from molspec.lang.syntax import parse
 
@@ -29,6 +29,10 @@ def build(tree: Tree[Token], file: str, text: str) -> ast.File:
             span = Span.from_meta(file, exc.obj.meta) if isinstance(exc.obj, Tree) else Span.from_token(
                 file, exc.obj)
             raise MolspecError([orig.at(span)], {file: text}) from None
+        if isinstance(orig, RecursionError):  # a backstop: `parse` refuses deep nesting before this
+            diag = Diagnostic("MOL020", "the spec nests too deeply", Label(Span(file, 0, 0, 1, 1)),
+                              help="flatten the nested blocks or lists")
+            raise MolspecError([diag], {file: text}) from None
         raise
     return result.model_copy(update={"path": file})
 

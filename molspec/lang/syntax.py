@@ -64,6 +64,9 @@ def parse(text: str, file: str = "<string>", comments: list[Token] | None = None
     Raises:
         MolspecError: with one syntax diagnostic.
     """
+    too_deep = _too_deep(text, file)
+    if too_deep is not None:
+        raise MolspecError([too_deep], {file: text})
     p = parser() if comments is None else _comment_parser()
     sink = _COMMENTS.set(comments)
     try:
@@ -72,6 +75,26 @@ def parse(text: str, file: str = "<string>", comments: list[Token] | None = None
         raise MolspecError([_diagnostic(exc, text, file, p)], {file: text}) from None
     finally:
         _COMMENTS.reset(sink)
+
+
+MAX_NESTING = 64  # brackets inside brackets; the tree builder and the formatter recurse on them
+_BRACKETS = re.compile(r'"""(?:.|\n)*?"""|"(?:[^"\\\n]|\\.)*"|#[^\n]*|[{}()\[\]]')
+
+
+def _too_deep(text: str, file: str) -> Diagnostic | None:
+    """MOL020 at the first bracket nested deeper than MAX_NESTING (skipping strings and comments)."""
+    depth = 0
+    for m in _BRACKETS.finditer(text):
+        ch = m.group()
+        if ch in "{([":
+            depth += 1
+            if depth > MAX_NESTING:
+                return Diagnostic("MOL020", f"brackets nest more than {MAX_NESTING} deep",
+                                  Label(Span.at(file, text, m.start(), m.end()), "too deep here"),
+                                  help="flatten the value; a spec never needs this depth")
+        elif len(ch) == 1 and ch in "})]":
+            depth = max(0, depth - 1)
+    return None
 
 
 def _keyword_as_name(exc: UnexpectedInput) -> bool:
