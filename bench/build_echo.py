@@ -17,7 +17,8 @@ from pathlib import Path
 
 import molspec
 from molspec.engines import Request, SamplingParams, create
-from molspec.runtime.build import BuildOptions, build
+from molspec.pipeline import build
+from molspec.runtime.build import BuildOptions
 
 # The bonds and graph every build benchmark uses (bench/build_vllm.py and bench/ray_echo.py import it).
 BODY = """\

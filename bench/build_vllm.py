@@ -25,7 +25,8 @@ from build_echo import BODY  # noqa: E402  (the same bonds and graph as the echo
 
 import molspec  # noqa: E402
 from molspec.engines import Completion, Engine, Request, create  # noqa: E402
-from molspec.runtime.build import BuildOptions, build  # noqa: E402
+from molspec.pipeline import build  # noqa: E402
+from molspec.runtime.build import BuildOptions  # noqa: E402
 
 SPEC = """\
 molspec 1

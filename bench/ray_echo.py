@@ -27,8 +27,12 @@ import ray  # noqa: E402
 from build_echo import _write  # noqa: E402  (the same spec and questions as the local benchmark)
 
 import molspec  # noqa: E402
-from molspec.runtime.build import BuildOptions, BuildResult, build  # noqa: E402
-from molspec.runtime.ray_executor import ReplicaStatus, build_ray  # noqa: E402
+from molspec.pipeline import (
+    build,  # noqa: E402
+    build_ray,  # noqa: E402
+)
+from molspec.runtime.build import BuildOptions, BuildResult  # noqa: E402
+from molspec.runtime.ray_executor import ReplicaStatus  # noqa: E402
 
 
 def _timed(fn: Callable[..., BuildResult], out: Path) -> tuple[float, float, BuildResult]:

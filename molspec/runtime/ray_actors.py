@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from molspec.engines import Engine, EngineError, create
+from molspec.records import Failure, Row
 from molspec.runtime.build import Prepared, jobs
 from molspec.runtime.scheduler import Job, Progress, RunConfig, run
 from molspec.runtime.store import Store
@@ -103,7 +104,7 @@ class Replica:
             raise EngineError(self.error or "the engine did not start")
         tally = _Tally(coordinator, token)
         tally.report(final=True)  # the driver learns this process's pid before any journal line is written
-        store = Store(Path(out), writer=f"replica-{token}")
+        store = Store(Path(out), writer=f"replica-{token}", build=p.key().digest())
         try:
             run(p.spec, self.engine, tally.jobs(p), cfg, tally.emitter(store), tally.progress,
                 on_round=lambda _p: tally.report())
@@ -135,17 +136,17 @@ class _Tally:
             self.owner.update(dict.fromkeys(indices, sid))
             yield from jobs(p, list(indices))
 
-    def emitter(self, store: Store) -> Callable[[list[dict[str, Any]]], None]:
-        def emit(rows: list[dict[str, Any]]) -> None:
+    def emitter(self, store: Store) -> Callable[[list[Row | Failure]], None]:
+        def emit(rows: list[Row | Failure]) -> None:
             store.append(rows)  # durable first: a lease is released only for journalled samples
             for r in rows:
-                self.failed += r.get("error") is not None
-                sid = self.owner.pop(int(r["sample_index"]))
+                self.failed += isinstance(r, Failure)
+                sid = self.owner.pop(r.sample_index)
                 self.left[sid] -= 1
                 if not self.left[sid]:
                     del self.left[sid]
                     self.completed.append(sid)
-            self.done += sum(r.get("error") is None for r in rows)
+            self.done += sum(isinstance(r, Row) for r in rows)
         return emit
 
     def counters(self) -> dict[str, Any]:

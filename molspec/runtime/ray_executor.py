@@ -23,22 +23,23 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from molspec.api import Document
-from molspec.engines import Engine, EngineError
+from molspec.engines import EngineError
 from molspec.runtime.build import (
     DEFAULT_WINDOW,
     BuildOptions,
+    BuildPlan,
     BuildResult,
     Prepared,
-    _metadata,
+    build_metadata,
     finalize,
     prepare,
+    validated_scan,
 )
 from molspec.runtime.ray_actors import Coordinator, Replica, ReplicaStatus, Shard
 from molspec.runtime.scheduler import Progress, RunConfig
-from molspec.runtime.store import BuildKey, Store, StoreError
+from molspec.runtime.store import Store, StoreError
 
 MISSING_RAY = ("the ray executor needs Ray: pip install 'molspec[ray]' (core Ray; not the ray[llm] extra, "
                "which pins an old vLLM)")
@@ -49,7 +50,7 @@ REPORT_EVERY_S = 0.5
 FENCE_S = 30.0  # how long to wait for a dead replica's process to exit before reading its journal
 
 
-def build_ray(doc: Document, opts: BuildOptions, replicas: int | None = None, address: str | None = None,
+def build_ray(bp: BuildPlan, opts: BuildOptions, replicas: int | None = None, address: str | None = None,
               shard_size: int | None = None, gpus_per_replica: float | None = None, *,
               cpus_per_replica: float = 1.0, max_restarts: int = 3,
               on_round: Callable[[Progress, int], None] | None = None,
@@ -72,25 +73,31 @@ def build_ray(doc: Document, opts: BuildOptions, replicas: int | None = None, ad
     """
     started = time.perf_counter()
     opts = replace(opts, out=local_output(opts.out))
-    p = prepare(doc, opts)
+    p = prepare(bp, opts)
     store = Store(opts.out)
-    finished = store.open(BuildKey(p.spec.sha256(), p.plan.seed, p.plan.samples, p.engine, p.model), fresh=opts.fresh)
-    target = min(opts.limit or p.plan.samples, p.plan.samples)
-    todo = [i for i in range(target) if i not in finished]
-    prog = Progress()
-    if todo:
-        ray = import_ray()
-        ours = not ray.is_initialized()
-        if ours:
-            ray.init(address=address)
-        try:
-            driver = _Driver(ray, p, opts, todo, replicas, shard_size, gpus_per_replica, cpus_per_replica,
-                             max_restarts)
-            driver.run(prog, on_round, on_replicas)
-        finally:
+    store.open(p.key(), fresh=opts.fresh)
+    try:
+        target = min(opts.limit or p.plan.samples, p.plan.samples)
+        scan = validated_scan(p, store)
+        finished = scan.done
+        todo = [i for i in range(target) if i not in finished]
+        prog = Progress()
+        if todo:
+            ray = import_ray()
+            ours = not ray.is_initialized()
             if ours:
-                ray.shutdown()
-    return finalize(p, store, opts, target, len(finished), prog, time.perf_counter() - started)
+                ray.init(address=address)
+            try:
+                driver = _Driver(ray, p, opts, store, todo, replicas, shard_size, gpus_per_replica,
+                                 cpus_per_replica, max_restarts)
+                driver.run(prog, on_round, on_replicas)
+            finally:
+                if ours:
+                    ray.shutdown()
+        return finalize(p, store, opts, target, len(finished), prog, time.perf_counter() - started,
+                        rejected=len(scan.rejected))
+    finally:
+        store.close()
 
 
 def import_ray() -> Any:
@@ -160,10 +167,11 @@ class _Slot:
 class _Driver:
     """Starts the actors, keeps every live replica busy, turns deaths into requeues, aggregates progress."""
 
-    def __init__(self, ray: Any, p: Prepared, opts: BuildOptions, todo: list[int], replicas: int | None,
-                 shard_size: int | None, gpus: float | None, cpus: float, max_restarts: int) -> None:
+    def __init__(self, ray: Any, p: Prepared, opts: BuildOptions, store: Store, todo: list[int],
+                 replicas: int | None, shard_size: int | None, gpus: float | None, cpus: float,
+                 max_restarts: int) -> None:
         self.ray, self.p, self.opts = ray, p, opts
-        self.store = Store(opts.out)
+        self.store = store
         self.total = len(todo)
         self.max_restarts = max_restarts
         self.last_error = ""
@@ -220,8 +228,8 @@ class _Driver:
                                  "every node sees at the same path (a shared filesystem)")
             s.status.node, s.status.pid = info["node"], info["pid"]
         # The same row metadata as a local build: the replica's engine description, the driver's git info.
-        meta = _metadata(self.p, cast(Engine, _Described(infos[0]["engine"])))
-        return RunConfig(window=self.window, seed=self.p.plan.seed, base=self.p.spec.model.sampling, metadata=meta)
+        return RunConfig(window=self.window, seed=self.p.plan.seed, base=self.p.spec.model.sampling,
+                         metadata=build_metadata(self.p, infos[0]["engine"]))
 
     def _launch(self, s: _Slot) -> None:
         if s.status.state != "restarting":
@@ -277,7 +285,7 @@ class _Driver:
         last = self.ray.get(self.coord.snapshot.remote())["counters"].get(s.token, {})
         if last:  # Ray reports a death before the process is gone: let it finish dying, then read
             self._wait_gone(last["node_id"], last["pid"])
-        done = self.store.finished()  # what the replica made durable; the rest goes back in the queue
+        done = self.store.scan().done  # what the replica made durable; the rest goes back in the queue
         back = [(sid, tuple(i for i in ix if i not in done)) for sid, ix in leased]
         self.ray.get(self.coord.requeue.remote([(sid, ix) for sid, ix in back if ix]))
         for idle in (o for o in self.slots if o.ref is None and o.status.state == "idle"):
@@ -350,13 +358,3 @@ def _add(p: Progress, c: dict[str, Any]) -> Progress:
     return Progress(done=p.done + int(c.get("done", 0)), failed=p.failed + int(c.get("failed", 0)),
                     steps=p.steps + int(c.get("steps", 0)), tokens=p.tokens + int(c.get("tokens", 0)),
                     requests=p.requests + int(c.get("requests", 0)), started=p.started)
-
-
-@dataclass
-class _Described:
-    """Stands in for an engine that lives in a replica: `_metadata` only asks it to describe itself."""
-
-    info: dict[str, Any]
-
-    def describe(self) -> dict[str, Any]:
-        return self.info

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
+from molspec.records import Distribution, RealisedInfo, Row, TokenDistribution, Transitions
 
-def realised_stats(rows: Sequence[dict[str, Any]], bonds: Sequence[str]) -> dict[str, Any]:
+
+def realised_stats(rows: Sequence[Row], bonds: Sequence[str]) -> RealisedInfo:
     k = len(bonds)
     pos = {b: i for i, b in enumerate(bonds)}
     counts = np.zeros(k, dtype=np.int64)
@@ -18,33 +19,33 @@ def realised_stats(rows: Sequence[dict[str, Any]], bonds: Sequence[str]) -> dict
     cut: Counter[str] = Counter()
     lengths = []
     for r in rows:
-        seq = [pos[s["bond"]] for s in r["steps"]]
+        seq = [pos[s.bond] for s in r.steps]
         lengths.append(len(seq))
         for a, b in zip(seq, seq[1:], strict=False):
             trans[a, b] += 1
-        for s in r["steps"]:
-            counts[pos[s["bond"]]] += 1
-            tokens[s["bond"]].append(int(s["n_tokens"]))
-            if s["finish_reason"] == "length":
-                cut[s["bond"]] += 1
+        for s in r.steps:
+            counts[pos[s.bond]] += 1
+            tokens[s.bond].append(s.n_tokens)
+            cut[s.bond] += s.finish_reason == "length"
     total = max(int(counts.sum()), 1)
     rs = trans.sum(axis=1, keepdims=True)
     matrix = np.where(rs > 0, trans / np.where(rs > 0, rs, 1), 0.0)
-    graded = [r["correct"] for r in rows if r.get("correct") is not None]
-    return {
-        "samples": len(rows),
-        "bond_shares": {b: round(float(c) / total, 4) for b, c in zip(bonds, counts, strict=True) if c},
-        "transitions": {"bonds": list(bonds), "matrix": [[round(float(x), 4) for x in row] for row in matrix]},
-        "steps": _dist(lengths),
-        "tokens": {b: {**_dist(v), "cut_by_max_tokens": cut[b]} for b, v in tokens.items() if v},
-        "accuracy": round(sum(graded) / len(graded), 4) if graded else None,
-        "graded": len(graded),
-    }
+    graded = [r.correct for r in rows if r.correct is not None]
+    return RealisedInfo(
+        samples=len(rows),
+        bond_shares={b: round(float(c) / total, 4) for b, c in zip(bonds, counts, strict=True) if c},
+        transitions=Transitions(bonds=list(bonds), matrix=[[round(float(x), 4) for x in row] for row in matrix]),
+        steps=distribution(lengths),
+        tokens={b: TokenDistribution(**distribution(v).model_dump(), cut_by_max_tokens=cut[b])
+                for b, v in tokens.items() if v},
+        accuracy=round(sum(graded) / len(graded), 4) if graded else None,
+        graded=len(graded),
+    )
 
 
-def _dist(values: Sequence[int]) -> dict[str, float]:
+def distribution(values: Sequence[int]) -> Distribution:
     if not values:
-        return {"mean": 0.0, "p50": 0, "p95": 0, "max": 0, "total": 0}
+        return Distribution(mean=0.0, p50=0, p95=0, max=0, total=0)
     a = np.asarray(values)
-    return {"mean": round(float(a.mean()), 2), "p50": int(np.percentile(a, 50)), "p95": int(np.percentile(a, 95)),
-            "max": int(a.max()), "total": int(a.sum())}
+    return Distribution(mean=round(float(a.mean()), 2), p50=int(np.percentile(a, 50)),
+                        p95=int(np.percentile(a, 95)), max=int(a.max()), total=int(a.sum()))

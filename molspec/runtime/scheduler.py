@@ -13,9 +13,10 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
+from molspec.diagnostics import MolspecError
 from molspec.engines.base import Completion, Engine, EngineError, Request, SamplingParams, StreamingEngine
+from molspec.records import BuildMetadata, Failure, Message, Row, Step
 from molspec.runtime.prompts import StepText, WalkContext, answer_messages, sft_messages, step_messages, thinking
 from molspec.runtime.verify import verify
 from molspec.sources import Question
@@ -38,7 +39,7 @@ class _Live:
     job: Job
     walk: WalkContext
     steps: list[StepText] = field(default_factory=list)
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[Step] = field(default_factory=list)
 
 
 @dataclass
@@ -68,11 +69,11 @@ class RunConfig:
     window: int
     seed: int
     base: Sampling
-    metadata: dict[str, Any]
+    metadata: BuildMetadata
     metadata_json: str = ""
 
     def __post_init__(self) -> None:
-        self.metadata_json = json.dumps(self.metadata, sort_keys=True)
+        self.metadata_json = json.dumps(self.metadata.model_dump(mode="json"), sort_keys=True)
 
 
 def request_seed(seed: int, sample: int, step: int) -> int:
@@ -81,7 +82,7 @@ def request_seed(seed: int, sample: int, step: int) -> int:
 
 
 def run(spec: Spec, engine: Engine, jobs: Iterator[Job], cfg: RunConfig,
-        emit: Callable[[list[dict[str, Any]]], None], progress: Progress | None = None,
+        emit: Callable[[list[Row | Failure]], None], progress: Progress | None = None,
         on_round: Callable[[Progress], None] | None = None) -> Progress:
     """Generate every job; `emit` receives finished rows (successes and failures) as they complete."""
     prog = progress or Progress()
@@ -91,7 +92,7 @@ def run(spec: Spec, engine: Engine, jobs: Iterator[Job], cfg: RunConfig,
 
 
 def _rounds(spec: Spec, engine: Engine, jobs: Iterator[Job], cfg: RunConfig,
-            emit: Callable[[list[dict[str, Any]]], None], prog: Progress,
+            emit: Callable[[list[Row | Failure]], None], prog: Progress,
             on_round: Callable[[Progress], None] | None) -> Progress:
     """Batch-synchronous wavefront: one engine call per round over every live sample."""
     live: list[_Live] = []
@@ -102,12 +103,20 @@ def _rounds(spec: Spec, engine: Engine, jobs: Iterator[Job], cfg: RunConfig,
             live += admitted
         if not live:
             break
-        requests = [_next_request(spec, s, cfg) for s in live]
-        completions = engine.generate(requests)
+        finished: list[Row | Failure] = []
+        asking: list[_Live] = []
+        requests: list[Request] = []
+        for s in live:
+            req = _next_request(spec, s, cfg, prog)
+            if isinstance(req, Failure):
+                finished.append(req)
+            else:
+                asking.append(s)
+                requests.append(req)
+        completions = engine.generate(requests) if requests else []
         prog.requests += len(requests)
-        finished: list[dict[str, Any]] = []
         still: list[_Live] = []
-        for s, c in zip(live, completions, strict=True):
+        for s, c in zip(asking, completions, strict=True):
             row = _advance(spec, s, c, cfg, prog)
             if row is None:
                 still.append(s)
@@ -125,18 +134,18 @@ FLUSH_S = 0.5  # streaming: finished rows are journalled at least this often (a 
 
 
 def _stream(spec: Spec, engine: StreamingEngine, jobs: Iterator[Job], cfg: RunConfig,
-            emit: Callable[[list[dict[str, Any]]], None], prog: Progress,
+            emit: Callable[[list[Row | Failure]], None], prog: Progress,
             on_round: Callable[[Progress], None] | None) -> Progress:
     """Continuous batching: a sample's next step is queued the moment its previous step returns."""
     live: dict[str, _Live] = {}
     exhausted = False
-    pending: list[dict[str, Any]] = []
+    pending: list[Row | Failure] = []
     last_flush = time.perf_counter()
     while True:
         fresh: list[Request] = []
         if not exhausted:
             admitted, exhausted = _admit(jobs, cfg.window - len(live))
-            fresh = [_track(live, s, _next_request(spec, s, cfg)) for s in admitted]
+            fresh = [r for s in admitted if (r := _track(live, s, _next_request(spec, s, cfg, prog), pending))]
         if fresh:
             engine.submit(fresh)
         if not live:
@@ -150,7 +159,8 @@ def _stream(spec: Spec, engine: StreamingEngine, jobs: Iterator[Job], cfg: RunCo
             prog.requests += 1
             row = _advance(spec, s, c, cfg, prog)
             if row is None:
-                follow.append(_track(live, s, _next_request(spec, s, cfg)))
+                if req := _track(live, s, _next_request(spec, s, cfg, prog), pending):
+                    follow.append(req)
             else:
                 pending.append(row)
         if follow:
@@ -177,12 +187,25 @@ def _admit(jobs: Iterator[Job], room: int) -> tuple[list[_Live], bool]:
     return out, False
 
 
-def _track(live: dict[str, _Live], s: _Live, req: Request) -> Request:
+def _track(live: dict[str, _Live], s: _Live, req: Request | Failure, failed: list[Row | Failure]) -> Request | None:
+    """Register a request as in flight; a sample whose prompt could not be made is finished as failed."""
+    if isinstance(req, Failure):
+        failed.append(req)
+        return None
     live[req.key] = s
     return req
 
 
-def _next_request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
+def _next_request(spec: Spec, s: _Live, cfg: RunConfig, prog: Progress) -> Request | Failure:
+    """The sample's next request, or its Failure when a template cannot render (only that sample fails)."""
+    try:
+        return _request(spec, s, cfg)
+    except MolspecError as err:
+        prog.failed += 1
+        return _failure(s.job, f"{_where(s.job, len(s.steps))}: {err.short()}")
+
+
+def _request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
     step = len(s.steps)
     if step < len(s.job.bonds):
         bond = spec.bonds[s.job.bonds[step]]
@@ -198,41 +221,41 @@ def _next_request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
     return Request(key=f"{s.job.index}:{step}", messages=msgs, params=params, meta=meta)
 
 
-def _advance(spec: Spec, s: _Live, c: Completion, cfg: RunConfig, prog: Progress) -> dict[str, Any] | None:
+def _advance(spec: Spec, s: _Live, c: Completion, cfg: RunConfig, prog: Progress) -> Row | Failure | None:
     """Record a completion; return the finished row when the sample is done (or failed)."""
     step = len(s.steps)
     if c.finish_reason == "error":
         prog.failed += 1
-        where = "answer" if step >= len(s.job.bonds) else f"step {step + 1} ({s.job.bonds[step]})"
-        return _failure_row(s.job, f"{where}: {c.error or 'engine error'}", cfg)
+        return _failure(s.job, f"{_where(s.job, step)}: {c.error or 'engine error'}")
     prog.tokens += c.n_tokens
     if step < len(s.job.bonds):
         bond = spec.bonds[s.job.bonds[step]]
         text = c.text.strip()
         s.steps.append(StepText(bond.name, bond.kind, bond.title, text))
-        s.records.append({"bond": bond.name, "text": text, "n_tokens": c.n_tokens,
-                          "finish_reason": c.finish_reason})
+        s.records.append(Step(bond=bond.name, text=text, n_tokens=c.n_tokens, finish_reason=c.finish_reason))
         prog.steps += 1
         return None
     prog.done += 1
     return _row(spec, s, c, cfg)
 
 
-def _row(spec: Spec, s: _Live, answer: Completion, cfg: RunConfig) -> dict[str, Any]:
+def _row(spec: Spec, s: _Live, answer: Completion, cfg: RunConfig) -> Row:
     job = s.job
     think = thinking(s.steps)
     text = answer.text.strip()
-    return {
-        "id": f"{job.split}-{job.index:06d}", "split": job.split, "sample_index": job.index,
-        "question_id": job.question.id, "question": job.question.question, "gold": job.question.gold,
-        "graph": job.graph, "bonds": list(job.bonds), "steps": s.records, "thinking": think, "answer": text,
-        "answer_tokens": answer.n_tokens, "answer_finish_reason": answer.finish_reason,
-        "correct": verify(text, job.question.gold, spec.answer.verify),
-        "messages": sft_messages(job.question.question, think, text, spec.output.think),
-        "metadata": cfg.metadata_json, "error": None,
-    }
+    return Row(
+        id=f"{job.split}-{job.index:06d}", split=job.split, sample_index=job.index, question_id=job.question.id,
+        question=job.question.question, gold=job.question.gold, graph=job.graph, bonds=list(job.bonds),
+        steps=s.records, thinking=think, answer=text, answer_tokens=answer.n_tokens,
+        answer_finish_reason=answer.finish_reason, correct=verify(text, job.question.gold, spec.answer.verify),
+        messages=[Message(**m) for m in sft_messages(job.question.question, think, text, spec.output.think)],
+        metadata=cfg.metadata_json)
 
 
-def _failure_row(job: Job, error: str, cfg: RunConfig) -> dict[str, Any]:
-    return {"id": f"{job.split}-{job.index:06d}", "split": job.split, "sample_index": job.index,
-            "question_id": job.question.id, "graph": job.graph, "bonds": list(job.bonds), "error": error}
+def _where(job: Job, step: int) -> str:
+    return "answer" if step >= len(job.bonds) else f"step {step + 1} ({job.bonds[step]})"
+
+
+def _failure(job: Job, error: str) -> Failure:
+    return Failure(split=job.split, sample_index=job.index, question_id=job.question.id, graph=job.graph,
+                   bonds=list(job.bonds), error=error)

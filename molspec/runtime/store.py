@@ -1,44 +1,43 @@
-"""Durable build output: a journal of finished samples, resume, and the final parquet dataset.
+"""Durable build output: the build directory, its lock, the journal of finished samples, and the parquet dataset.
 
-Layout of a build directory (see docs/internals.md):
-    .molspec/state.json          what is being built (spec hash, seed, samples): resume refuses a mismatch
-    .molspec/journal/<w>.jsonl   one JSON line per finished sample, appended and fsynced per batch by
-                                 writer <w> (one writer per process or replica)
-    data/<split>-*.parquet       written once at the end, each file atomically (tmp + rename)
+Layout of a build directory (see docs/limits.md, "Files molspec owns"):
+    .molspec/state.json          what is being built (BuildKey: spec, data, seed, samples, engine, model)
+    .molspec/owned.json          every path molspec wrote here: the only paths it will ever replace or delete
+    .molspec/lock                held (flock) by the one build running in this directory
+    .molspec/journal/<w>.jsonl   one line per finished sample, appended and fsynced per batch by writer <w>
+    .molspec/rejected.jsonl      journal lines that failed validation, set aside (their samples are redone)
+    data/<split>-*.parquet       written at the end, swapped in as one folder
 
-A build killed at any moment loses at most the batch in flight: a torn last line is ignored, and a
-sample journalled twice (two writers, a retried shard) is read once.
+A journal line is `<sha256[:16] of the JSON> <JSON>`; the JSON carries the build's key digest and one
+`Row` or `Failure`. A torn, damaged or foreign line is set aside and its sample redone; a sample journalled
+twice (two writers, a retried shard) is read once.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
-STATE_VERSION = 1
+from molspec.records import SCHEMA, Failure, Record, Row, row_dicts, rows_digest
 
-STEP_TYPE = pa.struct([("bond", pa.string()), ("text", pa.string()), ("n_tokens", pa.int32()),
-                       ("finish_reason", pa.string())])
-MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
-SCHEMA = pa.schema([
-    ("id", pa.string()), ("split", pa.string()), ("sample_index", pa.int64()), ("question_id", pa.string()),
-    ("question", pa.string()), ("gold", pa.string()), ("graph", pa.string()), ("bonds", pa.list_(pa.string())),
-    ("steps", pa.list_(STEP_TYPE)), ("thinking", pa.string()), ("answer", pa.string()), ("correct", pa.bool_()),
-    ("messages", pa.list_(MESSAGE_TYPE)), ("metadata", pa.string()),
-])
+STATE_VERSION = 2
+LEGACY_OWNED = ("data/", "spec/", "molspec.json", "README.md", "structure.png")
 
 
 class StoreError(Exception):
-    """The output directory cannot be used (another spec's build, unreadable state)."""
+    """The output directory cannot be used (not ours, another build's, locked, unwritable)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -50,60 +49,159 @@ class BuildKey:
     """What identifies a build: resuming is only allowed into a directory with the same key."""
 
     spec_sha256: str
+    data_sha256: str
     seed: int
     samples: int
     engine: str
     model: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": STATE_VERSION, "spec_sha256": self.spec_sha256, "seed": self.seed,
-                "samples": self.samples, "engine": self.engine, "model": self.model}
+        return {"version": STATE_VERSION, "spec_sha256": self.spec_sha256, "data_sha256": self.data_sha256,
+                "seed": self.seed, "samples": self.samples, "engine": self.engine, "model": self.model}
+
+    def digest(self) -> str:
+        """A short hash of the key, stamped on every journal line."""
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+class JournalEntry(Record):
+    """One journal line's JSON."""
+
+    build: str
+    row: Row | None = None
+    failure: Failure | None = None
+
+    @property
+    def index(self) -> int:
+        body = self.row or self.failure
+        assert body is not None
+        return body.sample_index
+
+
+@dataclass
+class Line:
+    """A journal line as read: where it is, its text, and what it holds (or why it is refused)."""
+
+    path: Path
+    raw: bytes
+    entry: JournalEntry | None = None
+    reason: str | None = None
+
+
+@dataclass
+class Scan:
+    """Every journal line, parsed; a line is accepted while it has an entry and no reason to refuse it."""
+
+    lines: list[Line] = field(default_factory=list)
+
+    def accepted(self) -> Iterator[Line]:
+        return (ln for ln in self.lines if ln.entry is not None and ln.reason is None)
+
+    @property
+    def rejected(self) -> list[Line]:
+        return [ln for ln in self.lines if ln.reason is not None]
+
+    @property
+    def done(self) -> dict[int, Row]:
+        """Samples that succeeded: the first row of each."""
+        out: dict[int, Row] = {}
+        for ln in self.accepted():
+            if ln.entry is not None and ln.entry.row is not None:
+                out.setdefault(ln.entry.index, ln.entry.row)
+        return out
+
+    @property
+    def failed(self) -> dict[int, Failure]:
+        """Samples that only failed: the latest failure of each (they are retried)."""
+        done = self.done
+        out: dict[int, Failure] = {}
+        for ln in self.accepted():
+            if ln.entry is not None and ln.entry.failure is not None and ln.entry.index not in done:
+                out[ln.entry.index] = ln.entry.failure
+        return out
 
 
 class Store:
     """One build directory."""
 
-    def __init__(self, root: Path, writer: str = "local") -> None:
+    def __init__(self, root: Path, writer: str = "local", build: str = "") -> None:
         self.root = root
         self.writer = writer
-        self.state_path = root / ".molspec" / "state.json"
-        self.journal_dir = root / ".molspec" / "journal"
+        self.build = build  # the key digest stamped on appended lines
+        self.meta = root / ".molspec"
+        self.state_path = self.meta / "state.json"
+        self.owned_path = self.meta / "owned.json"
+        self.journal_dir = self.meta / "journal"
         self._fh: Any = None
+        self._lock: int | None = None
 
     # ---------------------------------------------------------------- open / resume
-    def open(self, key: BuildKey, fresh: bool = False) -> dict[int, dict[str, Any]]:
-        """Prepare the directory for `key`; return the samples already finished (index -> record).
+    def open(self, key: BuildKey, fresh: bool = False) -> None:
+        """Take the directory for `key`: claim it if new, lock it, check it holds the same build.
 
         Raises:
-            StoreError: the directory holds a build of another spec (and `fresh` is not set).
+            StoreError: not a folder molspec owns, locked by another build, another build's, unwritable.
         """
-        if fresh and self.root.exists():
-            self._clear()
-        old = self._read_state()
-        if old is not None and not fresh:
-            self._check_same(old, key)
-        self.journal_dir.mkdir(parents=True, exist_ok=True)
-        if old is None or fresh:
-            write_json_atomic(self.state_path, key.to_json())
-        return self.finished()
+        self.build = key.digest()
+        try:
+            with _os_errors(self.root):
+                self._claim()
+                self._take_lock()
+                if fresh:
+                    self._clear()
+                old = self._read_state()
+                if old is not None:
+                    self._check_same(old, key)
+                else:
+                    write_json_atomic(self.state_path, key.to_json())
+                self.journal_dir.mkdir(parents=True, exist_ok=True)
+        except BaseException:
+            self.close()
+            raise
+
+    def _claim(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"--out {self.root} is a file, not a folder; choose a folder for the dataset")
+        if self.root.is_dir() and not self.meta.is_dir() and any(self.root.iterdir()):
+            raise StoreError(f"{self.root} is not empty and molspec did not make it (it has no .molspec/ folder). "
+                             "molspec only writes into a new or empty folder, or one it built before, so that "
+                             "it never replaces your files: choose another --out")
+        self.meta.mkdir(parents=True, exist_ok=True)
+
+    def _take_lock(self) -> None:
+        fd = os.open(self.meta / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise StoreError(f"another molspec build is running in {self.root} ({holder}); wait for it to "
+                             "finish, or build into another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+        self._lock = fd
 
     def _clear(self) -> None:
-        for name in (".molspec", "data"):
-            shutil.rmtree(self.root / name, ignore_errors=True)
-        for name in ("molspec.json", "README.md"):
-            (self.root / name).unlink(missing_ok=True)
+        """--fresh: remove what molspec wrote here, and nothing else."""
+        self.close_journal()
+        for rel in self.owned():
+            _remove(self.root / rel)
+        for child in self.meta.iterdir():
+            if child.name != "lock":
+                _remove(child)
 
     def _read_state(self) -> dict[str, Any] | None:
         if not self.state_path.exists():
-            if (self.root / "data").exists() and not (self.root / "molspec.json").exists():
-                raise StoreError(f"{self.root} has a data/ folder that molspec did not write; "
-                                 "choose another --out directory")
             return None
         try:
-            state: dict[str, Any] = json.loads(self.state_path.read_text())
-            return state
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StoreError(f"cannot read {self.state_path} ({exc}); use --fresh to start over") from None
+            state = json.loads(self.state_path.read_bytes())
+            if isinstance(state, dict):
+                return state
+        except (OSError, ValueError):
+            pass
+        # Damaged: set it aside. Journal lines carry the key digest, so nothing of another build gets in.
+        os.replace(self.state_path, self.state_path.with_name("state.json.damaged"))
+        return None
 
     def _check_same(self, old: dict[str, Any], key: BuildKey) -> None:
         new = key.to_json()
@@ -112,97 +210,169 @@ class Store:
                 f"{self.root} holds a build of a different spec (sha256 {str(old.get('spec_sha256'))[:12]}…, "
                 f"now {key.spec_sha256[:12]}…). Resuming would mix two specs in one dataset. "
                 "Build into another --out directory, or pass --fresh to discard the old build.")
-        for field in ("seed", "samples", "engine", "model"):
-            if old.get(field) != new[field]:
+        if old.get("data_sha256", "") != new["data_sha256"]:
+            raise StoreError(
+                f"{self.root} holds a build made from other seed questions (data sha256 "
+                f"{str(old.get('data_sha256') or 'unknown')[:12]}…, now {key.data_sha256[:12]}…): a source file "
+                "changed since. Resuming would mix old and new questions. Restore the data, build into another "
+                "--out directory, or pass --fresh.")
+        for name in ("seed", "samples", "engine", "model"):
+            if old.get(name) != new[name]:
                 raise StoreError(
-                    f"{self.root} holds a build with {field} = {old.get(field)}, this one has {new[field]}. "
+                    f"{self.root} holds a build with {name} = {old.get(name)}, this one has {new[name]}. "
                     "Use the same settings to resume, another --out directory, or --fresh.")
 
+    # ---------------------------------------------------------------- owned files
+    def owned(self) -> list[str]:
+        """Paths (relative; folders end in "/") that molspec wrote in this directory."""
+        try:
+            data = json.loads(self.owned_path.read_bytes())
+            return [str(p) for p in data] if isinstance(data, list) else list(LEGACY_OWNED)
+        except (OSError, ValueError):
+            return list(LEGACY_OWNED) if self.state_path.exists() else []
+
+    def own(self, paths: Iterable[str]) -> None:
+        """Record paths as molspec's before writing them (so a crash in between still knows them)."""
+        have = self.owned() if self.owned_path.exists() else []
+        new = sorted(set(have) | set(paths))
+        if new != have:
+            write_json_atomic(self.owned_path, new)
+
+    def disown(self, paths: Iterable[str]) -> None:
+        """Remove owned paths from disk and from the record (files molspec wrote earlier, now stale)."""
+        gone = set(paths)
+        for rel in gone:
+            _remove(self.root / rel)
+        write_json_atomic(self.owned_path, sorted(set(self.owned()) - gone))
+
     # ---------------------------------------------------------------- journal
-    def finished(self) -> dict[int, dict[str, Any]]:
-        """Every journalled sample that succeeded (failed ones are retried on resume)."""
-        return self.scan()[0]
+    def scan(self) -> Scan:
+        """Every journal line, parsed and checked (checksum, shape, this build's digest); not yet against the plan."""
+        return Scan(list(self.lines()))
 
-    def scan(self) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
-        """One pass over the journal: samples that succeeded (first record of each), and samples that only
-        failed (their latest error)."""
-        done: dict[int, dict[str, Any]] = {}
-        failed: dict[int, dict[str, Any]] = {}
-        for rec in self.records():
-            i = int(rec["sample_index"])
-            if rec.get("error") is None:
-                done.setdefault(i, rec)
-            else:
-                failed[i] = rec
-        return done, {i: r for i, r in failed.items() if i not in done}
-
-    def records(self) -> Iterator[dict[str, Any]]:
-        """All journal lines of all writers, skipping a torn last line."""
+    def lines(self) -> Iterator[Line]:
         if not self.journal_dir.exists():
             return
         for path in sorted(self.journal_dir.glob("*.jsonl")):
-            yield from _read_journal(path)
+            with path.open("rb") as fh:
+                for raw in fh:
+                    if not raw.endswith(b"\n"):
+                        return  # torn write of a killed process: cut on the next append, sample redone
+                    yield _parse(path, raw, self.build)
 
-    def append(self, records: Iterable[dict[str, Any]]) -> None:
+    def set_aside(self, lines: list[Line]) -> None:
+        """Move refused lines to rejected.jsonl and rewrite the journals without them (atomically, per file)."""
+        if not lines:
+            return
+        with (self.meta / "rejected.jsonl").open("ab") as fh:
+            for line in lines:
+                note = {"journal": line.path.name, "reason": line.reason,
+                        "line": line.raw.decode("utf-8", errors="replace").rstrip("\n")}
+                fh.write((json.dumps(note, ensure_ascii=False) + "\n").encode())
+            fh.flush()
+            os.fsync(fh.fileno())
+        by_file: dict[Path, set[bytes]] = {}
+        for line in lines:
+            by_file.setdefault(line.path, set()).add(line.raw)
+        self.close_journal()
+        for path, bad in by_file.items():
+            kept = [raw for raw in path.read_bytes().splitlines(keepends=True) if raw not in bad]
+            _write_atomic(path, b"".join(raw for raw in kept if raw.endswith(b"\n")))
+
+    def append(self, records: Iterable[Row | Failure]) -> None:
         """Append records and make them durable before returning."""
+        data = "".join(_line(self.build, r) for r in records)
+        if not data:
+            return
         if self._fh is None:
             self.journal_dir.mkdir(parents=True, exist_ok=True)
             path = self.journal_dir / f"{self.writer}.jsonl"
             _repair_tail(path)
             self._fh = path.open("a", encoding="utf-8")
-        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        if not data:
-            return
-        self._fh.write(data)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        with _os_errors(self.root):
+            self._fh.write(data)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
 
-    def close(self) -> None:
+    def close_journal(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
 
+    def close(self) -> None:
+        """Close the journal and release the lock."""
+        self.close_journal()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
     # ---------------------------------------------------------------- final dataset
-    def write_dataset(self, rows_by_split: dict[str, list[dict[str, Any]]], shard_rows: int) -> dict[str, list[str]]:
+    def write_dataset(self, rows_by_split: dict[str, list[Row]], shard_rows: int) -> dict[str, list[str]]:
         """Write `data/<split>-NNNNN-of-MMMMM-<digest>.parquet`; returns split -> relative file names.
 
         The digest (of the shard's rows) makes a rebuilt shard a new file name: `datasets` caches a local
         dataset by its card and file names, and would otherwise serve the previous build's rows after a
         rebuild. The same rows always get the same name, so pushing an unchanged build stays a no-op."""
-        data = self.root / "data"
-        tmp = self.root / ".molspec" / "data.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        files: dict[str, list[str]] = {}
-        for split, rows in rows_by_split.items():
-            n = max(1, -(-len(rows) // shard_rows))
-            files[split] = []
-            for i in range(n):
-                part = rows[i * shard_rows:(i + 1) * shard_rows]
-                digest = hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()[:8]
-                name = f"{split}-{i:05d}-of-{n:05d}-{digest}.parquet"
-                table = pa.Table.from_pylist(part, schema=SCHEMA)
-                pq.write_table(table, tmp / name)
-                files[split].append(f"data/{name}")
-        # Swap the whole folder in at once: readers see the old dataset or the new one, never a mix.
-        old = self.root / ".molspec" / "data.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if data.exists():
-            os.replace(data, old)
-        os.replace(tmp, data)
-        shutil.rmtree(old, ignore_errors=True)
+        self.own(["data/"])
+        data, tmp, old = self.root / "data", self.meta / "data.tmp", self.meta / "data.old"
+        with _os_errors(self.root):
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            files = {split: _write_shards(tmp, split, rows, shard_rows) for split, rows in rows_by_split.items()}
+            # Swap the whole folder in at once: readers see the old dataset or the new one, never a mix.
+            shutil.rmtree(old, ignore_errors=True)
+            if data.exists():
+                os.replace(data, old)
+            os.replace(tmp, data)
+            shutil.rmtree(old, ignore_errors=True)
         return files
 
+    def write_file(self, rel: str, data: bytes) -> None:
+        """Write one owned file atomically (recorded as owned first)."""
+        self.own([rel])
+        with _os_errors(self.root):
+            _write_atomic(self.root / rel, data)
 
-def _read_journal(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
-                return  # torn write of a killed process: that sample is simply redone
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
+
+def _write_shards(folder: Path, split: str, rows: list[Row], shard_rows: int) -> list[str]:
+    n = max(1, -(-len(rows) // shard_rows))
+    names = []
+    for i in range(n):
+        part = rows[i * shard_rows:(i + 1) * shard_rows]
+        name = f"{split}-{i:05d}-of-{n:05d}-{rows_digest(part)}.parquet"
+        pq.write_table(pa.Table.from_pylist(row_dicts(part), schema=SCHEMA), folder / name)
+        names.append(f"data/{name}")
+    return names
+
+
+def _line(build: str, rec: Row | Failure) -> str:
+    entry = JournalEntry(build=build, row=rec) if isinstance(rec, Row) else JournalEntry(build=build, failure=rec)
+    body = entry.model_dump_json(exclude_none=True, round_trip=True)
+    return f"{_checksum(body.encode())} {body}\n"
+
+
+def _checksum(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()[:16]
+
+
+def _parse(path: Path, raw: bytes, build: str) -> Line:
+    line = Line(path, raw)
+    head, _, body = raw.rstrip(b"\n").partition(b" ")
+    if head.decode("ascii", errors="replace") != _checksum(body):
+        line.reason = "checksum mismatch (damaged or edited line)"
+        return line
+    try:
+        entry = JournalEntry.model_validate_json(body)
+    except ValidationError as err:
+        line.reason = f"not a journal record: {str(err).splitlines()[0]}"
+        return line
+    if (entry.row is None) == (entry.failure is None):
+        line.reason = "not a journal record: needs exactly one of row, failure"
+    elif entry.build != build:
+        line.reason = f"written by another build ({entry.build})"
+    else:
+        line.entry = entry
+    return line
 
 
 def _repair_tail(path: Path) -> None:
@@ -210,41 +380,81 @@ def _repair_tail(path: Path) -> None:
     if not path.exists() or path.stat().st_size == 0:
         return
     with path.open("rb+") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(max(0, size - 1))
+        fh.seek(-1, os.SEEK_END)
         if fh.read(1) == b"\n":
             return
         fh.seek(0)
         data = fh.read()
-        cut = data.rfind(b"\n") + 1
-        fh.truncate(cut)
+        fh.truncate(data.rfind(b"\n") + 1)
 
 
-MANIFEST = "molspec.json"
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
-def read_manifest(build_dir: Path) -> dict[str, Any]:
-    """A build's molspec.json. StoreError says why when it is missing or unreadable."""
-    path = Path(build_dir) / MANIFEST
-    if not path.is_file():
-        raise StoreError(f"{build_dir} is not a molspec build directory: {MANIFEST} is missing. "
-                         f"Build it first with `molspec build SPEC --out {build_dir}`.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise StoreError(f"cannot read {path}: {err}. Rebuild the dataset to regenerate it.") from None
-    if not isinstance(data, dict):
-        raise StoreError(f"{path} is not a JSON object. Rebuild the dataset to regenerate it.")
-    return data
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
+def _write_atomic(path: Path, data: bytes) -> None:
+    """The one atomic write: a temporary file beside the target, fsynced, then renamed over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
+    with tmp.open("wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write a file atomically (text is UTF-8)."""
+    _write_atomic(path, data.encode() if isinstance(data, str) else data)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+class _os_errors:
+    """Turn the OS's refusals (disk full, read-only, bad path) into a StoreError that says what to do."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if isinstance(exc, OSError) and not isinstance(exc, BlockingIOError):
+            raise StoreError(_os_message(self.root, exc)) from None
+
+
+def _os_message(root: Path, exc: OSError) -> str:
+    where = exc.filename or root
+    if exc.errno == errno.ENOSPC:
+        return (f"the disk is full while writing {where}. Nothing journalled is lost: free some space and run "
+                "the same command again to resume")
+    if exc.errno in (errno.ENAMETOOLONG,):
+        return f"--out {root}: the path is too long for the filesystem; choose a shorter --out"
+    if exc.errno == errno.ELOOP:
+        return f"--out {root}: a symbolic link loop in the path; choose another --out"
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return f"--out {root}: a part of the path is a file, not a folder; choose another --out"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {where}: {exc.strerror}; choose a folder you can write to as --out"
+    return f"cannot write {where}: {exc.strerror or exc}; choose another --out"
+
+
+def read_manifest(build_dir: Path) -> dict[str, Any]:
+    """molspec.json as a plain dict, for the readers not yet moved to `molspec.records.read_manifest`.
+
+    Raises:
+        StoreError: it is missing or unreadable.
+    """
+    from molspec.records import ManifestError
+    from molspec.records import read_manifest as read_typed
+
+    try:
+        return read_typed(build_dir).model_dump(mode="json")
+    except ManifestError as err:
+        raise StoreError(err.message) from None

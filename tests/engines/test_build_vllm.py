@@ -11,7 +11,8 @@ import pytest
 
 import molspec
 from molspec.engines import Completion, Engine, Request, StreamingEngine, create
-from molspec.runtime.build import BuildOptions, build
+from molspec.pipeline import build
+from molspec.runtime.build import BuildOptions
 from tests.runtime.conftest import write_spec
 
 

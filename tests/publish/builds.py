@@ -12,6 +12,25 @@ import pyarrow.parquet as pq
 import yaml
 from datasets import Features
 
+from molspec.records import (
+    AnswerInfo,
+    DataInfo,
+    DatasetInfo,
+    Distribution,
+    EngineInfo,
+    GraphInfo,
+    Manifest,
+    ManifestSampling,
+    OutputInfo,
+    PlannedInfo,
+    RealisedInfo,
+    SpecInfo,
+    SplitInfo,
+    Summary,
+    TokenDistribution,
+    Transitions,
+)
+
 STEP = pa.struct(
     [("bond", pa.string()), ("text", pa.string()), ("n_tokens", pa.int32()), ("finish_reason", pa.string())]
 )
@@ -129,22 +148,41 @@ def _write_spec(out: Path, spec_text: str) -> None:
 
 
 def _write_manifest(out: Path, spec_text: str, splits: dict[str, int]) -> None:
-    manifest = {
-        "molspec_version": "0.1.0",
-        "spec": {
-            "path": SPEC_PATH,
-            "sha256": hashlib.sha256(spec_text.encode()).hexdigest(),
-            "git_commit": GIT_COMMIT,
-            "git_dirty": False,
-            "files": [f"spec/{SPEC_PATH}"],
-        },
-        "dataset": {"name": "acme/demo", "license": "mit", "seed": 7},
-        "engine": {"engine": "echo", "model": "echo", "options": {}},
-        "splits": {s: {"samples": n, "graph": "qwq", "done": n, "failed": 0} for s, n in splits.items()},
-        "command": f"molspec build {SPEC_PATH} --out {out}",
-        "created": "2026-11-29T12:00:00Z",
-    }
-    (out / "molspec.json").write_text(json.dumps(manifest, indent=2))
+    bonds = ["explore", "deep", "reflect", "normal"]
+    square = [[0.25] * 4 for _ in bonds]
+    planned = PlannedInfo(samples=sum(splits.values()), seed=7, steps={"mean": 3.0},
+                          bond_shares={b: 0.25 for b in bonds},
+                          stationary={"qwq": {b: 0.25 for b in bonds}}, expected_steps={"qwq": 3.0},
+                          transitions=Transitions(bonds=bonds, matrix=square), engine_calls=36, max_tokens=1000,
+                          splits={})
+    dist = Distribution(mean=3.0, p50=3, p95=4, max=4, total=27)
+    manifest = Manifest(
+        molspec_version="0.1.0",
+        spec=SpecInfo(path=SPEC_PATH, sha256=hashlib.sha256(spec_text.encode()).hexdigest(), git_commit=GIT_COMMIT,
+                      git_dirty=False, files=[f"spec/{SPEC_PATH}"], main=f"spec/{SPEC_PATH}"),
+        dataset=DatasetInfo(name="acme/demo", license="mit", seed=7, description=None, language=[]),
+        engine=EngineInfo(engine="echo", model="echo", options={}),
+        data=DataInfo(sha256="0" * 64, sources={"questions": 9}),
+        metadata=None,
+        sampling=ManifestSampling(temperature=0.7, top_p=1.0, max_tokens=64, per_bond={}),
+        answer=AnswerInfo(verify="math", keep="all"),
+        output=OutputInfo(hub=None, private=False),
+        splits={s: SplitInfo(samples=n, graphs=["qwq"], done=n, failed=0) for s, n in splits.items()},
+        graphs={"qwq": GraphInfo(bonds=bonds, start=[1.0, 0, 0, 0], transitions=square, end=[0.0] * 4,
+                                 steps=(2, 4))},
+        planned=planned,
+        realised=RealisedInfo(samples=sum(splits.values()), bond_shares={b: 0.25 for b in bonds},
+                              transitions=Transitions(bonds=bonds, matrix=square), steps=dist,
+                              tokens={b: TokenDistribution(**dist.model_dump(), cut_by_max_tokens=0) for b in bonds},
+                              accuracy=None, graded=0),
+        failures=[],
+        summary=Summary(planned=9, target=9, done=9, failed=0, kept=9, accuracy=None),
+        files={},
+        command=f"molspec build {SPEC_PATH} --out {out}",
+        created="2026-11-29T12:00:00Z",
+        wall_s=1.0,
+    )
+    (out / "molspec.json").write_text(manifest.model_dump_json(indent=2))
 
 
 def _write_card(out: Path, splits: dict[str, int], schema: pa.Schema | None) -> None:

@@ -17,10 +17,11 @@ from huggingface_hub import DatasetCard
 from huggingface_hub.repocard import metadata_load
 
 import molspec
+from molspec.pipeline import build
 from molspec.publish import hub
 from molspec.publish.card import render_card, size_category, write_card
 from molspec.publish.plots import structure_png
-from molspec.runtime.build import BuildOptions, build
+from molspec.runtime.build import BuildOptions
 from tests.publish.echo_spec import BONDS, REPO, write_spec
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

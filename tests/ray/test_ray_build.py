@@ -11,8 +11,9 @@ import pytest
 
 import molspec
 from molspec.cli import main
-from molspec.runtime.build import BuildOptions, build
-from molspec.runtime.ray_executor import ReplicaStatus, build_ray, local_output, plan_resources, shards
+from molspec.pipeline import build, build_ray
+from molspec.runtime.build import BuildOptions
+from molspec.runtime.ray_executor import ReplicaStatus, local_output, plan_resources, shards
 from molspec.runtime.store import StoreError
 from tests.ray.conftest import CPUS_PER_REPLICA, journal, openai_spec, rows
 from tests.runtime.conftest import write_spec

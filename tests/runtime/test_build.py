@@ -15,7 +15,8 @@ import pytest
 
 import molspec
 from molspec.cli import main
-from molspec.runtime.build import BuildOptions, build
+from molspec.pipeline import build
+from molspec.runtime.build import BuildOptions
 from molspec.runtime.store import StoreError
 from tests.runtime.conftest import write_spec
 from tests.support.openai_server import DEFAULT_MODEL, LoopbackOpenAIServer

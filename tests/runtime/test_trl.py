@@ -8,7 +8,8 @@ import datasets
 import pytest
 
 import molspec
-from molspec.runtime.build import BuildOptions, build
+from molspec.pipeline import build
+from molspec.runtime.build import BuildOptions
 from tests.support.tiny_model import build_tiny_model
 
 trl = pytest.importorskip("trl")

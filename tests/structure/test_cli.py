@@ -9,7 +9,8 @@ import pytest
 
 import molspec
 from molspec.cli import main
-from molspec.runtime.build import BuildOptions, build
+from molspec.pipeline import build
+from molspec.runtime.build import BuildOptions
 from molspec.structure.analyze import chi2_sf
 from tests.runtime.conftest import write_spec
 
