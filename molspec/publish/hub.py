@@ -10,60 +10,28 @@ printed, written, or put into any error message.
 from __future__ import annotations
 
 import hashlib
-import importlib
-import json
-import logging
 import os
 import re
 import shlex
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-import yaml
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, HfFileSystem, get_token
-from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
+from huggingface_hub.errors import RepositoryNotFoundError
 
-log = logging.getLogger(__name__)
+from molspec.engines.redact import redact
+from molspec.publish.hub_net import HubTimeouts, PushError, RetryPolicy, bounded_session, with_retries
+from molspec.publish.hub_schema import Change, card_features, check_schema, front_matter
 
 REPO_TYPE = "dataset"
 BRANCH = "main"
 MAX_ATTEMPTS = 4
 BACKOFF_BASE_S = 1.0  # waits 1, 2, 4 s between the 4 attempts
 BACKOFF_MAX_S = 30.0
-TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-# 412: someone committed between our read and our commit; re-reading the remote and retrying is the fix.
-RETRY_STATUS = TRANSIENT_STATUS | {412}
-SHARD = re.compile(r"^(?P<split>.+?)-\d{5}-of-\d{5}(-[0-9a-f]{8})?\.parquet$")  # optional content digest
 TAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-T = TypeVar("T")
-Columns = dict[str, str]  # column name -> type (arrow type string or card feature JSON)
-
-
-class PushError(Exception):
-    """Publishing failed or was refused; the message says why and what to do next (never the token)."""
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """Connection-level exception types of the HTTP stack huggingface_hub uses (httpx2, httpx, requests)."""
-    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    for module, name in (
-        ("httpx2", "TransportError"),
-        ("httpx", "TransportError"),
-        ("requests", "ConnectionError"),
-    ):
-        try:
-            found.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            continue
-    return tuple(found)
-
-
-TRANSPORT_ERRORS = _transport_errors()
+__all__ = ["HubTimeouts", "PushError", "PushResult", "collect_files", "push"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +119,7 @@ def push(
     private: bool = False,
     token: str | None = None,
     message: str | None = None,
+    timeouts: HubTimeouts | None = None,
 ) -> PushResult:
     """Publish `build_dir` (see docs/internals.md) to the dataset repo `repo` and tag it.
 
@@ -160,20 +129,29 @@ def push(
         revision: the tag to create; default `spec-<first 8 hex of the spec sha256>`.
         private: create the repo private; refuse to push into an existing public repo.
         token: Hub token; default `HF_TOKEN`, then the stored `hf auth login` token.
-        message: commit title; the description always names the spec path, sha256 and git commit.
+        message: commit title (a token in it is masked); the description always names the spec path,
+            sha256 and git commit.
+        timeouts: connect and answer timeouts of every Hub request; default from MOLSPEC_HUB_TIMEOUT and
+            MOLSPEC_HUB_CONNECT_TIMEOUT (120 s and 10 s).
 
     Raises:
-        PushError: bad build dir, no token, schema change, tag conflict, or the Hub kept failing.
+        PushError: bad build dir, no token, schema change, tag conflict, or the Hub kept failing or never
+            answered.
     """
     build_dir = Path(build_dir)
+    timeouts = timeouts or HubTimeouts.from_env()
     manifest = _read_manifest(build_dir)
     request = _request(build_dir, repo, revision, private, manifest, message)
     secret = _resolve_token(token)
+    request = replace(request, title=redact(request.title, [secret]), description=redact(request.description, [secret]))
     local = collect_files(build_dir, secret)
     api = HfApi(token=secret)
     retry_cmd = _retry_command(build_dir, repo, revision, private)
+    policy = RetryPolicy(MAX_ATTEMPTS, BACKOFF_BASE_S, BACKOFF_MAX_S)
     created: list[bool] = []  # survives a failed attempt that already created the repo
-    result, attempts = _with_retries(lambda: _sync(api, request, local, created), build_dir, retry_cmd, token)
+    with bounded_session(timeouts):
+        result, attempts = with_retries(lambda: _sync(api, request, local, created), policy, timeouts, build_dir,
+                                        retry_cmd, [secret, token])
     return replace(result, attempts=attempts, created_repo=any(created))
 
 
@@ -286,7 +264,8 @@ def _resolve_token(token: str | None) -> str:
     resolved = token or os.environ.get("HF_TOKEN") or get_token()
     if not resolved:
         raise PushError(
-            "no Hugging Face token: pass one with --token, set HF_TOKEN, or run `hf auth login` once, then push again."
+            "no Hugging Face token: set the HF_TOKEN environment variable, or run `hf auth login` once "
+            "(`huggingface-cli login` with older huggingface_hub), then push again."
         )
     return resolved
 
@@ -346,7 +325,7 @@ def _sync(api: HfApi, request: Request, local: dict[str, LocalFile], created: li
         return _result(api, request, remote.tags[request.tag], up_to_date=True)
     commit = remote.head or ""
     if uploads or deletes:
-        check_schema(api, request, local, remote, uploads, deletes)
+        check_schema(api, _change(request, local, remote, uploads, deletes))
         commit = _commit(api, request, remote, uploads, deletes)
     if not tagged:
         api.create_tag(request.repo, tag=request.tag, revision=commit, repo_type=REPO_TYPE, tag_message=request.title)
@@ -394,111 +373,19 @@ def _result(api: HfApi, request: Request, commit: str, up_to_date: bool) -> Push
     return PushResult(request.repo, request.tag, commit, url, up_to_date)
 
 
-# --------------------------------------------------------------------------------------------------
-# Schema safety
-# --------------------------------------------------------------------------------------------------
-
-
-def _split_of(path: str) -> str | None:
-    """The split a shard belongs to: data/train-00000-of-00001.parquet -> train (data/cfg/x-... -> cfg/x)."""
-    if not path.startswith("data/"):
-        return None
-    folder, _, name = path[len("data/") :].rpartition("/")
-    match = SHARD.match(name)
-    return None if match is None else (f"{folder}/" if folder else "") + match["split"]
-
-
-def _first_shards(paths: Iterable[str]) -> dict[str, str]:
-    shards: dict[str, str] = {}
-    for path in sorted(paths):
-        split = _split_of(path)
-        if split is not None:
-            shards.setdefault(split, path)
-    return shards
-
-
-def check_schema(
-    api: HfApi,
-    request: Request,
-    local: dict[str, LocalFile],
-    remote: Remote,
-    uploads: list[LocalFile],
-    deletes: list[str],
-) -> None:
-    """Refuse to replace a remote split with one whose columns differ (parquet schema or card features)."""
-    touched = {_split_of(f.path) for f in uploads} | {_split_of(p) for p in deletes}
-    local_shards, remote_shards = _first_shards(local), _first_shards(remote.files)
-    fs = HfFileSystem(endpoint=api.endpoint, token=api.token, skip_instance_cache=True)
-    differ: dict[str, tuple[Columns, Columns]] = {}
-    for split in sorted(s for s in touched if s in local_shards and s in remote_shards):
-        mine = _columns(pq.read_schema(local[local_shards[split]].source))
-        # Only the footer is read (ranged requests), not the whole shard.
-        with fs.open(f"datasets/{request.repo}@{remote.head}/{remote_shards[split]}", "rb") as handle:
-            theirs = _columns(pq.ParquetFile(handle).schema_arrow)
-        if mine != theirs:
-            differ[split] = (theirs, mine)
-    if differ:
-        raise _schema_error(request, "split", "parquet", differ)
-    _check_card(request, local, remote)
-
-
-def _columns(schema: pa.Schema) -> Columns:
-    return {field.name: str(field.type) for field in schema}
-
-
-def _card_features(card: dict[str, Any]) -> dict[str, Columns]:
-    """config name -> {column: feature JSON} from a card's `dataset_info`."""
-    infos = card.get("dataset_info") or []
-    out = {}
-    for info in infos if isinstance(infos, list) else [infos]:
-        if isinstance(info, dict) and isinstance(info.get("features"), list):
-            out[info.get("config_name", "default")] = {
-                str(f.get("name")): json.dumps({k: v for k, v in f.items() if k != "name"}, sort_keys=True)
-                for f in info["features"]
-                if isinstance(f, dict)
-            }
-    return out
+def _change(request: Request, local: dict[str, LocalFile], remote: Remote, uploads: list[LocalFile],
+            deletes: list[str]) -> Change:
+    return Change(request.repo, request.build_dir, {p: f.source for p, f in local.items()}, remote.head,
+                  tuple(remote.files), remote.card, tuple(f.path for f in uploads) + tuple(deletes))
 
 
 def _local_card(local: dict[str, LocalFile]) -> dict[str, Any]:
+    """The build's card metadata (the schema check reads it through hub_schema.front_matter)."""
     readme = local.get("README.md")
-    if readme is None:
-        return {}
-    match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", readme.source.read_text(encoding="utf-8"), re.S)
-    data = yaml.safe_load(match.group(1)) if match else None
-    return data if isinstance(data, dict) else {}
+    return front_matter(readme.source) if readme is not None else {}
 
 
-def _check_card(request: Request, local: dict[str, LocalFile], remote: Remote) -> None:
-    mine, theirs = _card_features(_local_card(local)), _card_features(remote.card)
-    differ = {c: (theirs[c], mine[c]) for c in sorted(set(mine) & set(theirs)) if mine[c] != theirs[c]}
-    if differ:
-        raise _schema_error(request, "config", "dataset card", differ)
-
-
-def _describe(theirs: Columns, mine: Columns) -> list[str]:
-    added = sorted(set(mine) - set(theirs))
-    removed = sorted(set(theirs) - set(mine))
-    changed = sorted(c for c in set(mine) & set(theirs) if mine[c] != theirs[c])
-    parts = [
-        f"new columns {', '.join(added)}" if added else "",
-        f"missing columns {', '.join(removed)}" if removed else "",
-        f"changed types of {', '.join(changed)}" if changed else "",
-    ]
-    return [p for p in parts if p] or ["the same columns in another order"]
-
-
-def _schema_error(request: Request, kind: str, source: str, differ: dict[str, tuple[Columns, Columns]]) -> PushError:
-    names = ", ".join(f"'{name}'" for name in differ)
-    changes = "; ".join(dict.fromkeys(part for pair in differ.values() for part in _describe(*pair)))
-    return PushError(
-        f"refusing to push: {kind} {names} on {request.repo} has different {source} features than "
-        f"{request.build_dir} ({changes}). Replacing a split with differently shaped rows breaks "
-        "`datasets.load_dataset` for everyone reading the repo, so nothing was pushed. Publish this build "
-        f"to a new repo (`molspec push {shlex.quote(str(request.build_dir))} --repo {request.repo}-v2`) "
-        "or under a new config/split name in the spec (`output { hub = ... }`), or delete the old split on "
-        "the Hub first."
-    )
+_card_features = card_features  # tests/publish/test_card.py reads both through this module
 
 
 # --------------------------------------------------------------------------------------------------
@@ -511,42 +398,3 @@ def _retry_command(build_dir: Path, repo: str, revision: str | None, private: bo
     parts += ["--revision", shlex.quote(revision)] if revision else []
     parts += ["--private"] if private else []
     return " ".join(parts)
-
-
-def _redact(text: str, token: str | None) -> str:
-    secrets = {token, os.environ.get("HF_TOKEN")} - {None, ""}
-    for secret in secrets:
-        text = text.replace(str(secret), "***")
-    return re.sub(r"(?i)(bearer\s+)\S+", r"\1***", text)
-
-
-def _is_transient(err: BaseException) -> bool:
-    if isinstance(err, HfHubHTTPError):
-        response = getattr(err, "response", None)
-        return getattr(response, "status_code", None) in RETRY_STATUS
-    return isinstance(err, TRANSPORT_ERRORS)
-
-
-def _with_retries(attempt: Callable[[], T], build_dir: Path, retry_cmd: str, token: str | None) -> tuple[T, int]:
-    """Run `attempt` until it succeeds, retrying transient Hub/network failures with exponential backoff."""
-    for number in range(1, MAX_ATTEMPTS + 1):
-        try:
-            return attempt(), number
-        except PushError:
-            raise
-        except Exception as err:  # noqa: BLE001 - every failure becomes a PushError below
-            reason = _redact(f"{type(err).__name__}: {err}", token)
-            if not _is_transient(err):
-                raise PushError(
-                    f"the Hub refused the push ({reason}). The local dataset is intact at {build_dir}; "
-                    f"fix the cause and retry with: {retry_cmd}"
-                ) from None
-            if number == MAX_ATTEMPTS:
-                raise PushError(
-                    f"could not reach the Hub after {MAX_ATTEMPTS} attempts (last error: {reason}). "
-                    f"The local dataset is intact at {build_dir}; retry with: {retry_cmd}"
-                ) from None
-            delay = min(BACKOFF_BASE_S * 2 ** (number - 1), BACKOFF_MAX_S)
-            log.warning("push attempt %d/%d failed (%s); retrying in %.1f s", number, MAX_ATTEMPTS, reason, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
