@@ -136,7 +136,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.out:
         write_walks(plan, Path(args.out))
     if args.json:
-        print(json.dumps(stats.to_json(), indent=2))
+        extra = {"estimated_from_walks": stats.walked} if stats.estimated else {}
+        print(json.dumps({**stats.to_json(), **extra}, indent=2))
     else:
         print_stats(doc.path, plan, stats, out=args.out)
     return EXIT_OK

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from molspec.check.dataset import check_dataset
 from molspec.check.graphs import check_graphs
 from molspec.check.lower import lower
+from molspec.check.size import check_size
 from molspec.check.sources import check_sources
 from molspec.check.templates import check_templates
 from molspec.diagnostics import Diagnostic
@@ -17,7 +18,7 @@ from molspec.lang.imports import Program
 from molspec.spec import Spec
 
 Check = Callable[[Spec], list[Diagnostic]]
-CHECKS: tuple[Check, ...] = (check_graphs, check_templates, check_sources, check_dataset)
+CHECKS: tuple[Check, ...] = (check_graphs, check_templates, check_sources, check_dataset, check_size)
 
 
 def check_program(prog: Program) -> tuple[Spec | None, list[Diagnostic]]:

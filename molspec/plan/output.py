@@ -24,6 +24,9 @@ def print_stats(path: str, plan: Plan, stats: PlanStats, out: str | None = None,
         con.print(f"  split {name:<12} {sp['samples']:>10,} samples   graphs {', '.join(sp['graphs'])}   "
                   f"source {sp['source']} ({sp['questions']:,} questions)")
     con.print(f"  samples        {stats.samples:>10,}")
+    if stats.estimated:
+        con.print(f"  (the statistics below are estimated from {stats.walked:,} walks, drawn in proportion "
+                  "from every split)")
     con.print(f"  steps          mean {s['mean']:.1f}  p50 {s['p50']}  p95 {s['p95']}  max {s['max']}"
               f"   ({s['total']:,} bond steps)")
     expected = ", ".join(f"{g} {n:.1f}" for g, n in stats.expected_steps.items())

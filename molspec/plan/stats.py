@@ -1,7 +1,7 @@
 """Statistics of a plan: lengths, bond shares (planned vs stationary), engine calls and token budget.
 
 Computed in one streaming pass over the plan's chunks, so a million-sample plan needs no more
-memory than one chunk.
+memory than one chunk; beyond STATS_WALKS samples they are estimated from that many walks.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from molspec.plan.compile import Plan
+from molspec.plan.compile import Plan, SplitPlan
 from molspec.plan.matrix import expected_visits, stationary
 
 
@@ -30,6 +30,11 @@ class PlanStats:
     engine_calls: int
     max_tokens: int
     splits: dict[str, dict[str, Any]]
+    walked: int = 0  # walks the statistics were computed from; fewer than `samples` means estimated
+
+    @property
+    def estimated(self) -> bool:
+        return self.walked < self.samples
 
     def to_json(self) -> dict[str, Any]:
         return {"samples": self.samples, "seed": self.seed, "steps": self.steps,
@@ -39,26 +44,46 @@ class PlanStats:
                 "max_tokens": self.max_tokens, "splits": self.splits}
 
 
-def plan_stats(plan: Plan) -> PlanStats:
+STATS_WALKS = 1 << 20  # walks drawn for the statistics of a larger plan (each split in proportion)
+
+
+def plan_stats(plan: Plan, budget: int = STATS_WALKS) -> PlanStats:
+    """Statistics of the plan: exact up to `budget` samples, estimated from `budget` walks beyond.
+
+    Walks are independent draws (counter-based), so the first walks of each split are a random sample
+    of it; their counts are scaled to the split's size. The cost is bounded whatever `samples` is.
+    """
     k = len(plan.bonds)
-    counts = np.zeros(k, dtype=np.int64)
+    counts = np.zeros(k, dtype=np.float64)
     trans = np.zeros((k, k), dtype=np.int64)
-    hist = np.zeros(plan.max_steps + 1, dtype=np.int64)
-    for w in plan.iter_walks(0, plan.samples):
-        counts += np.bincount(w.bonds[w.bonds >= 0].astype(np.int64), minlength=k)
-        hist += np.bincount(w.lengths.astype(np.int64), minlength=plan.max_steps + 1)
-        trans += _transition_counts(w.bonds, k)
-    total_steps = int(counts.sum())
-    budget = _token_budget(plan, counts)
+    hist = np.zeros(plan.max_steps + 1, dtype=np.float64)
+    drawn = 0
+    for sp, n in _quota(plan, budget):
+        scale = sp.spec.samples / n
+        for w in plan.iter_walks(sp.offset, sp.offset + n):
+            counts += scale * np.bincount(w.bonds[w.bonds >= 0].astype(np.int64), minlength=k)
+            hist += scale * np.bincount(w.lengths.astype(np.int64), minlength=plan.max_steps + 1)
+            trans += _transition_counts(w.bonds, k)
+        drawn += n
+    steps = np.rint(counts).astype(np.int64)
+    total_steps = int(steps.sum())
     return PlanStats(
-        samples=plan.samples, seed=plan.seed, steps=_length_stats(hist),
-        bond_shares={b: _r(c / max(total_steps, 1)) for b, c in zip(plan.bonds, counts, strict=True) if c},
+        samples=plan.samples, seed=plan.seed, steps=_length_stats(np.rint(hist).astype(np.int64)),
+        bond_shares={b: _r(c / max(total_steps, 1)) for b, c in zip(plan.bonds, steps, strict=True) if c},
         stationary={c.name: {b: _r(p) for b, p in zip(c.bonds, stationary(c), strict=True)} for c in plan.chains},
         expected_steps={c.name: _r(float(expected_visits(c).sum())) for c in plan.chains},
         transitions=_row_normalised(trans, plan.bonds),
-        engine_calls=total_steps + plan.samples, max_tokens=budget,
+        engine_calls=total_steps + plan.samples, max_tokens=_token_budget(plan, steps),
         splits={s.spec.name: {"samples": s.spec.samples, "graphs": list(s.spec.graphs), "source": s.spec.source,
-                              "questions": s.question_slice[1] - s.question_slice[0]} for s in plan.splits})
+                              "questions": s.question_slice[1] - s.question_slice[0]} for s in plan.splits},
+        walked=drawn)
+
+
+def _quota(plan: Plan, budget: int) -> list[tuple[SplitPlan, int]]:
+    """How many walks to draw per split: all of them when the plan fits the budget."""
+    if plan.samples <= budget:
+        return [(sp, sp.spec.samples) for sp in plan.splits]
+    return [(sp, max(1, min(sp.spec.samples, budget * sp.spec.samples // plan.samples))) for sp in plan.splits]
 
 
 def _transition_counts(bonds: npt.NDArray[np.int8], k: int) -> npt.NDArray[np.int64]:
