@@ -49,6 +49,13 @@ class Step(Record):
     text: str = Field(description="the generated text")
     n_tokens: Int32 = Field(description="tokens the engine generated for the kept attempt")
     finish_reason: str = Field(description="why generation stopped: stop, length")
+    label: str | None = Field(default=None, description="the bond the fidelity labeler reads in the text")
+    attempts: Int32 = Field(default=1, description="generations of this step (1: the first was kept)")
+    retries: list[str] = Field(default_factory=list,
+                               description="why each retry happened: empty, cut, echo, duplicate, label:<bond>")
+    repair: str | None = Field(default=None, description="trimmed: cut back to its last complete sentence")
+    problems: list[str] = Field(default_factory=list, description="what is still wrong with the kept attempt")
+    partner: int | None = Field(default=None, description="reflect steps: the earlier step (0-based) re-checked")
 
 
 class Message(Record):
@@ -73,6 +80,7 @@ class Row(Record):
     correct: bool | None = Field(description="the verifier's verdict against gold (null: not graded)")
     messages: list[Message] = Field(
         description="chat for SFT, {role, content}: the user question; the assistant `<think>…</think>` + answer")
+    fidelity: float | None = Field(default=None, description="share of steps whose label is their planned bond")
     metadata: str = Field(description="JSON: model, engine, sampling, spec sha256 and git commit, molspec version, "
                                       "seed")
     answer_tokens: int = Field(default=0, exclude=True, description="journal only: tokens of the answer step")
@@ -280,6 +288,20 @@ class RealisedInfo(Record):
     graded: int
 
 
+class FidelityInfo(Record):
+    """How well the text of the steps does what their bonds ask (labels from the build's fidelity labeler)."""
+
+    labeler: str | None
+    gate: bool
+    overall: float | None
+    per_bond: dict[str, float]
+    labelled: int
+    retries: int = Field(description="steps asked again")
+    reasons: dict[str, int] = Field(description="why steps were asked again: empty, cut, echo, duplicate, label")
+    problems: dict[str, int] = Field(description="kept steps that still have a problem, by problem")
+    repaired: int = Field(description="kept steps trimmed back to their last complete sentence")
+
+
 class FailureInfo(Record):
     sample_index: int
     error: str
@@ -311,6 +333,7 @@ class Manifest(Record):
     graphs: dict[str, GraphInfo]
     planned: PlannedInfo
     realised: RealisedInfo
+    fidelity: FidelityInfo | None = None
     failures: list[FailureInfo]
     summary: Summary
     files: dict[str, list[str]]

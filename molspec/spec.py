@@ -157,6 +157,21 @@ class OutputSpec(Model):
     shard_rows: int = 10_000
 
 
+class FidelitySpec(Model):
+    """The fidelity gate (docs/fidelity.md): label each generated step and ask again when it misses its bond.
+
+    Attributes:
+        gate: re-ask steps that miss their bond or fail hygiene (cut, echo, duplicate, empty); off keeps the
+            first attempt (still trimmed, labelled and flagged).
+        labeler: the CPU labeler that labels each step (see `molspec.structure.label.get_labeler`).
+        retries: extra attempts per step at most.
+    """
+
+    gate: bool = True
+    labeler: str = "cue"
+    retries: int = 2
+
+
 class Templates(Model):
     """Jinja templates (sandboxed, strict). `step` renders the user turn of every bond step,
     `answer` the final answer turn, `system` an optional system message."""
@@ -180,6 +195,7 @@ class Spec(Model):
     templates: Templates
     answer: AnswerSpec = AnswerSpec()
     output: OutputSpec = OutputSpec()
+    fidelity: FidelitySpec = FidelitySpec()
     files: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
 
     @property

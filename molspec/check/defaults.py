@@ -19,7 +19,9 @@ Reasoning so far:
 {% endfor %}
 {% endif %}
 Next step ({{ step }} of {{ n_steps }}), {{ bond.title | lower }}: {{ bond.instruct }}
-Write only this step: a short paragraph of first-person thinking. Do not state the final answer yet."""
+{% if partner %}The step to re-check is step {{ partner.step }}: "{{ partner.text }}"
+{% endif %}{% if approach %}The approach already on the table: "{{ approach }}" Take a different one.
+{% endif %}Write only this step: a short paragraph of first-person thinking. Do not state the final answer yet."""
 
 ANSWER_TEMPLATE = """\
 Problem:
@@ -40,6 +42,8 @@ STEP_VARIABLES = {
     "step": "this step's number, from 1",
     "n_steps": "the number of bond steps in this walk",
     "bonds": "the whole walk: a list of bond names",
+    "partner": "reflect (hydrogen) steps: the earlier step to re-check, {step, bond, text}; otherwise none",
+    "approach": "explore (vdw) steps: the first sentence of the latest exploring step (or of step 1); otherwise none",
     "sample": "the sample index",
     "split": "the split name",
     "graph": "the graph (isomer) name",

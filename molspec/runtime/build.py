@@ -20,7 +20,8 @@ from molspec import __version__
 from molspec.engines import Engine, create
 from molspec.plan.compile import Plan
 from molspec.provenance import GitInfo
-from molspec.records import MANIFEST, BuildMetadata, Failure, Manifest, Row, SamplingInfo, read_manifest
+from molspec.records import MANIFEST, BuildMetadata, Failure, FidelityInfo, Manifest, Row, SamplingInfo, read_manifest
+from molspec.runtime.fidelity import fidelity_info
 from molspec.runtime.manifest import manifest
 from molspec.runtime.scheduler import Job, Progress, RunConfig, run
 from molspec.runtime.spec_copy import copy_spec
@@ -86,6 +87,7 @@ class BuildResult:
     accuracy: float | None
     generate_s: float = 0.0  # of wall_s, the time in the scheduler and engine (engine start excluded)
     rejected: int = 0  # damaged journal records set aside (their samples were redone)
+    fidelity: FidelityInfo | None = None
     errors: list[str] = field(default_factory=list)
     files: dict[str, list[str]] = field(default_factory=dict)
 
@@ -181,8 +183,12 @@ def _generate(p: Prepared, opts: BuildOptions, store: Store, todo: list[int], pr
 
 
 def run_config(p: Prepared, opts: BuildOptions, engine_info: dict[str, Any]) -> RunConfig:
+    from molspec.structure.label import get_labeler  # the labelers load only when a build runs
+
+    gate = p.spec.fidelity
     return RunConfig(window=opts.window or DEFAULT_WINDOW.get(p.engine, 256), seed=p.plan.seed,
-                     base=p.spec.model.sampling, metadata=build_metadata(p, engine_info))
+                     base=p.spec.model.sampling, metadata=build_metadata(p, engine_info), gate=gate,
+                     labeler=get_labeler(gate.labeler))
 
 
 def validated_scan(p: Prepared, store: Store) -> Scan:
@@ -229,7 +235,7 @@ def from_manifest(out: Path, p: Prepared, resumed: int, wall_s: float) -> BuildR
     s = m.summary
     return BuildResult(out=out, planned=p.plan.samples, target=s.target, resumed=resumed, done=s.done,
                        failed=s.failed, kept=s.kept, steps=0, tokens=0, wall_s=wall_s, accuracy=s.accuracy,
-                       errors=[f.error for f in m.failures][:20], files=m.files)
+                       errors=[f.error for f in m.failures][:20], files=m.files, fidelity=m.fidelity)
 
 
 def build_metadata(p: Prepared, engine_info: dict[str, Any]) -> BuildMetadata:
@@ -259,6 +265,7 @@ def finalize(p: Prepared, store: Store, opts: BuildOptions, target: int, resumed
     result = BuildResult(out=opts.out, planned=p.plan.samples, target=target, resumed=resumed, done=len(rows),
                          failed=len(failed), kept=len(kept), steps=prog.steps, tokens=prog.tokens,
                          wall_s=wall_s, accuracy=sum(graded) / len(graded) if graded else None, rejected=rejected,
+                         fidelity=fidelity_info(rows, p.spec),
                          errors=[f.error for f in failed.values()][:20], files=files, generate_s=prog.generate_s)
     m: Manifest = manifest(p, opts.command, result, rows, failed, copy)
     store.own([MANIFEST])

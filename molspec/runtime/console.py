@@ -6,6 +6,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
+from molspec.records import FidelityInfo
 from molspec.runtime.build import BuildResult
 from molspec.runtime.scheduler import Progress
 
@@ -66,12 +67,24 @@ def summary(r: BuildResult) -> str:
         f"  generated  {r.steps:,} steps, {r.tokens:,} tokens in {r.wall_s:,.1f} s ({r.tokens_per_s:,.1f} tokens/s)",
         "  files      " + ", ".join(f for fs in r.files.values() for f in fs),
     ]
+    if r.fidelity is not None and r.fidelity.overall is not None:
+        lines.insert(3, "  fidelity   " + fidelity_text(r.fidelity))
+    if r.rejected:
+        lines.append(f"  journal    {r.rejected:,} damaged records set aside (.molspec/rejected.jsonl); "
+                     "their samples were generated again")
     if r.errors:
         lines.append("  failures   " + "; ".join(r.errors[:3]) + (" ..." if len(r.errors) > 3 else ""))
     if r.done < r.target:
         lines.append("  rerun the same command to retry the missing samples")
     lines.append(f"  load it    datasets.load_dataset(\"{r.out}\")")
     return "\n".join(lines)
+
+
+def fidelity_text(f: FidelityInfo) -> str:
+    """`0.62 (explore 0.40, deep 0.70); 31 steps asked again (cue labeler)`."""
+    bonds = ", ".join(f"{b} {v:.2f}" for b, v in f.per_bond.items())
+    gate = f"{f.retries:,} steps asked again" if f.gate else "gate off"
+    return f"{f.overall:.2f} of {f.labelled:,} steps read as their bond ({bonds}); {gate} ({f.labeler} labeler)"
 
 
 class RayProgressLine:

@@ -61,6 +61,7 @@ def manifest(p: Prepared, command: str, res: BuildResult, rows: list[Row], faile
                                   end=c.end.tolist(), steps=(c.min_steps, c.max_steps)) for c in plan.chains},
         planned=PlannedInfo.model_validate(plan_stats(plan).to_json()),
         realised=realised_stats(rows, plan.bonds),
+        fidelity=res.fidelity,
         failures=[FailureInfo(sample_index=i, error=f.error) for i, f in sorted(failed.items())][:MAX_FAILURES],
         summary=Summary(planned=res.planned, target=res.target, done=res.done, failed=res.failed, kept=res.kept,
                         accuracy=res.accuracy, rejected=res.rejected),

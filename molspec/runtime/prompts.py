@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from molspec.runtime.fidelity import first_sentence
 from molspec.spec import BondSpec, Spec
-from molspec.templating import compile_template
+from molspec.templating import render_template
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,30 +39,48 @@ class WalkContext:
     graph: str
 
 
+def _render(spec: Spec, name: str, ctx: Mapping[str, Any], bond: BondSpec | None = None) -> str:
+    """A template of the spec rendered; TemplateRenderError (a located MolspecError) fails only this sample."""
+    if bond is not None and bond.template is not None:
+        return render_template(bond.template, ctx, f"bond '{bond.name}'", bond.template_span, spec.files)
+    source = {"step": spec.templates.step, "answer": spec.templates.answer, "system": spec.templates.system}[name]
+    assert source is not None
+    return render_template(source, ctx, name, spec.templates.spans.get(name), spec.files)
+
+
 def _messages(spec: Spec, user: str, ctx: Mapping[str, Any]) -> tuple[dict[str, str], ...]:
     msgs: list[dict[str, str]] = []
     if spec.templates.system is not None:
-        msgs.append({"role": "system", "content": compile_template(spec.templates.system).render(**ctx).strip()})
+        msgs.append({"role": "system", "content": _render(spec, "system", ctx).strip()})
     msgs.append({"role": "user", "content": user.strip()})
     return tuple(msgs)
 
 
-def step_messages(spec: Spec, walk: WalkContext, steps: Sequence[StepText], bond: BondSpec
-                  ) -> tuple[dict[str, str], ...]:
-    """Messages asking for step len(steps)+1 of the walk, with the instruction of `bond`."""
+def step_messages(spec: Spec, walk: WalkContext, steps: Sequence[StepText], bond: BondSpec,
+                  partner: int | None = None) -> tuple[dict[str, str], ...]:
+    """Messages asking for step len(steps)+1 of the walk, with the instruction of `bond`.
+
+    A reflect step is shown the earlier step it re-checks (`partner`); an explore step is told which approach
+    is already on the table, so that it opens a different one."""
     ctx = {"question": walk.question, "steps": [s.view() for s in steps],
            "bond": {"name": bond.name, "kind": bond.kind, "title": bond.title, "instruct": bond.instruct},
            "step": len(steps) + 1, "n_steps": len(walk.bonds), "bonds": list(walk.bonds),
-           "sample": walk.sample, "split": walk.split, "graph": walk.graph}
-    source = bond.template if bond.template is not None else spec.templates.step
-    return _messages(spec, compile_template(source).render(**ctx), ctx)
+           "sample": walk.sample, "split": walk.split, "graph": walk.graph,
+           "partner": None if partner is None else {"step": partner + 1, **steps[partner].view()},
+           "approach": _approach(steps) if bond.kind == "vdw" else None}
+    return _messages(spec, _render(spec, "step", ctx, bond), ctx)
+
+
+def _approach(steps: Sequence[StepText]) -> str | None:
+    explored = [s for s in steps if s.kind == "vdw"] or list(steps[:1])
+    return first_sentence(explored[-1].text) if explored else None
 
 
 def answer_messages(spec: Spec, walk: WalkContext, steps: Sequence[StepText]) -> tuple[dict[str, str], ...]:
     ctx = {"question": walk.question, "steps": [s.view() for s in steps], "instruct": spec.answer.instruct,
            "n_steps": len(walk.bonds), "bonds": list(walk.bonds), "sample": walk.sample, "split": walk.split,
            "graph": walk.graph}
-    return _messages(spec, compile_template(spec.templates.answer).render(**ctx), ctx)
+    return _messages(spec, _render(spec, "answer", ctx), ctx)
 
 
 def thinking(steps: Sequence[StepText]) -> str:

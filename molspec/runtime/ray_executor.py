@@ -32,9 +32,9 @@ from molspec.runtime.build import (
     BuildPlan,
     BuildResult,
     Prepared,
-    build_metadata,
     finalize,
     prepare,
+    run_config,
     validated_scan,
 )
 from molspec.runtime.ray_actors import Coordinator, Replica, ReplicaStatus, Shard
@@ -228,8 +228,7 @@ class _Driver:
                                  "every node sees at the same path (a shared filesystem)")
             s.status.node, s.status.pid = info["node"], info["pid"]
         # The same row metadata as a local build: the replica's engine description, the driver's git info.
-        return RunConfig(window=self.window, seed=self.p.plan.seed, base=self.p.spec.model.sampling,
-                         metadata=build_metadata(self.p, infos[0]["engine"]))
+        return replace(run_config(self.p, self.opts, infos[0]["engine"]), window=self.window)
 
     def _launch(self, s: _Slot) -> None:
         if s.status.state != "restarting":

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from molspec.diagnostics import MolspecError
 from molspec.engines.base import Completion, Engine, EngineError, Request, SamplingParams, StreamingEngine
 from molspec.records import BuildMetadata, Failure, Message, Row, Step
+from molspec.runtime.fidelity import StepTrial, attempt_of, fidelity, frame_of, partner, restated
 from molspec.runtime.prompts import StepText, WalkContext, answer_messages, sft_messages, step_messages, thinking
 from molspec.runtime.verify import verify
 from molspec.sources import Question
-from molspec.spec import Sampling, Spec
+from molspec.spec import FidelitySpec, Sampling, Spec
+from molspec.structure.label import Labeler
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,9 @@ class _Live:
     walk: WalkContext
     steps: list[StepText] = field(default_factory=list)
     records: list[Step] = field(default_factory=list)
+    trial: StepTrial = field(default_factory=StepTrial)  # attempts at the current step
+    frame: str = ""  # the current step's prompt without the question and the earlier steps
+    partner: int | None = None
 
 
 @dataclass
@@ -51,6 +56,7 @@ class Progress:
     steps: int = 0
     tokens: int = 0
     requests: int = 0
+    retries: int = 0  # steps asked again by the fidelity gate
     started: float = field(default_factory=time.perf_counter)
     generate_s: float = 0.0
 
@@ -64,20 +70,25 @@ class RunConfig:
         seed: the plan seed; per-request seeds derive from (seed, sample, step).
         base: the model's sampling settings.
         metadata: the build metadata stored (as JSON) in every row.
+        gate: the fidelity gate's settings; labeler: labels each step (None: steps are not labelled).
     """
 
     window: int
     seed: int
     base: Sampling
     metadata: BuildMetadata
+    gate: FidelitySpec = field(default_factory=FidelitySpec)
+    labeler: Labeler | None = None
     metadata_json: str = ""
 
     def __post_init__(self) -> None:
         self.metadata_json = json.dumps(self.metadata.model_dump(mode="json"), sort_keys=True)
 
 
-def request_seed(seed: int, sample: int, step: int) -> int:
-    digest = hashlib.blake2b(f"{seed}:{sample}:{step}".encode(), digest_size=8).digest()
+def request_seed(seed: int, sample: int, step: int, attempt: int = 0) -> int:
+    """The seed of one request; a retry's `attempt` keys a seed no first attempt of any step can have."""
+    key = f"{seed}:{sample}:{step}" if attempt == 0 else f"{seed}:{sample}:{step}:{attempt}"
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
 
 
@@ -206,19 +217,26 @@ def _next_request(spec: Spec, s: _Live, cfg: RunConfig, prog: Progress) -> Reque
 
 
 def _request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
-    step = len(s.steps)
+    step, attempt = len(s.steps), len(s.trial.attempts)
     if step < len(s.job.bonds):
         bond = spec.bonds[s.job.bonds[step]]
-        msgs = step_messages(spec, s.walk, s.steps, bond)
+        kinds = [spec.bonds[b].kind for b in s.job.bonds]
+        s.partner = partner(s.job.bonds, kinds, step) if bond.kind == "hydrogen" else None
+        msgs = step_messages(spec, s.walk, s.steps, bond, s.partner)
+        user = msgs[-1]["content"]
+        if attempt:
+            msgs = (*msgs[:-1], {"role": "user", "content": restated(user, bond, s.trial.attempts[-1].problems)})
+        s.frame = frame_of(user, s.job.question.question, [t.text for t in s.steps])
         sampling = bond.sampling.over(cfg.base)
-        meta = {"sample": s.job.index, "step": step, "bond": bond.name, "kind": bond.kind}
+        meta = {"sample": s.job.index, "step": step, "bond": bond.name, "kind": bond.kind, "attempt": attempt}
     else:
         msgs = answer_messages(spec, s.walk, s.steps)
         sampling = spec.answer.sampling.over(cfg.base)
         meta = {"sample": s.job.index, "step": step, "bond": "answer", "kind": "answer"}
     params = SamplingParams(max_tokens=sampling.max_tokens or 384, temperature=sampling.temperature or 0.0,
-                            top_p=sampling.top_p or 1.0, seed=request_seed(cfg.seed, s.job.index, step))
-    return Request(key=f"{s.job.index}:{step}", messages=msgs, params=params, meta=meta)
+                            top_p=sampling.top_p or 1.0, seed=request_seed(cfg.seed, s.job.index, step, attempt))
+    key = f"{s.job.index}:{step}" + (f":{attempt}" if attempt else "")
+    return Request(key=key, messages=msgs, params=params, meta=meta)
 
 
 def _advance(spec: Spec, s: _Live, c: Completion, cfg: RunConfig, prog: Progress) -> Row | Failure | None:
@@ -228,15 +246,24 @@ def _advance(spec: Spec, s: _Live, c: Completion, cfg: RunConfig, prog: Progress
         prog.failed += 1
         return _failure(s.job, f"{_where(s.job, step)}: {c.error or 'engine error'}")
     prog.tokens += c.n_tokens
-    if step < len(s.job.bonds):
-        bond = spec.bonds[s.job.bonds[step]]
-        text = c.text.strip()
-        s.steps.append(StepText(bond.name, bond.kind, bond.title, text))
-        s.records.append(Step(bond=bond.name, text=text, n_tokens=c.n_tokens, finish_reason=c.finish_reason))
-        prog.steps += 1
-        return None
-    prog.done += 1
-    return _row(spec, s, c, cfg)
+    if step >= len(s.job.bonds):
+        prog.done += 1
+        return _row(spec, s, c, cfg)
+    bond = spec.bonds[s.job.bonds[step]]
+    earlier = [t.text for t in s.steps]
+    s.trial.attempts.append(attempt_of(c.text, c.n_tokens, c.finish_reason, bond, s.frame, s.job.question.question,
+                                       earlier, cfg.labeler))
+    if cfg.gate.gate and s.trial.attempts[-1].problems and len(s.trial.attempts) <= cfg.gate.retries:
+        prog.retries += 1
+        return None  # ask again: the next request restates the instruction, with a new seed
+    best = s.trial.best(bond.kind)
+    s.steps.append(StepText(bond.name, bond.kind, bond.title, best.text))
+    s.records.append(Step(bond=bond.name, text=best.text, n_tokens=best.n_tokens, finish_reason=best.finish_reason,
+                          label=best.label, attempts=len(s.trial.attempts), retries=s.trial.reasons(),
+                          repair=best.repair, problems=list(best.problems), partner=s.partner))
+    s.trial = StepTrial()
+    prog.steps += 1
+    return None
 
 
 def _row(spec: Spec, s: _Live, answer: Completion, cfg: RunConfig) -> Row:
@@ -249,7 +276,7 @@ def _row(spec: Spec, s: _Live, answer: Completion, cfg: RunConfig) -> Row:
         steps=s.records, thinking=think, answer=text, answer_tokens=answer.n_tokens,
         answer_finish_reason=answer.finish_reason, correct=verify(text, job.question.gold, spec.answer.verify),
         messages=[Message(**m) for m in sft_messages(job.question.question, think, text, spec.output.think)],
-        metadata=cfg.metadata_json)
+        fidelity=fidelity(s.records, spec), metadata=cfg.metadata_json)
 
 
 def _where(job: Job, step: int) -> str:

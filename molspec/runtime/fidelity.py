@@ -1,0 +1,186 @@
+"""The fidelity gate: every generated step is checked, repaired or asked again before it joins its walk.
+
+    completion ──hygiene (cut, echo, duplicate, empty)──▶ label with context ──▶ keep, or ask again (new seed,
+    instruction restated), up to `retries` times; the best attempt is kept and every retry's reason recorded.
+
+Hygiene runs on every build; the label gate runs when `fidelity.gate` is on (the default) and uses a CPU
+labeler. Attempts use seeds derived from (seed, sample, step, attempt), so a resumed build writes the same
+steps as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from molspec.records import FidelityInfo, Row, Step
+from molspec.spec import BondSpec, Spec
+from molspec.structure.label import BOND_KINDS, Labeler
+
+SENTENCE_END = re.compile(r"""[.!?](?:["')\]]|\$\$?)?(?=\s|$)|\n""")
+WORD = re.compile(r"\w+")
+ECHO_SHARE = 0.5  # of a step's word 4-grams found in the prompt frame or the question
+DUPLICATE_SHARE = 0.7  # of a step's word 3-grams found in one earlier step of the walk
+MIN_KEPT = 0.3  # a cut step is trimmed only when its complete sentences keep this share of it
+
+REASON_HINTS = {
+    "empty": "The last attempt was empty: write the step.",
+    "cut": "The last attempt ran out of room mid-sentence: write a shorter step that ends with a full sentence.",
+    "echo": "The last attempt repeated the problem or these instructions: write new reasoning in your own words.",
+    "duplicate": "The last attempt repeated an earlier step: move the reasoning forward instead.",
+}
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One generation of a step, after hygiene: its kept text, what was wrong, its label."""
+
+    text: str
+    n_tokens: int
+    finish_reason: str
+    problems: tuple[str, ...]  # empty, cut, echo, duplicate, label:<bond>
+    repair: str | None  # "trimmed": cut back to its last complete sentence
+    label: str | None
+
+    def score(self) -> tuple[bool, int, bool]:
+        """Higher is better: the right bond, then fewer hygiene problems, then not repaired."""
+        hygiene = [p for p in self.problems if not p.startswith("label:")]
+        return (len(hygiene) == len(self.problems), -len(hygiene), self.repair is None)
+
+
+@dataclass
+class StepTrial:
+    """The attempts at one step of a walk so far."""
+
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def reasons(self) -> list[str]:
+        """Why each retry happened (one entry per attempt that was not the last)."""
+        return [",".join(a.problems) for a in self.attempts[:-1]]
+
+    def best(self, kind: str) -> Attempt:
+        return max(self.attempts, key=lambda a: a.score())  # max keeps the earliest of equals
+
+
+def attempt_of(text: str, n_tokens: int, finish_reason: str, bond: BondSpec, frame: str, question: str,
+               earlier: Sequence[str], labeler: Labeler | None) -> Attempt:
+    """One completion checked: hygiene, then (when a labeler is given) its label read in context."""
+    kept, problems, repair = check_text(text, finish_reason, frame, question, earlier)
+    label = labeler.label(question, [*earlier, kept])[-1] if labeler is not None and kept else None
+    if label is not None and BOND_KINDS[label] != bond.kind:
+        problems = (*problems, f"label:{label}")
+    return Attempt(kept, n_tokens, finish_reason, problems, repair, label)
+
+
+def fidelity(steps: Sequence[Step], spec: Spec) -> float | None:
+    """Share of a walk's steps whose label has the kind of their planned bond (None: nothing labelled)."""
+    labelled = [s for s in steps if s.label is not None]
+    if not labelled:
+        return None
+    return round(sum(BOND_KINDS[s.label] == spec.bonds[s.bond].kind for s in labelled if s.label) / len(labelled), 4)
+
+
+def frame_of(user: str, question: str, earlier: Sequence[str]) -> str:
+    """The prompt's own words: the user turn without the question and the earlier steps (echo checks)."""
+    for part in (question, *earlier):
+        if part:
+            user = user.replace(part, " ")
+    return user
+
+
+def check_text(text: str, finish_reason: str, frame: str, question: str, earlier: Sequence[str]
+               ) -> tuple[str, tuple[str, ...], str | None]:
+    """Hygiene of one completion: (kept text, problems, repair)."""
+    text = text.strip()
+    problems: list[str] = []
+    repair = None
+    if finish_reason == "length" and text:
+        trimmed = trim_to_sentence(text)
+        if trimmed is None:
+            problems.append("cut")
+        else:
+            text, repair = trimmed, "trimmed"
+    if not text:
+        return text, ("empty",), None
+    if echoes(text, frame) or echoes(text, question):
+        problems.append("echo")
+    if any(near_duplicate(text, e) for e in earlier):
+        problems.append("duplicate")
+    return text, tuple(problems), repair
+
+
+def trim_to_sentence(text: str) -> str | None:
+    """`text` cut after its last complete sentence, or None when that would keep too little of it."""
+    ends = [m.end() for m in SENTENCE_END.finditer(text)]
+    if not ends:
+        return None
+    kept = text[:ends[-1]].rstrip()
+    return kept if len(kept) >= MIN_KEPT * len(text) else None
+
+
+def _grams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = WORD.findall(text.lower())
+    return {tuple(words[i:i + n]) for i in range(max(0, len(words) - n + 1))}
+
+
+def echoes(text: str, source: str) -> bool:
+    """Most of the step's word 4-grams come from `source` (the prompt frame, or the question)."""
+    mine = _grams(text, 4)
+    return bool(mine) and len(mine & _grams(source, 4)) >= ECHO_SHARE * len(mine)
+
+
+def near_duplicate(text: str, other: str) -> bool:
+    mine = _grams(text, 3)
+    return bool(mine) and len(mine & _grams(other, 3)) >= DUPLICATE_SHARE * len(mine)
+
+
+def restated(user: str, bond: BondSpec, problems: Sequence[str]) -> str:
+    """The user turn of a retry: the same prompt, with what went wrong and the bond's instruction restated."""
+    hints = [REASON_HINTS[p] for p in problems if p in REASON_HINTS]
+    if any(p.startswith("label:") for p in problems) or not hints:
+        hints.append(f"This step must be {bond.title.lower()}: {bond.instruct}")
+    return user.rstrip() + "\n\n" + " ".join(hints)
+
+
+def partner(bonds: Sequence[str], kinds: Sequence[str], step: int) -> int | None:
+    """The earlier step a reflection re-checks: a hydrogen bond folds back over a distance, so the most recent
+    covalent (deep) step at least two steps back, else the step two back, else the previous one."""
+    if step == 0:
+        return None
+    far = [i for i in range(step - 2, -1, -1)]
+    deep = next((i for i in far if kinds[i] == "covalent"), None)
+    if deep is not None:
+        return deep
+    return far[0] if far else step - 1
+
+
+def first_sentence(text: str, limit: int = 240) -> str:
+    m = SENTENCE_END.search(text)
+    head = text[:m.end()] if m else text
+    return head.strip()[:limit]
+
+
+def fidelity_info(rows: Sequence[Row], spec: Spec) -> FidelityInfo:
+    """The build's fidelity: overall and per bond, with what the gate retried and what it could not mend."""
+    hit: Counter[str] = Counter()
+    seen: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    problems: Counter[str] = Counter()
+    retries = repaired = 0
+    for r in rows:
+        for st in r.steps:
+            retries += st.attempts - 1
+            repaired += st.repair is not None
+            reasons.update(p.split(":")[0] for why in st.retries for p in why.split(","))
+            problems.update(p.split(":")[0] for p in st.problems)
+            if st.label is not None:
+                seen[st.bond] += 1
+                hit[st.bond] += BOND_KINDS[st.label] == spec.bonds[st.bond].kind
+    total = sum(seen.values())
+    return FidelityInfo(
+        labeler=spec.fidelity.labeler, gate=spec.fidelity.gate,
+        overall=round(sum(hit.values()) / total, 4) if total else None,
+        per_bond={b: round(hit[b] / n, 4) for b, n in seen.items()}, labelled=total, retries=retries,
+        reasons=dict(reasons), problems=dict(problems), repaired=repaired)
