@@ -6,7 +6,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").rglob("*.mol"))
-LANG_TESTS = sorted((ROOT / "tests" / "lang").rglob("*.mol"))
+# `_support/generated/` holds a FIFO, a 5 MB file and a symlink loop made by the golden test: not specs
+LANG_TESTS = sorted(p for p in (ROOT / "tests" / "lang").rglob("*.mol") if "generated" not in p.parts)
 
 
 def read(path: Path) -> str | None:

@@ -6,6 +6,7 @@ The first line of each case says which diagnostic it is about and where it must 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -19,6 +20,20 @@ from tests.lang.golden import check_golden
 HERE = Path(__file__).parent / "diagnostics"
 CASES = sorted(HERE.glob("*.mol"))
 EXPECT = re.compile(rb"# expect: (MOL\d{3}) at (?:(\S+):)?(\d+):(\d+)\n")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def generated_inputs() -> None:
+    """Inputs git cannot hold (a FIFO, a 5 MB file, a symlink loop), made in `_support/generated/`."""
+    gen = HERE / "_support" / "generated"
+    fifo, huge, loop_a, loop_b = (gen / n for n in ("fifo.mol", "huge.mol", "loop-a.mol", "loop-b.mol"))
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    with huge.open("wb") as fh:  # sparse: takes no disk space
+        fh.truncate(5 << 20)
+    for link, target in ((loop_a, "loop-b.mol"), (loop_b, "loop-a.mol")):
+        if not link.is_symlink():
+            link.symlink_to(target)
 
 
 def diagnose(name: str) -> tuple[list[Diagnostic], str]:
