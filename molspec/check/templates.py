@@ -133,19 +133,23 @@ def _attribute_span(spec: Spec, span: Span, source: str, message: str) -> Span:
 
 def _contexts(spec: Spec) -> list[tuple[str, dict[str, Any]]]:
     """Synthetic renders: a sample, then the first step, a middle step of a later sample, and the
-    last step of a long walk (so that `{% if sample > 0 %}` or `steps[-1]` branches run too)."""
+    last step of a long walk (so that `{% if sample > 0 %}` or `steps[-1]` branches run too).
+    `partner` and `approach` are set on some of them and none on others, as in a build."""
     return [("a sample", _context(spec, sample=0, step=2, n_steps=8)),
             ("the first step (sample 0, no steps yet)", _context(spec, sample=0, step=1, n_steps=8)),
-            ("a middle step (sample 1, step 4 of 8)", _context(spec, sample=1, step=4, n_steps=8)),
-            ("the last step (sample 999999, step 64 of 64)", _context(spec, sample=999_999, step=64, n_steps=64))]
+            ("a middle step (sample 1, step 4 of 8)", _context(spec, sample=1, step=4, n_steps=8, kind="hydrogen")),
+            ("the last step (sample 999999, step 64 of 64)",
+             _context(spec, sample=999_999, step=64, n_steps=64, kind="vdw"))]
 
 
-def _context(spec: Spec, sample: int, step: int, n_steps: int) -> dict[str, Any]:
-    bond = {"name": "deep", "kind": "covalent", "title": "Deep reasoning", "instruct": "Go deeper."}
+def _context(spec: Spec, sample: int, step: int, n_steps: int, kind: str = "covalent") -> dict[str, Any]:
+    bond = {"name": "deep", "kind": kind, "title": "Deep reasoning", "instruct": "Go deeper."}
     bonds = (["explore", "deep"] * n_steps)[:n_steps]
+    partner = {"step": 1, **_SAMPLE_STEP} if kind == "hydrogen" else None
     return {"question": "What is 1 + 1?", "steps": [_SAMPLE_STEP] * (step - 1), "bond": bond, "step": step,
             "n_steps": n_steps, "bonds": bonds, "sample": sample, "split": "train" if sample < 2 else "test",
-            "graph": "g", "instruct": spec.answer.instruct}
+            "graph": "g", "instruct": spec.answer.instruct, "partner": partner,
+            "approach": "Try x = 2." if kind == "vdw" else None}
 
 
 def _offset_span(spec: Spec, span: Span, offset: int, length: int) -> Span:
