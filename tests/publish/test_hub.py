@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +14,11 @@ import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.errors import RepositoryNotFoundError
 
+from molspec.publish import cli as publish_cli
 from molspec.publish import hub
-from molspec.publish.hub import PushError, PushResult, push
+from molspec.publish.hub import HubTimeouts, PushError, PushResult, push
 from tests.publish.builds import GIT_COMMIT, SPEC_PATH, make_build, rows_of, spec_sha
-from tests.publish.conftest import HubSession
+from tests.publish.conftest import HubSession, _patch_hub_constants
 
 REPO = "acme/demo"
 WRITES = {"create", "preupload", "lfs_batch", "lfs_upload", "commit", "tag"}
@@ -253,3 +257,137 @@ def test_token_never_leaks(
     assert all(token not in c.title + c.message for c in fake_hub.hub.repo(REPO).commits.values())
     writes = [r for r in fake_hub.hub.requests if r.route in {"create", "preupload", "commit", "tag"}]
     assert writes and {r.authorization for r in writes} <= {f"Bearer {token}", "Bearer hf_wrong"}
+
+
+# --------------------------------------------------------------------------------------------------
+# A Hub that never answers, and what a push says
+# --------------------------------------------------------------------------------------------------
+
+
+class SilentServer:
+    """Accepts TCP connections on 127.0.0.1 and never answers (nor closes them) until stopped."""
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._sock.settimeout(0.05)  # so the accept loop notices the stop
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            self._held.append(connection)
+
+    def __enter__(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+        for connection in self._held:
+            connection.close()
+
+
+@pytest.fixture
+def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hub timeouts of a fraction of a second, so a hanging Hub fails a test in a few seconds."""
+    monkeypatch.setenv("MOLSPEC_HUB_TIMEOUT", "0.3")
+    monkeypatch.setenv("MOLSPEC_HUB_CONNECT_TIMEOUT", "0.3")
+
+
+@pytest.mark.timeout(60)  # a regression hangs forever; fail it instead
+def test_push_to_a_hub_that_never_answers_fails_in_bounded_time(
+    fake_hub: HubSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, short_timeouts: None
+) -> None:
+    build = make_build(tmp_path / "a")
+    with SilentServer() as silent:
+        _patch_hub_constants(monkeypatch, silent.endpoint, fake_hub.home)
+        started = time.monotonic()
+        with pytest.raises(PushError) as err:
+            push(build, REPO)
+        elapsed = time.monotonic() - started
+    message = str(err.value)
+    assert elapsed < 10, elapsed  # 4 attempts of 0.3 s each, plus backoff
+    assert f"the Hub at {silent.endpoint} did not answer within the timeout" in message
+    assert "4 attempts" in message and "raise MOLSPEC_HUB_TIMEOUT" in message
+    assert f"intact at {build}" in message and f"retry with: molspec push {build} --repo {REPO}" in message
+    assert fake_hub.token not in message
+
+
+@pytest.mark.timeout(60)
+def test_a_stalled_commit_is_retried(fake_hub: HubSession, tmp_path: Path, short_timeouts: None) -> None:
+    build = make_build(tmp_path / "a")
+    fake_hub.hub.stall_next("commit")  # the request is read, then never answered
+    result = push(build, REPO)
+    assert result.attempts == 2 and _commits(fake_hub) == 2 and _load() == _expected(build)
+
+
+@pytest.mark.timeout(60)
+def test_a_commit_that_always_stalls_fails_clearly(fake_hub: HubSession, tmp_path: Path,
+                                                   short_timeouts: None) -> None:
+    build = make_build(tmp_path / "a")
+    fake_hub.hub.stall_next("commit", times=hub.MAX_ATTEMPTS)
+    with pytest.raises(PushError, match="did not answer within the timeout") as err:
+        push(build, REPO)
+    assert f"intact at {build}" in str(err.value)
+    assert _commits(fake_hub) == 1  # only the repo's initial commit
+
+
+def test_timeouts_from_the_environment_are_checked(fake_hub: HubSession, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOLSPEC_HUB_TIMEOUT", "soon")
+    with pytest.raises(PushError, match="MOLSPEC_HUB_TIMEOUT must be a positive number of seconds, got 'soon'"):
+        push(make_build(tmp_path / "a"), REPO)
+    monkeypatch.setenv("MOLSPEC_HUB_TIMEOUT", "2.5")
+    assert HubTimeouts.from_env() == HubTimeouts(read_s=2.5, connect_s=10.0)
+
+
+def test_push_leaves_the_hub_client_as_it_found_it(fake_hub: HubSession, tmp_path: Path) -> None:
+    from huggingface_hub.utils import _http
+
+    before = _http._GLOBAL_CLIENT_FACTORY
+    push(make_build(tmp_path / "a"), REPO)
+    assert _http._GLOBAL_CLIENT_FACTORY is before
+
+
+def test_a_token_in_the_message_is_masked(fake_hub: HubSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    build = make_build(tmp_path / "a")
+    monkeypatch.setattr(publish_cli, "_refresh_card", lambda out, repo: None)  # the card is not under test here
+    code = publish_cli.push_dir(build, repo=REPO, message=f"release 1, pushed with {fake_hub.token}")
+    assert code == 0, capsys.readouterr().err
+    [head] = [c for c in fake_hub.hub.repo(REPO).commits.values() if c.title.startswith("release 1")]
+    assert head.title == "release 1, pushed with ***"
+    other = push(make_build(tmp_path / "b", variant="b"), REPO, message="key hf_SomeOtherToken123 here")
+    assert fake_hub.hub.repo(REPO).commits[other.commit].title == "key *** here"
+
+
+def test_no_token_names_what_exists(fake_hub: HubSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_TOKEN")
+    with pytest.raises(PushError) as err:
+        push(make_build(tmp_path / "a"), REPO)
+    message = str(err.value)
+    assert "HF_TOKEN" in message and "hf auth login" in message and "--token" not in message
+
+
+def test_a_refused_token_says_how_to_fix_it(fake_hub: HubSession, tmp_path: Path) -> None:
+    with pytest.raises(PushError) as err:
+        push(make_build(tmp_path / "a"), REPO, token="hf_not_the_right_one")
+    message = str(err.value)
+    assert "401" in message and "set HF_TOKEN to a token with write access" in message
+    assert "hf_not_the_right_one" not in message and "--token" not in message
+
+
+def test_unreadable_card_front_matter_is_a_clear_error(fake_hub: HubSession, tmp_path: Path) -> None:
+    build = make_build(tmp_path / "a")
+    (build / "README.md").write_text("---\nlicense: [mit\n---\n# card\n")
+    with pytest.raises(PushError, match="front matter that is not a YAML mapping") as err:
+        push(build, REPO)
+    assert "delete the file" in str(err.value)

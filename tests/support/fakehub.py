@@ -5,8 +5,9 @@ API those clients use to create repos, upload (preupload, git-LFS batch/upload/v
 list and download. Every commit is a full snapshot (commit oid -> file map), so branches, tags and commit ids
 all keep serving the files they pointed at. State lives in memory behind one lock.
 
-Test knobs: `token`/`require_token` (auth), `fail_next()` / `disconnect_next()` (failure injection per route)
-and `requests` (every request with its Authorization header). Clients must run with `HF_HUB_DISABLE_XET=1`:
+Test knobs: `token`/`require_token` (auth), `fail_next()` / `disconnect_next()` / `stall_next()` (failure
+injection per route: an error status, a dropped connection, a request accepted and never answered) and
+`requests` (every request with its Authorization header). Clients must run with `HF_HUB_DISABLE_XET=1`:
 with Xet on, huggingface_hub uploads through a Xet CAS, which this server does not implement.
 """
 
@@ -33,7 +34,8 @@ LFS_SUFFIXES = (".parquet", ".arrow", ".png", ".jpg", ".jpeg", ".bin", ".safeten
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
 GITATTRIBUTES = b"".join(f"*{s} filter=lfs diff=lfs merge=lfs -text\n".encode() for s in LFS_SUFFIXES)
 _JSON = dict[str, Any]
-DISCONNECT, LOSE_RESPONSE = 0, -1  # pseudo statuses for injected faults
+DISCONNECT, LOSE_RESPONSE, STALL = 0, -1, -2  # pseudo statuses for injected faults
+STALL_LIMIT_S = 60.0  # a stalled request is released by stop(), or after this long
 
 
 def git_blob_oid(data: bytes) -> str:
@@ -178,6 +180,7 @@ class FakeHub:
         self._lock = threading.RLock()
         self._counter = 0
         self._server: ThreadingHTTPServer | None = None
+        self._stopping = threading.Event()  # releases stalled requests
 
     # -- lifecycle ---
     def start(self) -> FakeHub:
@@ -191,6 +194,7 @@ class FakeHub:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -220,6 +224,14 @@ class FakeHub:
     def lose_response_next(self, route: str, times: int = 1) -> None:
         """Process the next `times` requests of `route`, then drop the connection instead of answering."""
         self.fail_next(route, times, status=LOSE_RESPONSE)
+
+    def stall_next(self, route: str, times: int = 1) -> None:
+        """Read the next `times` requests of `route`, then never answer them (until stop())."""
+        self.fail_next(route, times, status=STALL)
+
+    def stall(self) -> None:
+        """Hold the calling handler without answering, as a server that hangs does."""
+        self._stopping.wait(STALL_LIMIT_S)
 
     def take_fault(self, route: str) -> int | None:
         with self._lock:
@@ -464,6 +476,11 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self.hub.take_fault(route) if route else None
         if fault == DISCONNECT:
             self._drop(method, route)
+            return
+        if fault == STALL:
+            self.hub.record(RecordedRequest(method, self.path, route, self.headers.get("Authorization"), STALL))
+            self.hub.stall()
+            self.close_connection = True
             return
         reply = self._dispatch(method, route, args, None if fault == LOSE_RESPONSE else fault)
         if fault == LOSE_RESPONSE:
