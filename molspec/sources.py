@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from molspec.diagnostics import Diagnostic, Label, Span
-from molspec.lang.files import FileProblem, Problem, open_regular
+from molspec.lang.files import FileProblem, Problem, open_regular, resolved
 from molspec.spec import SourceSpec
 
 
@@ -61,7 +61,8 @@ def load_questions(src: SourceSpec, limit: int | None = None) -> list[Question]:
             break
         out.append(question_of(src, row, i))
     if not out:
-        raise SourceError("MOL403", f"source '{src.name}' has no rows ({src.location})",
+        where = src.repo if src.format == "hub" else _shown(file_path(src))
+        raise SourceError("MOL403", f"source '{src.name}' has no rows ({where})",
                           help="point the source at a file with at least one question")
     return out
 
@@ -146,7 +147,7 @@ def rows(src: SourceSpec) -> Iterator[Row]:
         for i, values in enumerate(_hub_rows(src)):
             yield Row(f"{src.repo}: row {i + 1}", values)
         return
-    path = Path(src.location)
+    path = file_path(src)
     shown = str(src.path)
     try:
         fd = open_regular(path, shown)
@@ -155,6 +156,11 @@ def rows(src: SourceSpec) -> Iterator[Row]:
     reader = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows}[src.format]
     with os.fdopen(fd, "rb") as fh:
         yield from reader(fh, shown)
+
+
+def file_path(src: SourceSpec) -> Path:
+    """The absolute path of a file source (`SourceSpec.location` resolves it, which fails on a loop)."""
+    return resolved(Path(src.base) / str(src.path))
 
 
 def _source_problem(exc: FileProblem, path: Path, shown: str) -> SourceError:

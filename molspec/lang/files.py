@@ -60,6 +60,15 @@ def _encodable(path: str) -> bool:
     return True
 
 
+def resolved(path: Path) -> Path:
+    """The absolute path with symlinks followed, or just made absolute when that fails (a symlink
+    loop, a NUL): opening it then reports the problem."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return Path(os.path.abspath(path))
+
+
 def open_regular(path: Path, shown: str) -> int:
     """A read-only descriptor of a regular file (the caller closes it).
 

@@ -6,14 +6,13 @@ import it; the result lists files with imports before importers (the main file l
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from molspec.diagnostics import Diagnostic, Label, MolspecError, Severity, Span, did_you_mean
 from molspec.lang import ast
 from molspec.lang.build import parse_file
-from molspec.lang.files import FileProblem, Problem, is_spec_path, read_capped, spec_text
+from molspec.lang.files import FileProblem, Problem, is_spec_path, read_capped, resolved, spec_text
 
 
 @dataclass
@@ -54,15 +53,6 @@ def load_program(path: str | Path, text: str | None = None) -> Program:
     _visit(prog, main, abs_path, stack=[abs_path], done={abs_path: display})
     prog.files.append(main)
     return prog
-
-
-def resolved(path: Path) -> Path:
-    """The absolute path with symlinks followed, or just made absolute when that fails (a symlink
-    loop, a NUL): opening it then reports the problem."""
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError, ValueError):
-        return Path(os.path.abspath(path))
 
 
 _FILE_CODES = {Problem.SPECIAL: "MOL017", Problem.TOO_LARGE: "MOL018", Problem.BAD_PATH: "MOL019"}
