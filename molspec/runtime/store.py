@@ -15,6 +15,7 @@ twice (two writers, a retried shard) is read once.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -33,7 +34,8 @@ from pydantic import ValidationError
 from molspec.records import SCHEMA, Failure, Record, Row, row_dicts, rows_digest
 
 STATE_VERSION = 2
-LEGACY_OWNED = ("data/", "spec/", "molspec.json", "README.md", "structure.png")
+CARD = ("README.md", "structure.png")  # written by the card after each build; owned from the claim on
+KEY_TYPES: dict[str, type] = {"spec_sha256": str, "seed": int, "samples": int, "engine": str, "model": str}
 
 
 class StoreError(Exception):
@@ -132,7 +134,7 @@ class Store:
         self.state_path = self.meta / "state.json"
         self.owned_path = self.meta / "owned.json"
         self.journal_dir = self.meta / "journal"
-        self._fh: Any = None
+        self._fh: int | None = None  # the journal, opened O_APPEND and written unbuffered
         self._lock: int | None = None
 
     # ---------------------------------------------------------------- open / resume
@@ -143,6 +145,8 @@ class Store:
             StoreError: not a folder molspec owns, locked by another build, another build's, unwritable.
         """
         self.build = key.digest()
+        if "\0" in str(self.root):
+            raise StoreError(f"--out {str(self.root)!r}: a path cannot contain a NUL character; choose another --out")
         try:
             with _os_errors(self.root):
                 self._claim()
@@ -154,6 +158,7 @@ class Store:
                     self._check_same(old, key)
                 else:
                     write_json_atomic(self.state_path, key.to_json())
+                self.own(CARD)
                 self.journal_dir.mkdir(parents=True, exist_ok=True)
         except BaseException:
             self.close()
@@ -177,30 +182,40 @@ class Store:
             os.close(fd)
             raise StoreError(f"another molspec build is running in {self.root} ({holder}); wait for it to "
                              "finish, or build into another --out") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
-        self._lock = fd
+        except BaseException:
+            os.close(fd)
+            raise
+        self._lock = fd  # held from here on: close() releases it, whatever fails next
+        with contextlib.suppress(OSError):  # the holder's pid is a courtesy for the refusal message only
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
 
     def _clear(self) -> None:
-        """--fresh: remove what molspec wrote here, and nothing else."""
+        """--fresh: remove what molspec wrote here, and nothing else.
+
+        The spec copy stays until finalize replaces it: the spec being built may be that copy (rebuilding a
+        published dataset from its own spec/), and its source files are read again when it is copied."""
         self.close_journal()
         for rel in self.owned():
-            _remove(self.root / rel)
+            if not rel.startswith("spec/"):
+                _remove(self.root / rel)
         for child in self.meta.iterdir():
             if child.name != "lock":
                 _remove(child)
 
     def _read_state(self) -> dict[str, Any] | None:
-        if not self.state_path.exists():
+        if not self.state_path.exists() and not self.state_path.is_symlink():
             return None
         try:
             state = json.loads(self.state_path.read_bytes())
-            if isinstance(state, dict):
-                return state
+            if _is_state(state):
+                return dict(state)
         except (OSError, ValueError):
             pass
         # Damaged: set it aside. Journal lines carry the key digest, so nothing of another build gets in.
-        os.replace(self.state_path, self.state_path.with_name("state.json.damaged"))
+        damaged = self.state_path.with_name("state.json.damaged")
+        _remove(damaged)
+        os.replace(self.state_path, damaged)
         return None
 
     def _check_same(self, old: dict[str, Any], key: BuildKey) -> None:
@@ -224,26 +239,34 @@ class Store:
 
     # ---------------------------------------------------------------- owned files
     def owned(self) -> list[str]:
-        """Paths (relative; folders end in "/") that molspec wrote in this directory."""
+        """Paths (relative; folders end in "/") that molspec wrote in this directory.
+
+        Without a readable owned.json (a damaged one, or a folder built before molspec kept one), only the
+        files that the build's molspec.json names are molspec's: never a whole folder the user may share."""
         try:
             data = json.loads(self.owned_path.read_bytes())
-            return [str(p) for p in data] if isinstance(data, list) else list(LEGACY_OWNED)
+            if isinstance(data, list):
+                return sorted({p for p in data if isinstance(p, str) and _safe_rel(p)})
         except (OSError, ValueError):
-            return list(LEGACY_OWNED) if self.state_path.exists() else []
+            pass
+        return _manifest_files(self.root) if self.meta.is_dir() else []
 
     def own(self, paths: Iterable[str]) -> None:
         """Record paths as molspec's before writing them (so a crash in between still knows them)."""
-        have = self.owned() if self.owned_path.exists() else []
-        new = sorted(set(have) | set(paths))
-        if new != have:
-            write_json_atomic(self.owned_path, new)
+        have = self.owned()
+        new = sorted(set(have) | {p for p in paths if _safe_rel(p)})
+        if new != have or not self.owned_path.is_file():
+            with _os_errors(self.root):
+                write_json_atomic(self.owned_path, new)
 
     def disown(self, paths: Iterable[str]) -> None:
         """Remove owned paths from disk and from the record (files molspec wrote earlier, now stale)."""
-        gone = set(paths)
-        for rel in gone:
-            _remove(self.root / rel)
-        write_json_atomic(self.owned_path, sorted(set(self.owned()) - gone))
+        owned = set(self.owned())
+        gone = set(paths) & owned
+        with _os_errors(self.root):
+            for rel in gone:
+                _remove(self.root / rel)
+            write_json_atomic(self.owned_path, sorted(owned - gone))
 
     # ---------------------------------------------------------------- journal
     def scan(self) -> Scan:
@@ -257,46 +280,50 @@ class Store:
             with path.open("rb") as fh:
                 for raw in fh:
                     if not raw.endswith(b"\n"):
-                        return  # torn write of a killed process: cut on the next append, sample redone
+                        break  # torn write of a killed process: cut on the next append, sample redone
                     yield _parse(path, raw, self.build)
 
     def set_aside(self, lines: list[Line]) -> None:
         """Move refused lines to rejected.jsonl and rewrite the journals without them (atomically, per file)."""
         if not lines:
             return
-        with (self.meta / "rejected.jsonl").open("ab") as fh:
-            for line in lines:
-                note = {"journal": line.path.name, "reason": line.reason,
-                        "line": line.raw.decode("utf-8", errors="replace").rstrip("\n")}
-                fh.write((json.dumps(note, ensure_ascii=False) + "\n").encode())
-            fh.flush()
-            os.fsync(fh.fileno())
+        notes = b"".join((json.dumps({"journal": ln.path.name, "reason": ln.reason,
+                                      "line": ln.raw.decode("utf-8", errors="replace").rstrip("\n")},
+                                     ensure_ascii=False) + "\n").encode() for ln in lines)
         by_file: dict[Path, set[bytes]] = {}
         for line in lines:
             by_file.setdefault(line.path, set()).add(line.raw)
         self.close_journal()
-        for path, bad in by_file.items():
-            kept = [raw for raw in path.read_bytes().splitlines(keepends=True) if raw not in bad]
-            _write_atomic(path, b"".join(raw for raw in kept if raw.endswith(b"\n")))
+        with _os_errors(self.root):
+            _append(self.meta / "rejected.jsonl", notes)  # kept before the journal loses them
+            for path, bad in by_file.items():
+                kept = [raw for raw in path.read_bytes().splitlines(keepends=True) if raw not in bad]
+                _write_atomic(path, b"".join(raw for raw in kept if raw.endswith(b"\n")))
 
     def append(self, records: Iterable[Row | Failure]) -> None:
         """Append records and make them durable before returning."""
-        data = "".join(_line(self.build, r) for r in records)
+        data = "".join(_line(self.build, r) for r in records).encode("utf-8", errors="surrogatepass")
         if not data:
             return
-        if self._fh is None:
-            self.journal_dir.mkdir(parents=True, exist_ok=True)
-            path = self.journal_dir / f"{self.writer}.jsonl"
-            _repair_tail(path)
-            self._fh = path.open("a", encoding="utf-8")
         with _os_errors(self.root):
-            self._fh.write(data)
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            if self._fh is None:
+                self.journal_dir.mkdir(parents=True, exist_ok=True)
+                path = self.journal_dir / f"{self.writer}.jsonl"
+                _repair_tail(path)
+                self._fh = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                _write_all(self._fh, data)
+                os.fsync(self._fh)
+            except OSError:
+                # Part of the batch may be on disk, the last line torn: cut when the journal is next opened.
+                self.close_journal()
+                raise
 
     def close_journal(self) -> None:
+        """Close the journal file (unbuffered: nothing is left to write, so closing cannot fail)."""
         if self._fh is not None:
-            self._fh.close()
+            with contextlib.suppress(OSError):
+                os.close(self._fh)
             self._fh = None
 
     def close(self) -> None:
@@ -313,22 +340,29 @@ class Store:
         The digest (of the shard's rows) makes a rebuilt shard a new file name: `datasets` caches a local
         dataset by its card and file names, and would otherwise serve the previous build's rows after a
         rebuild. The same rows always get the same name, so pushing an unchanged build stays a no-op."""
-        self.own(["data/"])
         data, tmp, old = self.root / "data", self.meta / "data.tmp", self.meta / "data.old"
+        if "data/" not in self.owned() and _foreign(data):
+            raise StoreError(f"{data} holds files molspec did not write; molspec replaces data/ as a whole, "
+                             "so it will not build here. Move them, or choose another --out")
+        self.own(["data/"])
         with _os_errors(self.root):
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             files = {split: _write_shards(tmp, split, rows, shard_rows) for split, rows in rows_by_split.items()}
+            _fsync_dir(tmp)
             # Swap the whole folder in at once: readers see the old dataset or the new one, never a mix.
             shutil.rmtree(old, ignore_errors=True)
-            if data.exists():
+            if data.exists() or data.is_symlink():
                 os.replace(data, old)
             os.replace(tmp, data)
+            _fsync_dir(self.root)
             shutil.rmtree(old, ignore_errors=True)
         return files
 
     def write_file(self, rel: str, data: bytes) -> None:
         """Write one owned file atomically (recorded as owned first)."""
+        if not _safe_rel(rel):
+            raise StoreError(f"molspec will not write {rel!r}: it is outside the build directory {self.root}")
         self.own([rel])
         with _os_errors(self.root):
             _write_atomic(self.root / rel, data)
@@ -341,8 +375,48 @@ def _write_shards(folder: Path, split: str, rows: list[Row], shard_rows: int) ->
         part = rows[i * shard_rows:(i + 1) * shard_rows]
         name = f"{split}-{i:05d}-of-{n:05d}-{rows_digest(part)}.parquet"
         pq.write_table(pa.Table.from_pylist(row_dicts(part), schema=SCHEMA), folder / name)
+        _fsync_file(folder / name)
         names.append(f"data/{name}")
     return names
+
+
+def _is_state(state: object) -> bool:
+    """A state.json as some molspec wrote it (version 1 lacks data_sha256); anything else is damage."""
+    if not isinstance(state, dict):
+        return False
+    typed = all(type(state.get(k)) is t for k, t in KEY_TYPES.items())  # noqa: E721  (bool is not an int here)
+    return typed and isinstance(state.get("data_sha256", ""), str)
+
+
+def _safe_rel(rel: str) -> bool:
+    """A path inside the build directory, relative, not in .molspec/ (an edited owned.json cannot reach out)."""
+    parts = Path(rel).parts
+    return bool(parts) and not Path(rel).is_absolute() and ".." not in parts and parts[0] != ".molspec" \
+        and "\0" not in rel
+
+
+def _manifest_files(root: Path) -> list[str]:
+    """The files a build's molspec.json names (dataset shards, spec copy), and molspec.json and the card."""
+    try:
+        m = json.loads((root / "molspec.json").read_bytes())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(m, dict):
+        return []
+    named: list[object] = [*CARD, "molspec.json"]
+    files, spec = m.get("files"), m.get("spec")
+    if isinstance(files, dict):
+        named += [f for fs in files.values() if isinstance(fs, list) for f in fs]
+    if isinstance(spec, dict) and isinstance(spec.get("files"), list):
+        named += spec["files"]
+    return sorted({p for p in named if isinstance(p, str) and _safe_rel(p)})
+
+
+def _foreign(data: Path) -> bool:
+    """data/ holds something other than parquet shards (a user's folder, not one molspec made)."""
+    if not data.is_dir() or data.is_symlink():
+        return data.exists() or data.is_symlink()
+    return any(not (p.is_file() and p.suffix == ".parquet") for p in data.iterdir())
 
 
 def _line(build: str, rec: Row | Failure) -> str:
@@ -399,11 +473,46 @@ def _write_atomic(path: Path, data: bytes) -> None:
     """The one atomic write: a temporary file beside the target, fsynced, then renamed over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # a disk-full write leaves no stray temporary file behind
+        raise
+    _fsync_dir(path.parent)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _append(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable (a power cut after it then keeps the new name)."""
+    with contextlib.suppress(OSError):  # not every filesystem lets a folder be fsynced
+        _fsync_file(path)
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
@@ -440,6 +549,8 @@ def _os_message(root: Path, exc: OSError) -> str:
         return f"--out {root}: a symbolic link loop in the path; choose another --out"
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):
         return f"--out {root}: a part of the path is a file, not a folder; choose another --out"
+    if exc.errno == errno.ENOENT:
+        return f"cannot create {where}: {exc.strerror}; choose a folder you can create files in as --out"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write {where}: {exc.strerror}; choose a folder you can write to as --out"
     return f"cannot write {where}: {exc.strerror or exc}; choose another --out"
