@@ -1,4 +1,4 @@
-"""The dataset card and structure picture that `molspec build` writes (molspec.publish.card / plots)."""
+"""The dataset card and structure picture that `molspec build` writes (molspec.publish.card, structure.plots)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from huggingface_hub.repocard import metadata_load
 import molspec
 from molspec.pipeline import build
 from molspec.publish import hub
-from molspec.publish.card import render_card, size_category, write_card
-from molspec.publish.plots import structure_png
+from molspec.publish.card import render_card, size_category
+from molspec.publish.card_structure import card_structure, structure_png
+from molspec.records import read_manifest
 from molspec.runtime.build import BuildOptions
 from tests.publish.echo_spec import BONDS, REPO, write_spec
 
@@ -107,7 +108,7 @@ def test_card_embeds_the_spec_and_its_provenance(built: Path) -> None:
     assert f'load_dataset("{REPO}")' in text and "SFTTrainer" in text
     assert "arXiv:2601.06002" in text and "Mole-Syn" in text
     assert f"molspec=={manifest['molspec_version']}" in text and manifest["created"] in text
-    assert "![Planned vs realised transitions and bond shares](structure.png)" in text
+    assert "![Planned vs labelled transitions, asked vs labelled bonds and bond shares](structure.png)" in text
     assert "| from \\ to | explore |" in text  # transition tables
     # Planned vs realised bond shares, per-bond token stats with the bond's max_tokens (deep: 60, others: 40).
     assert re.search(r"\| deep +\| +\d+\.\d% \| +\d+\.\d% \|", text)
@@ -134,16 +135,13 @@ def test_card_reads_as_plain_text(built: Path) -> None:
         assert len({len(row) for row in table}) == 1, table
 
 
-def test_png_is_deterministic_and_small(built: Path, tmp_path: Path) -> None:
-    manifest = json.loads((built / "molspec.json").read_text())
-    first = structure_png(manifest, tmp_path / "a.png").read_bytes()
-    second = structure_png(manifest, tmp_path / "b.png").read_bytes()
+def test_png_is_deterministic_and_small(built: Path) -> None:
+    m = read_manifest(built)
+    first = structure_png(card_structure(built, m), m.dataset.name)
+    second = structure_png(card_structure(built, m), m.dataset.name)
     assert first == second == (built / "structure.png").read_bytes()
-    assert len(first) < 200_000
+    assert first.startswith(PNG_MAGIC) and len(first) < 250_000
     assert b"Matplotlib" not in first and b"Software" not in first
-    readme = (built / "README.md").read_bytes()
-    write_card(built)
-    assert (built / "README.md").read_bytes() == readme and (built / "structure.png").read_bytes() == first
 
 
 def test_card_names_the_target_repo(built: Path) -> None:
