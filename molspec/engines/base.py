@@ -27,6 +27,8 @@ class SamplingParams:
         choices: when set, the reply must be exactly one of these strings (constrained decoding on vLLM,
             `structured_outputs.choice` for an OpenAI-compatible vLLM server; the echo engine picks one;
             transformers does not constrain, so callers still parse the reply).
+        logprobs: when > 0, the completion carries the `logprobs` most likely first tokens with their
+            log-probabilities (`Completion.top_logprobs`), from the same forward pass that picks the token.
     """
 
     max_tokens: int = 256
@@ -35,6 +37,7 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     choices: tuple[str, ...] = ()
+    logprobs: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,8 @@ class Completion:
         finish_reason: "stop" (natural end or stop string), "length" (cut by max_tokens), "error".
         error: a one-line reason when finish_reason is "error".
         prompt_tokens: tokens in the rendered prompt, where the engine knows.
+        top_logprobs: (token text, log-probability) of the most likely first tokens, best first;
+            filled when the request's `params.logprobs` > 0 and the engine or server reports them.
     """
 
     key: str
@@ -74,6 +79,7 @@ class Completion:
     finish_reason: FinishReason
     error: str | None = None
     prompt_tokens: int | None = None
+    top_logprobs: tuple[tuple[str, float], ...] = ()
 
 
 @runtime_checkable

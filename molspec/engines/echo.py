@@ -53,8 +53,12 @@ def complete(request: Request) -> Completion:
     """Answer one request: echo text, cut by stop strings, then by max_tokens (one token = one word).
     With `choices`, one of them, picked by a stable hash of the request."""
     if request.params.choices:
-        choice = request.params.choices[zlib.crc32(echo_text(request).encode()) % len(request.params.choices)]
-        return Completion(key=request.key, text=choice, n_tokens=1, finish_reason="stop")
+        choices = request.params.choices
+        pick = zlib.crc32(echo_text(request).encode()) % len(choices)
+        # logprobs: the picked choice first (log 0.7), the others after it in order, all distinct
+        top = ((choices[pick], -0.357),) + tuple((c, -3.0 - i) for i, c in enumerate(choices) if i != pick)
+        top = top[: request.params.logprobs]
+        return Completion(key=request.key, text=choices[pick], n_tokens=1, finish_reason="stop", top_logprobs=top)
     text = echo_text(request)
     finish: FinishReason = "stop"
     if request.params.stop:
@@ -65,7 +69,8 @@ def complete(request: Request) -> Completion:
         words = words[:limit]
         text = " ".join(words)
         finish = "length"
-    return Completion(key=request.key, text=text, n_tokens=len(words), finish_reason=finish)
+    top = ((words[0], 0.0),) if words and request.params.logprobs > 0 else ()
+    return Completion(key=request.key, text=text, n_tokens=len(words), finish_reason=finish, top_logprobs=top)
 
 
 class EchoEngine:

@@ -214,6 +214,8 @@ class OpenAIEngine:
             body["stop"] = list(p.stop)
         if p.choices:  # vLLM's OpenAI server: constrained decoding to one of the strings
             body["structured_outputs"] = {"choice": list(p.choices)}
+        if p.logprobs > 0:
+            body["logprobs"], body["top_logprobs"] = True, p.logprobs
         body.update(self.options.extra_body)
         return body
 
@@ -288,10 +290,22 @@ class OpenAIEngine:
             finish_reason=finish,
             n_tokens=int(n_tokens) if n_tokens is not None else len(text.split()),
             prompt_tokens=usage.get("prompt_tokens"),
+            top_logprobs=_first_logprobs(choice),
         )
 
     def _error(self, request: Request, reason: str) -> Completion:
         return failed(request.key, redact(f"openai: {one_line(reason, 400)}", [self._api_key]))
+
+
+def _first_logprobs(choice: dict[str, Any]) -> tuple[tuple[str, float], ...]:
+    """`choices[0].logprobs.content[0].top_logprobs` of a chat response, best first ((), if absent)."""
+    try:
+        first = (choice.get("logprobs") or {}).get("content") or []
+        top = first[0].get("top_logprobs") or [] if first else []
+        pairs = [(str(t["token"]), float(t["logprob"])) for t in top]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return ()
+    return tuple(sorted(pairs, key=lambda p: -p[1]))
 
 
 def make_client(options: OpenAIOptions, api_key: str | None) -> httpx.Client:

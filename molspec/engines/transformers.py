@@ -9,7 +9,7 @@ at its own budget or stop string and records why it ended. Rows are left-padded.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from molspec.engines.base import Completion, EngineError, FinishReason, Request, SamplingParams
@@ -154,12 +154,13 @@ class TransformersEngine:
             raise closed_error(self.name)
         input_ids, attention = self._pad(rows)
         tracker = _RowStops(rows, self._tokenizer, self._eos_ids, width=input_ids.shape[1])
+        want = max(row.params.logprobs for row in rows)  # raw first-step logits, same forward pass
         try:
             with torch.no_grad():
                 output = lm.generate(
                     input_ids=input_ids,
                     attention_mask=attention,
-                    generation_config=self._generation_config(max(row.budget for row in rows)),
+                    generation_config=self._generation_config(max(row.budget for row in rows), logits=want > 0),
                     logits_processor=[_RowSampler(rows, self._settings.device)],
                     stopping_criteria=[tracker],
                 )
@@ -168,10 +169,22 @@ class TransformersEngine:
                 f"transformers failed on a batch of {len(rows)}: {type(exc).__name__}: {exc}. If memory "
                 "ran out, lower batch_size (default 16) or max_tokens in the model's options { }."
             ) from exc
-        generated = output[:, input_ids.shape[1] :].tolist()
+        tops = self._first_logprobs(output.logits[0], rows, want) if want else [()] * len(rows)
+        sequences = output.sequences if want else output
+        generated = sequences[:, input_ids.shape[1] :].tolist()
         return [
-            self._completion(row, ids, tracker, i) for i, (row, ids) in enumerate(zip(rows, generated, strict=True))
+            replace(self._completion(row, ids, tracker, i), top_logprobs=tops[i])
+            for i, (row, ids) in enumerate(zip(rows, generated, strict=True))
         ]
+
+    def _first_logprobs(self, logits: Any, rows: list[_Row], want: int) -> list[tuple[tuple[str, float], ...]]:
+        """Each row's `params.logprobs` most likely first tokens, from the unprocessed logits."""
+        values, ids = logits.float().log_softmax(dim=-1).topk(want, dim=-1)
+        out: list[tuple[tuple[str, float], ...]] = []
+        for row, vs, ts in zip(rows, values.tolist(), ids.tolist(), strict=True):
+            n = row.params.logprobs
+            out.append(tuple((self._tokenizer.decode([t]), float(v)) for t, v in zip(ts[:n], vs[:n], strict=True)))
+        return out
 
     def _pad(self, rows: list[_Row]) -> tuple[Any, Any]:
         """Left-pad prompts (decoder-only models continue from the right end)."""
@@ -183,7 +196,7 @@ class TransformersEngine:
         device = self._settings.device
         return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
 
-    def _generation_config(self, max_new_tokens: int) -> Any:
+    def _generation_config(self, max_new_tokens: int, logits: bool = False) -> Any:
         from transformers import GenerationConfig
 
         # Greedy on purpose: _RowSampler has already sampled rows that asked for sampling.
@@ -192,6 +205,8 @@ class TransformersEngine:
             do_sample=False,
             eos_token_id=self._eos_ids or None,
             pad_token_id=self._pad_id,
+            output_logits=logits,
+            return_dict_in_generate=logits,
         )
 
     def _completion(self, row: _Row, ids: list[int], tracker: _RowStops, i: int) -> Completion:

