@@ -33,6 +33,7 @@ DENSE: tuple[str, ...] = (
     + tuple(f"body_{b}" for b in BONDS)
     + ("equations", "digits", "log_chars", "recall", "restate", "overlap_prev", "overlap_next")
     + ("first", "last", "relative_position")
+    + ("numbers_earlier", "numbers_prev", "numbers_new", "words_earlier", "words_prev", "asks")
     + tuple(f"prev_cue_{b}" for b in BONDS)
     + tuple(f"next_cue_{b}" for b in BONDS)
 )
@@ -64,6 +65,7 @@ def trace_inputs(question: str | None, steps: Sequence[str]) -> list[StepInput]:
     cue_labels, cue_scores, recalls, restates = _cue_pass(feats, asked)
     openings = [_opening(f.tokens) for f in feats]
     n = len(steps)
+    recurrence = _recurrence(feats)
     out: list[StepInput] = []
     for i, (text, f) in enumerate(zip(steps, feats, strict=True)):
         prev = feats[i - 1].trigrams if i else frozenset()
@@ -78,6 +80,8 @@ def trace_inputs(question: str | None, steps: Sequence[str]) -> list[StepInput]:
             + (min(f.equation_density, 4.0) / 4.0, f.digit_ratio, math.log1p(len(text)) / 8.0)
             + (recalls[i], restates[i], _share(own, prev), _share(own, nxt))
             + (float(i == 0), float(i == n - 1), i / max(n - 1, 1))
+            + recurrence[i]
+            + (float(text.rstrip().endswith("?")),)
             + (_one_hot(cue_labels[i - 1]) if i else _NONE)
             + (_one_hot(cue_labels[i + 1]) if i + 1 < n else _NONE)
         )
@@ -88,6 +92,34 @@ def trace_inputs(question: str | None, steps: Sequence[str]) -> list[StepInput]:
 
 
 _NONE = (0.0,) * len(BONDS)
+
+
+def _recurrence(feats: Sequence[StepFeatures]) -> list[tuple[float, ...]]:
+    """Per step: shares of its numbers seen two or more steps back, in the step before, and never
+    before; shares of its content words (4+ letters) seen two or more steps back and in the step before.
+    A check re-uses earlier numbers; a derivation makes new ones from the step before."""
+    nums = [{t for t in f.tokens if t.isdigit()} for f in feats]
+    content = [{t for t in f.tokens if len(t) > 3 and t.isalpha()} for f in feats]
+    seen_n: set[str] = set()
+    seen_w: set[str] = set()
+    out: list[tuple[float, ...]] = []
+    for i in range(len(feats)):
+        prev_n, prev_w = (nums[i - 1], content[i - 1]) if i else (set(), set())
+        if i >= 2:
+            seen_n |= nums[i - 2]
+            seen_w |= content[i - 2]
+        own_n, own_w = nums[i], content[i]
+        k, m = max(len(own_n), 1), max(len(own_w), 1)
+        out.append(
+            (
+                len(own_n & seen_n) / k,
+                len(own_n & prev_n) / k,
+                len(own_n - seen_n - prev_n) / k if own_n else 0.0,
+                len(own_w & seen_w) / m,
+                len(own_w & prev_w) / m,
+            )
+        )
+    return out
 
 
 def _one_hot(bond: str) -> tuple[float, ...]:

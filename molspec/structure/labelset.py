@@ -129,7 +129,7 @@ def _row(raw: dict[str, object], default_annotator: str) -> LabelRow:
 
 
 def split_of(trace_id: str) -> str:
-    """"train" or "heldout" by a hash of the question key (the id without its teacher prefix)."""
+    """ "train" or "heldout" by a hash of the question key (the id without its teacher prefix)."""
     key = trace_id.split("/", 1)[-1]
     bucket = int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:8], 16) % 100
     return "heldout" if bucket < HELDOUT_PERCENT else "train"
@@ -164,9 +164,7 @@ class _TraceCache:
         return found.get(trace_id) if found else None
 
 
-def load(
-    files: Iterable[Path] | None = None, traces_dir: Path = TRACES, fixtures: Path = FIXTURES
-) -> LabelSet:
+def load(files: Iterable[Path] | None = None, traces_dir: Path = TRACES, fixtures: Path = FIXTURES) -> LabelSet:
     """Read, resolve and verify every label; group them into runs (one per trace and unit)."""
     skipped: Counter[str] = Counter()
     cache = _TraceCache(traces_dir, fixtures)

@@ -30,13 +30,41 @@ WEIGHTS_FILE = "learned.json"
 Matrix = npt.NDArray[np.float64]
 
 
+# Stage 2 reads the stage-1 probabilities of the step and its neighbours (two back, two ahead), and
+# the same again for short steps only: sentence-sized steps inherit more from their neighbours (a
+# verification pass spans many sentences) than paragraphs do.
+OFFSETS = (0, -2, -1, 1, 2)
+SHORT_CHARS = 250
+CONTEXT: tuple[str, ...] = tuple(f"{kind}p{off:+d}_{b}" for kind in ("", "short_") for off in OFFSETS for b in BONDS)
+_LOG_CHARS = DENSE.index("log_chars")
+
+
+def softmax(z: Matrix) -> Matrix:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    out: Matrix = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
+def context_features(probs: Matrix, dense: Matrix) -> Matrix:
+    """(steps, len(CONTEXT)): neighbours' stage-1 probabilities (zero past either end), then the same
+    masked to short steps."""
+    n, k = probs.shape
+    padded = np.zeros((n + 4, k))
+    padded[2 : n + 2] = probs
+    window = np.hstack([padded[2 + off : n + 2 + off] for off in OFFSETS])
+    short = (dense[:, _LOG_CHARS] < np.log1p(SHORT_CHARS) / 8.0).astype(np.float64)[:, None]
+    return np.hstack([window, window * short])
+
+
 @dataclass(frozen=True)
 class Model:
-    """Vocabularies and weights. Rows of `weights`: `DENSE`, then `keys`, `words`, `grams` in order.
+    """Vocabularies and two stages of weights.
 
     Attributes:
-        keys / words / grams: the vocabularies (key -> row).
-        weights: (rows, len(BONDS)) float64.
+        keys / words / grams: the vocabularies (key -> sparse row; rows are numbered after `DENSE`).
+        weights: stage 1, (len(DENSE) + vocabulary, len(BONDS)): rows `DENSE`, then the sparse rows.
+        stage2: None, or (len(DENSE) + len(CONTEXT) + vocabulary, len(BONDS)): rows `DENSE`,
+            `CONTEXT`, then the sparse rows; it re-scores each step knowing its neighbours' stage-1 labels.
         info: what the model was trained on (label count, label digest, settings), for the record.
     """
 
@@ -44,7 +72,12 @@ class Model:
     words: dict[str, int]
     grams: dict[Key, int]
     weights: Matrix
+    stage2: Matrix | None = None
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_rows(self) -> int:
+        return len(DENSE) + len(self.keys) + len(self.words) + len(self.grams)
 
     def scores(self, inputs: Sequence[StepInput]) -> Matrix:
         """(steps, bonds) scores of one trace's steps."""
@@ -53,11 +86,11 @@ class Model:
             return np.zeros((0, len(BONDS)))
         dense = np.array([s.dense for s in inputs], dtype=np.float64)
         rows, vals, owner = self.sparse(inputs)
-        out = dense @ self.weights[: len(DENSE)]
-        picked = self.weights[rows] * vals[:, None]
-        for c in range(len(BONDS)):
-            out[:, c] += np.bincount(owner, weights=picked[:, c], minlength=n)
-        return out
+        z = linear(self.weights, dense, rows, vals, owner)
+        if self.stage2 is None:
+            return z
+        wide = np.hstack([dense, context_features(softmax(z), dense)])
+        return linear(self.stage2, wide, rows + len(CONTEXT), vals, owner)
 
     def sparse(
         self, inputs: Sequence[StepInput]
@@ -78,16 +111,17 @@ class Model:
         return np.array(rows, dtype=np.int64), np.array(vals), np.array(owner, dtype=np.int64)
 
     def to_json(self) -> str:
-        blob = base64.b64encode(self.weights.astype("<f4").tobytes()).decode("ascii")
         return json.dumps(
             {
                 "format": FORMAT,
                 "bonds": list(BONDS),
                 "dense": list(DENSE),
+                "context": list(CONTEXT),
                 "keys": [list(k) for k in self.keys],
                 "words": list(self.words),
                 "grams": [list(g) for g in self.grams],
-                "weights": blob,
+                "weights": _encode(self.weights),
+                "stage2": None if self.stage2 is None else _encode(self.stage2),
                 "info": self.info,
             },
             ensure_ascii=False,
@@ -97,16 +131,41 @@ class Model:
     @staticmethod
     def from_json(text: str) -> Model:
         data = json.loads(text)
-        if data.get("format") != FORMAT or data.get("bonds") != list(BONDS) or data.get("dense") != list(DENSE):
+        if (data.get("format"), data.get("bonds"), data.get("dense"), data.get("context")) != (
+            FORMAT, list(BONDS), list(DENSE), list(CONTEXT),
+        ):  # fmt: skip
             raise ValueError("weights were written for another feature set; retrain with scripts/train_labeler.py")
         keys = {tuple(k): i for i, k in enumerate(data["keys"], len(DENSE))}
         words = {w: i for i, w in enumerate(data["words"], len(DENSE) + len(keys))}
         grams = {tuple(g): i for i, g in enumerate(data["grams"], len(DENSE) + len(keys) + len(words))}
-        flat = np.frombuffer(base64.b64decode(data["weights"]), dtype="<f4").astype(np.float64)
-        weights = flat.reshape(-1, len(BONDS))
-        if weights.shape[0] != len(DENSE) + len(keys) + len(words) + len(grams):
+        model = Model(keys, words, grams, _decode(data["weights"]), None, dict(data.get("info", {})))
+        stage2 = None if data.get("stage2") is None else _decode(data["stage2"])
+        if model.weights.shape[0] != model.n_rows or (
+            stage2 is not None and stage2.shape[0] != model.n_rows + len(CONTEXT)
+        ):
             raise ValueError("weight matrix does not match the vocabularies")
-        return Model(keys, words, grams, weights, dict(data.get("info", {})))
+        return Model(keys, words, grams, model.weights, stage2, model.info)
+
+
+def linear(
+    w: Matrix, dense: Matrix, rows: npt.NDArray[np.int64], vals: npt.NDArray[np.float64], owner: npt.NDArray[np.int64]
+) -> Matrix:
+    """dense @ w[:dense columns] + the sparse rows' weights summed per step."""
+    n = dense.shape[0]
+    out: Matrix = dense @ w[: dense.shape[1]]
+    picked = w[rows] * vals[:, None]
+    for c in range(w.shape[1]):
+        out[:, c] += np.bincount(owner, weights=picked[:, c], minlength=n)
+    return out
+
+
+def _encode(m: Matrix) -> str:
+    return base64.b64encode(m.astype("<f4").tobytes()).decode("ascii")
+
+
+def _decode(blob: str) -> Matrix:
+    flat = np.frombuffer(base64.b64decode(blob), dtype="<f4").astype(np.float64)
+    return flat.reshape(-1, len(BONDS))
 
 
 def weights_path() -> Path:

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from molspec.structure.features import DENSE, Key, StepInput, trace_inputs
 from molspec.structure.label import BONDS
 from molspec.structure.labelset import Run
-from molspec.structure.learned import Matrix, Model
+from molspec.structure.learned import CONTEXT, Matrix, Model, context_features, softmax
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,31 +31,38 @@ class FitSettings:
         steps: full-batch Adam steps.
         lr: Adam step size.
         min_count: a key, token or trigram enters the vocabulary if this many labelled steps have it.
+        dense_l2: the dense signals' penalty, as a multiple of `l2`.
+        folds: out-of-fold splits (by question) for stage 2's inputs; 1 trains stage 1 only.
     """
 
-    l2: float = 1e-3
+    l2: float = 1e-2
     steps: int = 300
     lr: float = 0.05
     min_count: int = 2
+    folds: int = 3
+    dense_l2: float = 1.0
 
 
 @dataclass(frozen=True)
 class Examples:
-    """The labelled steps of some runs as model inputs, with their bond indices."""
+    """Every step of some runs as model inputs; `gold` holds bond indices, -1 for unlabelled steps."""
 
-    inputs: list[StepInput]
-    labels: npt.NDArray[np.int64]
+    runs: list[list[StepInput]]
+    gold: list[npt.NDArray[np.int64]]
+    folds: list[int]
+
+    @property
+    def labelled(self) -> list[StepInput]:
+        return [
+            s for steps, g in zip(self.runs, self.gold, strict=True) for s, y in zip(steps, g, strict=True) if y >= 0
+        ]
 
 
-def examples(runs: Sequence[Run]) -> Examples:
-    inputs: list[StepInput] = []
-    labels: list[int] = []
-    for run in runs:
-        for step, gold in zip(trace_inputs(run.question, run.steps), run.gold, strict=True):
-            if gold is not None:
-                inputs.append(step)
-                labels.append(BONDS.index(gold))
-    return Examples(inputs, np.array(labels, dtype=np.int64))
+def examples(runs: Sequence[Run], n_folds: int) -> Examples:
+    inputs = [trace_inputs(run.question, run.steps) for run in runs]
+    gold = [np.array([BONDS.index(g) if g else -1 for g in run.gold], dtype=np.int64) for run in runs]
+    folds = [int(hashlib.sha1(run.trace_id.split("/", 1)[-1].encode()).hexdigest()[8:16], 16) % n_folds for run in runs]
+    return Examples(inputs, gold, folds)
 
 
 def vocabulary(inputs: Sequence[StepInput], min_count: int) -> tuple[dict[Key, int], dict[str, int], dict[Key, int]]:
@@ -75,33 +82,53 @@ def vocabulary(inputs: Sequence[StepInput], min_count: int) -> tuple[dict[Key, i
 
 
 def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
-    """Train on the labelled steps of `runs`."""
+    """Train both stages on the labelled steps of `runs`. Stage 2 learns from stage-1 probabilities
+    predicted out of fold (runs grouped by question), so it sees them as they are on unseen traces."""
     cfg = settings or FitSettings()
-    data = examples(runs)
-    if not len(data.labels):
+    data = examples(runs, cfg.folds)
+    labelled = data.labelled
+    if not labelled:
         raise ValueError("no labelled steps to train on")
-    keys, words, grams = vocabulary(data.inputs, cfg.min_count)
-    n_rows = len(DENSE) + len(keys) + len(words) + len(grams)
-    empty = Model(keys, words, grams, np.zeros((n_rows, len(BONDS))))
-    dense = np.array([s.dense for s in data.inputs], dtype=np.float64)
-    rows, vals, owner = _sorted_sparse(empty, data.inputs)
-    weights = _adam(dense, rows, vals, owner, data.labels, n_rows, cfg)
+    keys, words, grams = vocabulary(labelled, cfg.min_count)
+    shell = Model(keys, words, grams, np.zeros((0, len(BONDS))))
+    stage1 = _train(shell, data, [True] * len(runs), None, cfg)
+    stage2 = None
+    if cfg.folds > 1 and len(set(data.folds)) > 1:
+        context = [np.zeros((len(steps), len(CONTEXT))) for steps in data.runs]
+        for f in sorted(set(data.folds)):
+            inside = [fold != f for fold in data.folds]
+            w = _train(shell, data, inside, None, cfg)
+            part = Model(keys, words, grams, w)
+            for i, steps in enumerate(data.runs):
+                if not inside[i] and steps:
+                    dense = np.array([s.dense for s in steps])
+                    context[i] = context_features(softmax(part.scores(steps)), dense)
+        stage2 = _train(shell, data, [True] * len(runs), context, cfg)
     info = {
-        "labelled_steps": len(data.labels),
+        "labelled_steps": len(labelled),
         "runs": len(runs),
         "labels_sha1": _digest(runs),
-        "class_counts": {b: int((data.labels == i).sum()) for i, b in enumerate(BONDS)},
+        "class_counts": {b: int(sum((g == i).sum() for g in data.gold)) for i, b in enumerate(BONDS)},
         "settings": asdict(cfg),
     }
-    return Model(keys, words, grams, weights, info)
+    return Model(keys, words, grams, stage1, stage2, info)
 
 
-def _sorted_sparse(
-    model: Model, inputs: Sequence[StepInput]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    rows, vals, owner = model.sparse(inputs)
+def _train(
+    shell: Model, data: Examples, use: Sequence[bool], context: Sequence[Matrix] | None, cfg: FitSettings
+) -> Matrix:
+    """Weights for the labelled steps of the runs marked in `use` (with `context` columns: stage 2)."""
+    picked = [i for i, u in enumerate(use) if u]
+    inputs = [s for i in picked for s, y in zip(data.runs[i], data.gold[i], strict=True) if y >= 0]
+    labels = np.concatenate([data.gold[i][data.gold[i] >= 0] for i in picked])
+    dense = np.array([s.dense for s in inputs], dtype=np.float64)
+    extra = 0
+    if context is not None:
+        extra = len(CONTEXT)
+        dense = np.hstack([dense, np.vstack([context[i][data.gold[i] >= 0] for i in picked])])
+    rows, vals, owner = shell.sparse(inputs)
     order = np.lexsort((rows, owner))  # set order varies between processes; sums must not
-    return rows[order], vals[order], owner[order]
+    return _adam(dense, rows[order] + extra, vals[order], owner[order], labels, shell.n_rows + extra, cfg)
 
 
 def _adam(
@@ -121,8 +148,9 @@ def _adam(
     w = np.zeros((n_rows, k))
     m, v = np.zeros_like(w), np.zeros_like(w)
     penalty = np.ones((n_rows, 1))
-    penalty[0] = 0.0  # the bias
-    nd = len(DENSE)
+    penalty[: dense.shape[1]] = cfg.dense_l2  # few, informative signals: penalised less than text keys
+    penalty[0] = 0.0  # the bias (DENSE[0])
+    nd = dense.shape[1]
     for t in range(1, cfg.steps + 1):
         z = dense @ w[:nd]
         picked = w[rows] * vals[:, None]

@@ -2,10 +2,16 @@
 
 Each step becomes one chat request: bond definitions and a few short examples (written for this
 module, not taken from any trace), the question, the few steps before it, and the step itself.
-The reply must name one bond; a reply that names none (or a failed request) falls back to the cue
-labeler's label for that step, and the number of fallbacks is kept in `LLMLabeler.fallbacks`.
-All steps of all traces go to the engine in one `generate` call, so batching engines (vLLM) see
-the whole workload at once.
+
+The judge reads the model's answer from ONE forward pass: the request asks for a single token with
+its top-`logprobs` first-token log-probabilities (`SamplingParams.logprobs`; vLLM's `logprobs`, an
+OpenAI-compatible server's `top_logprobs`, the transformers engine's raw logits, the echo engine's
+deterministic stand-in). Each bond scores the best log-probability among the listed tokens that
+begin its name (" deep", "Deep", "ex" for explore; the four names start with different letters), and
+the best-scoring bond wins. An engine that reports no log-probabilities falls back to reading the
+reply text for a bond name. A step with neither (or a failed request) takes the cue labeler's
+label, and the number of such steps is kept in `LLMLabeler.fallbacks`. All steps of all traces go
+to the engine in one `generate` call, so batching engines (vLLM) see the whole workload at once.
 """
 
 from __future__ import annotations
@@ -48,8 +54,8 @@ class LLMLabeler:
         engine: any Engine (vllm, transformers, openai, or a test double).
         context_steps: how many preceding steps the judge sees.
         max_chars: each step (and the question) is cut to this many characters in the prompt.
-        params: decoding settings: greedy, a few tokens, constrained to the four bond names where the engine
-            can (vLLM); other engines' replies are parsed for a bond name.
+        params: decoding settings: greedy, one token, the top 20 first-token log-probabilities. (Replies
+            without log-probabilities are parsed for a bond name.)
         fallback: the labeler used where the reply names no bond (default: the cue labeler).
         fallbacks: how many steps fell back in the last `label_many` call.
     """
@@ -57,7 +63,7 @@ class LLMLabeler:
     engine: Engine
     context_steps: int = 3
     max_chars: int = 1500
-    params: SamplingParams = SamplingParams(max_tokens=8, temperature=0.0, choices=BONDS)
+    params: SamplingParams = SamplingParams(max_tokens=1, temperature=0.0, logprobs=20)
     fallback: Labeler | None = None
     name: str = "llm"
     fallbacks: int = 0
@@ -112,11 +118,28 @@ class LLMLabeler:
 
     def _parse(self, completion: Completion | None, backup: str) -> str:
         if completion is not None and completion.finish_reason != "error":
+            scores = bond_scores(completion.top_logprobs)
+            if scores:
+                return max(scores, key=lambda b: (scores[b], -BONDS.index(b)))
             match = _BOND_WORD.search(completion.text)
             if match:
                 return match.group(1).lower()
         self.fallbacks += 1
         return backup
+
+
+def bond_scores(top: Sequence[tuple[str, float]]) -> dict[str, float]:
+    """Bond -> the best log-probability among the first tokens that begin its name (case and
+    surrounding spaces ignored); bonds with no such token are left out."""
+    scores: dict[str, float] = {}
+    for token, logprob in top:
+        piece = token.strip().lower()
+        if not piece:
+            continue
+        for bond in BONDS:
+            if bond.startswith(piece) and logprob > scores.get(bond, float("-inf")):
+                scores[bond] = logprob
+    return scores
 
 
 def _key(trace: int, index: int) -> str:
