@@ -3,10 +3,11 @@
 Three views of each graph (isomer) in the build:
     planned    the spec's transition graph (P, and its stationary shares π)
     realised   the walks the rows carry (what was asked of the model, sample by sample)
-    labelled   what the written steps look like: each step re-labelled by a labeler (cue by default)
+    labelled   what the written steps do: the label of each step's text (the build's own labels, from its
+               fidelity gate, else the default labeler; `labeler=NAME` re-labels every step with NAME)
 Reported: Pearson r of (P, π) like the paper, KL of the shares, a chi-square test of realised transition
-counts against P, bond fidelity (share of steps whose label is the bond they were asked for), steps and
-tokens per bond, duplicate rates and accuracy against gold.
+counts against P, the confusion matrix of asked vs labelled bond, bond fidelity (share of steps whose label is
+the bond they were asked for), steps and tokens per bond, duplicate rates and accuracy against gold.
 """
 
 from __future__ import annotations
@@ -15,117 +16,129 @@ import dataclasses
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from molspec.plan.matrix import Chain
+from molspec.records import GraphInfo, Row
 from molspec.structure.compare import compare
 from molspec.structure.estimate import StepCounts, StructureGraph
-from molspec.structure.graphs import build_rows, conditional, from_chain, from_walks, manifest, spec_graphs
-from molspec.structure.label import BONDS, Labeler, get_labeler
+from molspec.structure.fidelity import TextStructure, default_labeler, text_structure
+from molspec.structure.graphs import conditional, from_chain, from_walks, spec_graphs
+from molspec.structure.report import (
+    Accuracy,
+    AnalysisReport,
+    BondFidelity,
+    BondSteps,
+    Chi2,
+    Confusion,
+    Duplicates,
+    Fidelity,
+    GraphAnalysis,
+    Labelled,
+    Lengths,
+    Similarity,
+    Tables,
+)
+from molspec.structure.rows import open_build, read_rows
+
+if TYPE_CHECKING:
+    from molspec.structure.label import Labeler
+
+NO_LABELS = "none"
 
 
-@dataclass
-class GraphReport:
-    """The analysis of the rows built from one graph."""
+def analyze(build_dir: Path, spec_path: Path | None = None, labeler: str | None = None) -> AnalysisReport:
+    """The full report of a build directory.
 
-    graph: str
-    samples: int
-    planned: StructureGraph
-    realised: StructureGraph
-    labelled: StructureGraph | None
-    chi2: dict[str, float]
-    fidelity: dict[str, Any] | None
+    Args:
+        spec_path: compare with this spec's graphs instead of the ones the build used.
+        labeler: None: the build's own step labels, else the default labeler; "none": no labelled view;
+            a labeler's name: re-label every step with it.
 
-    def to_json(self) -> dict[str, Any]:
-        plan_vs_real = compare(self.planned, self.realised)
-        out: dict[str, Any] = {
-            "graph": self.graph, "samples": self.samples, "bonds": list(self.planned.bonds),
-            "planned": _tables(self.planned), "realised": _tables(self.realised),
-            "planned_vs_realised": plan_vs_real.to_dict(), "chi2": self.chi2,
-        }
-        if self.labelled is not None and self.fidelity is not None:
-            out["labelled"] = _tables(self.labelled)
-            out["planned_vs_labelled"] = compare(self.planned, self.labelled).to_dict()
-            out["fidelity"] = self.fidelity
-        return out
-
-
-def _tables(g: StructureGraph) -> dict[str, Any]:
-    return {"shares": dict(zip(g.bonds, (round(x, 4) for x in g.shares), strict=True)),
-            "transitions": [[round(x, 4) for x in row] for row in g.transitions]}
-
-
-def analyze(build_dir: Path, spec_path: Path | None = None, labeler: str | None = "cue") -> dict[str, Any]:
-    """The full report of a build directory as a JSON-ready dict."""
-    m = manifest(build_dir)
-    rows = build_rows(build_dir)
-    planned = _planned(m, spec_path)
-    lab = get_labeler(labeler) if labeler else None
+    Raises:
+        MolspecError: MOL701, not a readable build directory.
+        ValueError: an unknown labeler name.
+    """
+    m = open_build(build_dir)
+    rows = read_rows(build_dir, m)
+    planned = _planned(m.graphs, spec_path)
+    lab = _labeler(labeler, rows)
+    stored_by = m.fidelity.labeler if m.fidelity is not None else None
     graphs = []
     for name, g in planned.items():
-        mine = [r for r in rows if r["graph"] == name]
+        mine = [r for r in rows if r.graph == name]
         if mine:
-            graphs.append(_graph_report(name, g, mine, lab).to_json())
-    return {"build": str(build_dir), "samples": len(rows), "failed": m.get("summary", {}).get("failed", 0),
-            "labeler": labeler, "graphs": graphs, "per_bond": _per_bond(rows), "duplicates": _duplicates(rows),
-            "accuracy": _accuracy(rows)}
+            text = None if labeler == NO_LABELS else text_structure(mine, g.bonds, lab, relabel=labeler is not None,
+                                                                     stored_by=stored_by)
+            graphs.append(_graph_report(name, g, mine, text))
+    return AnalysisReport(build=str(build_dir), samples=len(rows), failed=m.summary.failed, labeler=labeler,
+                          graphs=graphs, per_bond=_per_bond(rows), duplicates=_duplicates(rows),
+                          accuracy=_accuracy(rows))
 
 
-def _planned(m: dict[str, Any], spec_path: Path | None) -> dict[str, StructureGraph]:
+def _labeler(name: str | None, rows: Sequence[Row]) -> Labeler | None:
+    """The labeler to run: the one named, else the default one when some row has no labels of its own."""
+    if name == NO_LABELS:
+        return None
+    if name is not None:
+        from molspec.structure.label import get_labeler
+
+        return get_labeler(name)
+    unlabelled = any(s.label is None for r in rows for s in r.steps)
+    return default_labeler() if unlabelled else None
+
+
+def _planned(graphs: dict[str, GraphInfo], spec_path: Path | None) -> dict[str, StructureGraph]:
     if spec_path is not None:
         from molspec.api import load
 
         return {k: conditional(v) for k, v in spec_graphs(load(spec_path).raise_for_errors()).items()}
     out = {}
-    for name, g in m["graphs"].items():
-        lo, hi = g["steps"]
-        c = Chain(name, tuple(g["bonds"]), np.array(g["start"]), np.array(g["transitions"]), np.array(g["end"]),
-                  lo, hi, bool(np.any(np.array(g["end"]) > 0)))
+    for name, g in graphs.items():
+        end = np.array(g.end)
+        c = Chain(name, tuple(g.bonds), np.array(g.start), np.array(g.transitions), end, g.steps[0], g.steps[1],
+                  bool(np.any(end > 0)))
         out[name] = conditional(from_chain(c))
     return out
 
 
-def _graph_report(name: str, planned: StructureGraph, rows: list[dict[str, Any]], lab: Labeler | None) -> GraphReport:
-    bonds = planned.bonds
-    realised = conditional(from_walks((r["bonds"] for r in rows), bonds))
-    labelled, fidelity = None, None
-    if lab is not None:
-        labels = lab.label_many([(r["question"], [s["text"] for s in r["steps"]]) for r in rows])
-        order = tuple(bonds) + tuple(b for b in BONDS if b not in bonds)
-        labelled = conditional(from_walks(labels, order))
-        fidelity = _fidelity(rows, labels, order)
-    return GraphReport(name, len(rows), planned, realised, labelled, _chi2(planned, rows), fidelity)
+def _graph_report(name: str, planned: StructureGraph, rows: list[Row], text: TextStructure | None) -> GraphAnalysis:
+    realised = conditional(from_walks((r.bonds for r in rows), planned.bonds))
+    out = GraphAnalysis(graph=name, samples=len(rows), bonds=list(planned.bonds), planned=_tables(planned),
+                        realised=_tables(realised), planned_vs_realised=Similarity.of(compare(planned, realised)),
+                        chi2=_chi2(planned, rows))
+    if text is None:
+        return out
+    labelled = conditional(from_walks(text.labelled, text.bonds))
+    fid = text.fidelity()
+    transitions = text.transitions("labelled")
+    out.labelled = Labelled(shares={b: round(x, 4) for b, x in text.shares("labelled").items()},
+                            transitions=[[round(float(x), 4) for x in row] for row in transitions],
+                            source=text.source)
+    out.planned_vs_labelled = Similarity.of(compare(planned, labelled))
+    out.fidelity = Fidelity(overall=None if fid.overall is None else round(fid.overall, 4),
+                            per_bond={b: BondFidelity(steps=n, fidelity=round(f, 4)) for b, (n, f) in
+                                      fid.per_bond.items()})
+    out.confusion = Confusion(asked=list(text.bonds), labelled=list(text.bonds),
+                              counts=[[int(n) for n in row] for row in text.confusion()])
+    return out
 
 
-def _fidelity(rows: Sequence[dict[str, Any]], labels: Sequence[Sequence[str]], bonds: Sequence[str]) -> dict[str, Any]:
-    """How often a step shows the bond it was asked for, per bond, with the confusion matrix."""
-    confusion: Counter[tuple[str, str]] = Counter()
-    for r, lab in zip(rows, labels, strict=True):
-        for asked, seen in zip(r["bonds"], lab, strict=True):
-            confusion[(asked, seen)] += 1
-    per = {}
-    for b in bonds:
-        n = sum(v for (a, _), v in confusion.items() if a == b)
-        if n:
-            per[b] = {"steps": n, "fidelity": round(confusion[(b, b)] / n, 4)}
-    total = sum(confusion.values())
-    hits = sum(v for (a, s), v in confusion.items() if a == s)
-    return {"overall": round(hits / total, 4) if total else None, "per_bond": per,
-            "confusion": {a: {s: confusion[(a, s)] for s in bonds if confusion[(a, s)]} for a in bonds
-                          if any(confusion[(a, s)] for s in bonds)}}
+def _tables(g: StructureGraph) -> Tables:
+    return Tables(shares=dict(zip(g.bonds, (round(x, 4) for x in g.shares), strict=True)),
+                  transitions=[[round(x, 4) for x in row] for row in g.transitions])
 
 
-def _chi2(planned: StructureGraph, rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+def _chi2(planned: StructureGraph, rows: Sequence[Row]) -> Chi2:
     """Chi-square test of realised transition counts against the planned P (cells with expectation > 0)."""
     idx = {b: i for i, b in enumerate(planned.bonds)}
     k = len(idx)
     counts = np.zeros((k, k))
     for r in rows:
-        seq = [idx[b] for b in r["bonds"]]
+        seq = [idx[b] for b in r.bonds]
         for a, b in zip(seq, seq[1:], strict=False):
             counts[a, b] += 1
     p = planned.matrix()
@@ -140,8 +153,7 @@ def _chi2(planned: StructureGraph, rows: Sequence[dict[str, Any]]) -> dict[str, 
         stat += float((((counts[i][live] - expected[live]) ** 2) / expected[live]).sum())
         dof += max(int(live.sum()) - 1, 0)
     p_value = chi2_sf(stat, dof) if dof > 0 else 1.0
-    return {"statistic": round(stat, 4), "dof": dof, "p_value": round(p_value, 6),
-            "impossible_transitions": impossible}
+    return Chi2(statistic=round(stat, 4), dof=dof, p_value=round(p_value, 6), impossible_transitions=impossible)
 
 
 def chi2_sf(x: float, dof: int) -> float:
@@ -174,21 +186,21 @@ def chi2_sf(x: float, dof: int) -> float:
     return min(1.0, math.exp(-z + a * math.log(z) - math.lgamma(a)) * h)
 
 
-def _per_bond(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def _per_bond(rows: Sequence[Row]) -> dict[str, BondSteps]:
     tokens: dict[str, list[int]] = {}
     cut: Counter[str] = Counter()
     for r in rows:
-        for s in r["steps"]:
-            tokens.setdefault(s["bond"], []).append(int(s["n_tokens"]))
-            cut[s["bond"]] += s["finish_reason"] == "length"
-    return {b: {"steps": len(v), "tokens": dataclasses.asdict(StepCounts.of(v)),
-                "cut_by_max_tokens": round(cut[b] / len(v), 4)} for b, v in tokens.items()}
+        for s in r.steps:
+            tokens.setdefault(s.bond, []).append(s.n_tokens)
+            cut[s.bond] += s.finish_reason == "length"
+    return {b: BondSteps(steps=len(v), tokens=Lengths(**dataclasses.asdict(StepCounts.of(v))),
+                         cut_by_max_tokens=round(cut[b] / len(v), 4)) for b, v in tokens.items()}
 
 
-def _duplicates(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    steps = [" ".join(s["text"].lower().split()) for r in rows for s in r["steps"]]
-    thinking = [" ".join(r["thinking"].lower().split()) for r in rows]
-    return {"step_duplicate_rate": _dup_rate(steps), "trace_duplicate_rate": _dup_rate(thinking)}
+def _duplicates(rows: Sequence[Row]) -> Duplicates:
+    steps = [" ".join(s.text.lower().split()) for r in rows for s in r.steps]
+    thinking = [" ".join(r.thinking.lower().split()) for r in rows]
+    return Duplicates(step_duplicate_rate=_dup_rate(steps), trace_duplicate_rate=_dup_rate(thinking))
 
 
 def _dup_rate(items: Sequence[str]) -> float:
@@ -198,6 +210,6 @@ def _dup_rate(items: Sequence[str]) -> float:
     return round(1 - len(set(items)) / len(items), 4)
 
 
-def _accuracy(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    graded = [r["correct"] for r in rows if r.get("correct") is not None]
-    return {"graded": len(graded), "accuracy": round(sum(graded) / len(graded), 4) if graded else None}
+def _accuracy(rows: Sequence[Row]) -> Accuracy:
+    graded = [r.correct for r in rows if r.correct is not None]
+    return Accuracy(graded=len(graded), accuracy=round(sum(graded) / len(graded), 4) if graded else None)

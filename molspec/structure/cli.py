@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,11 +54,10 @@ def extract_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def _write_atomic(path: Path, data: str | bytes) -> None:
+    from molspec.runtime.store import write_atomic
+
+    write_atomic(path, data)
 
 
 def _labels_json(traces: Any) -> str:
@@ -109,20 +107,29 @@ def compare_run(args: argparse.Namespace) -> int:
 def analyze_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("dir", metavar="DIR", help="a build directory")
     sp.add_argument("--spec", metavar="SPEC", help="compare with this spec instead of the one the build used")
-    sp.add_argument("--labeler", choices=("cue", "none"), default="cue", help="re-label steps for bond fidelity")
+    sp.add_argument("--labeler", metavar="NAME",
+                    help="re-label every step with this CPU labeler (cue, learned, ...); `none`: no labelled view. "
+                         "Default: the labels the build's fidelity gate stored, else the default labeler")
     sp.add_argument("--json", action="store_true", help="print the report as one JSON object")
     sp.add_argument("--png", metavar="FILE", help="where to draw the report (default DIR/analysis.png)")
 
 
 def analyze_run(args: argparse.Namespace) -> int:
     from molspec.structure.analyze import analyze
-    from molspec.structure.report import draw, text_report
+    from molspec.structure.report import picture, text_report
 
+    if args.labeler == "llm":
+        print("error: analyze labels with a CPU labeler; the llm judge needs an engine (see `molspec extract "
+              "--labeler llm`)", file=sys.stderr)
+        return EXIT_BAD
     build_dir = Path(args.dir)
-    report = analyze(build_dir, Path(args.spec) if args.spec else None,
-                     None if args.labeler == "none" else args.labeler)
+    try:
+        report = analyze(build_dir, Path(args.spec) if args.spec else None, args.labeler)
+    except ValueError as err:  # an unknown labeler name
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD
     png = Path(args.png) if args.png else build_dir / "analysis.png"
-    draw(report, png)
-    report["png"] = str(png)
-    print(json.dumps(report, indent=2) if args.json else text_report(report))
+    _write_atomic(png, picture(report))
+    report.png = str(png)
+    print(json.dumps(report.to_json(), indent=2) if args.json else text_report(report))
     return EXIT_OK

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
 from molspec.plan.matrix import Chain, chain, expected_visits, stationary
 from molspec.spec import Spec
 from molspec.structure.estimate import GraphCounter, StepCounts, StructureGraph
+from molspec.structure.rows import build_error, open_build, read_rows
 
 
 def from_chain(c: Chain) -> StructureGraph:
@@ -42,30 +41,6 @@ def from_walks(walks: Iterable[Sequence[str]], bonds: Sequence[str]) -> Structur
     return counter.graph()
 
 
-def build_rows(build_dir: Path) -> list[dict[str, Any]]:
-    """The rows of a build directory (every split, in sample order)."""
-    import pyarrow.parquet as pq
-
-    files = sorted((build_dir / "data").glob("*.parquet"))
-    rows: list[dict[str, Any]] = []
-    for f in files:
-        rows += pq.read_table(f).to_pylist()
-    return sorted(rows, key=lambda r: r["sample_index"])
-
-
-def manifest(build_dir: Path) -> dict[str, Any]:
-    from molspec.runtime.store import StoreError, read_manifest
-
-    try:
-        return read_manifest(build_dir)
-    except StoreError as err:
-        raise _error(str(build_dir), "not a molspec build directory (no readable molspec.json)", err.message) from None
-
-
-def _error(where: str, message: str, help_: str) -> MolspecError:
-    return MolspecError([Diagnostic("MOL701", message, Label(Span(where, 0, 0, 1, 1)), help=help_)])
-
-
 def conditional(g: StructureGraph) -> StructureGraph:
     """P(next bond | bond, the walk goes on): rows renormalised without `end`, as the paper estimates P(b'|b)
     between consecutive steps. Walks cut by a step limit and graphs with end weights become comparable."""
@@ -86,10 +61,9 @@ def load_graph(arg: str) -> tuple[str, StructureGraph]:
     path_text, _, name = arg.partition(":") if not Path(arg).exists() else (arg, "", "")
     path = Path(path_text)
     if path.is_dir():
-        m = manifest(path)
-        bonds = [b for g in m["graphs"].values() for b in g["bonds"]]
-        order = list(dict.fromkeys(bonds))
-        return f"{arg} (built)", conditional(from_walks((r["bonds"] for r in build_rows(path)), order))
+        m = open_build(path)
+        order = list(dict.fromkeys(b for g in m.graphs.values() for b in g.bonds))
+        return f"{arg} (built)", conditional(from_walks((r.bonds for r in read_rows(path, m)), order))
     if path.suffix == ".mol":
         shown, g = _spec_graph(path, name, arg)
         return shown, conditional(g)
@@ -105,10 +79,10 @@ def _spec_graph(path: Path, name: str, arg: str) -> tuple[str, StructureGraph]:
     graphs = spec_graphs(spec)
     if name:
         if name not in graphs:
-            raise _error(arg, f"{path} has no graph '{name}'", f"graphs there: {', '.join(graphs)}")
+            raise build_error(arg, f"{path} has no graph '{name}'", f"graphs there: {', '.join(graphs)}")
         return arg, graphs[name]
     if len(graphs) != 1:
-        raise _error(arg, f"{path} has {len(graphs)} graphs", f"name one: {path}:{next(iter(graphs), 'NAME')}")
+        raise build_error(arg, f"{path} has {len(graphs)} graphs", f"name one: {path}:{next(iter(graphs), 'NAME')}")
     only = next(iter(graphs))
     return f"{path}:{only}", graphs[only]
 

@@ -10,7 +10,7 @@ Import this module late: matplotlib is slow to import, and `molspec check` must 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import matplotlib.style
@@ -44,7 +44,7 @@ class Bars:
 
     title: str
     categories: Sequence[str]
-    series: dict[str, Sequence[float]]
+    series: Mapping[str, Sequence[float]]
     ylabel: str = "share of steps"
 
 
