@@ -53,13 +53,14 @@ def _check_one(spec: Spec, name: str, source: str, span: Span | None,
         if depth > MAX_NESTING:
             raise TemplateLimitError(f"it nests {depth} blocks or brackets deep (the limit is {MAX_NESTING})")
         tree = environment().parse(source)
+        undeclared = meta.find_undeclared_variables(tree)  # compiles: an unknown filter fails here
     except TemplateSyntaxError as exc:
         where = _line_span(spec, span, source, exc.lineno)
         return [Diagnostic("MOL301", f"the {name} template does not parse: {exc.message}",
                            Label(where, "found here"), help=_syntax_help(exc.message or ""))]
     except (TemplateLimitError, RecursionError) as exc:
         return [_limit(name, span, str(exc) if isinstance(exc, TemplateLimitError) else "it nests too deeply")]
-    unknown = sorted(meta.find_undeclared_variables(tree) - set(variables))
+    unknown = sorted(undeclared - set(variables))
     if unknown:
         return [_unknown(spec, name, source, span, var, variables) for var in unknown]
     for label, context in _contexts(spec):
