@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import re
+import shutil
 import subprocess
+from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import datasets
+import jinja2
+import jinja2.meta
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -17,12 +24,15 @@ from huggingface_hub import DatasetCard
 from huggingface_hub.repocard import metadata_load
 
 import molspec
+from molspec.engines.base import Completion, Request
+from molspec.engines.echo import ANSWER_BOND, EchoEngine
 from molspec.pipeline import build
 from molspec.publish import hub
-from molspec.publish.card import render_card, size_category
+from molspec.publish.card import TEMPLATE, context, render_card, size_category, write_card
 from molspec.publish.card_structure import card_structure, structure_png
 from molspec.records import read_manifest
 from molspec.runtime.build import BuildOptions
+from molspec.structure.rows import read_rows
 from tests.publish.echo_spec import BONDS, REPO, write_spec
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -192,3 +202,96 @@ def test_no_secret_reaches_the_card(built: Path, tmp_path: Path) -> None:
                                              (250_000, "100K<n<1M"), (2_000_000_000, "n>1B")])
 def test_size_category(rows: int, label: str) -> None:
     assert size_category(rows) == label
+
+
+# --------------------------------------------------------------------------------------------------
+# The structure of the text: the card follows the labels of what was written, not only the plan
+# --------------------------------------------------------------------------------------------------
+
+
+class StyledEcho(EchoEngine):
+    """The echo engine with every thinking step written in one style (the answers are echo's)."""
+
+    def __init__(self, style: str) -> None:
+        super().__init__(None, {}, 0)
+        self.style = style
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        done = super().generate(requests)
+        return [c if r.meta.get("bond") == ANSWER_BOND else
+                dataclasses.replace(c, text=self.style.format(step=r.meta.get("step")), finish_reason="stop")
+                for r, c in zip(requests, done, strict=True)]
+
+
+REFLECTING = "Wait, let me double-check step {step}. Checking it again: 3 + 3 = 6, so that step holds."
+EXPLORING = "Alternatively, let us try a completely different approach for part {step}: guess values and test them."
+
+
+def _styled_build(folder: Path, style: str) -> Path:
+    spec = write_spec(folder / "spec")
+    out = folder / "out"
+    build(molspec.load(spec), BuildOptions(out=out), engine=StyledEcho(style))
+    return out
+
+
+def _section(text: str, title: str) -> str:
+    return text.split(f"### {title}", 1)[1].split("\n### ", 1)[0]
+
+
+def test_card_plot_follows_the_text_not_the_plan(tmp_path: Path) -> None:
+    a, b = _styled_build(tmp_path / "a", REFLECTING), _styled_build(tmp_path / "b", EXPLORING)
+    ma, mb = read_manifest(a), read_manifest(b)
+    # The same plan and the same walks...
+    assert ma.planned == mb.planned and ma.graphs == mb.graphs
+    rows_a, rows_b = read_rows(a, ma), read_rows(b, mb)
+    assert [r.bonds for r in rows_a] == [r.bonds for r in rows_b]
+    # ...but other text, so other labels: the picture and the labelled numbers differ, the planned ones do not.
+    ca, cb = card_structure(a, ma), card_structure(b, mb)
+    assert ca.text.asked == cb.text.asked and ca.text.labelled != cb.text.labelled
+    assert (a / "structure.png").read_bytes() != (b / "structure.png").read_bytes()
+    card_a, card_b = (a / "README.md").read_text(), (b / "README.md").read_text()
+    assert _section(card_a, "Transitions, planned") == _section(card_b, "Transitions, planned")
+    for title in ("Transitions, labelled", "Bond fidelity: asked vs labelled", "Bond shares"):
+        assert _section(card_a, title) != _section(card_b, title), title
+    # The numbers are the rows' own labels, which the build's fidelity gate stored.
+    labels = [tuple(s.label for s in r.steps) for r in rows_a]
+    assert list(ca.text.labelled) == labels
+    assert ma.fidelity is not None and ma.fidelity.overall is not None
+    assert ca.text.fidelity().overall == pytest.approx(ma.fidelity.overall, abs=1e-4)
+    assert f"**{100 * ma.fidelity.overall:.1f}%**" in card_a
+
+
+def test_card_is_written_atomically_and_only_when_it_changes(built: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "copy"
+    shutil.copytree(built, out)
+    files = [out / "README.md", out / "structure.png"]
+    before = [(f.stat().st_ino, f.stat().st_mtime_ns, f.read_bytes()) for f in files]
+    write_card(out)  # nothing changed: neither file is touched
+    assert [(f.stat().st_ino, f.stat().st_mtime_ns, f.read_bytes()) for f in files] == before
+    # A card that must change, interrupted at the rename: the old files stay whole, no partial file is left.
+    manifest = json.loads((out / "molspec.json").read_text())
+    manifest["dataset"]["description"] = "Another description."
+    (out / "molspec.json").write_text(json.dumps(manifest))
+
+    def interrupted(src: object, dst: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)  # the one atomic write renames with os.replace
+    with pytest.raises(KeyboardInterrupt):
+        write_card(out)
+    assert [f.read_bytes() for f in files] == [b for _, _, b in before]
+    monkeypatch.undo()
+    write_card(out)
+    assert "> Another description." in (out / "README.md").read_text()
+    assert (out / "structure.png").read_bytes() == before[1][2]  # same rows, same labels: the picture is unchanged
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_template_reads_only_values_the_card_gives(built: Path) -> None:
+    source = resources.files("molspec.publish").joinpath("templates", TEMPLATE).read_text(encoding="utf-8")
+    wanted = jinja2.meta.find_undeclared_variables(jinja2.Environment().parse(source))
+    m = read_manifest(built)
+    shards = {split: [(p, 1) for p in paths] for split, paths in m.files.items()}
+    given = set(context(built, m, card_structure(built, m), shards, REPO)) | {"card_data"}
+    assert wanted <= given, wanted - given
