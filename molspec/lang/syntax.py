@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import re
 from contextvars import ContextVar
+from importlib import resources
+from pathlib import Path
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -52,10 +54,19 @@ _OPENERS = {"{": "}", "(": ")", "[": "]"}
 
 
 @functools.cache
+def grammar() -> str:
+    """The text of the .mol grammar: `molspec/grammars/mol.lark` in an installed molspec (the wheel maps
+    the repository's top-level `grammars/` there), else `grammars/mol.lark` of the source checkout."""
+    shipped = resources.files("molspec") / "grammars" / "mol.lark"
+    if shipped.is_file():
+        return shipped.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parents[2] / "grammars" / "mol.lark").read_text(encoding="utf-8")
+
+
+@functools.cache
 def parser() -> Lark:
-    """The LALR parser, built once from the grammar shipped inside the package."""
-    return Lark.open_from_package("molspec", "mol.lark", ("grammars",), parser="lalr",
-                                  propagate_positions=True, maybe_placeholders=True)
+    """The LALR parser, built once."""
+    return Lark(grammar(), parser="lalr", propagate_positions=True, maybe_placeholders=True)
 
 
 def parse(text: str, file: str = "<string>", comments: list[Token] | None = None) -> Tree[Token]:
@@ -131,9 +142,8 @@ def _collect_comment(tok: Token) -> Token:
 @functools.cache
 def _comment_parser() -> Lark:
     """The parser for the formatter: the same grammar, with comments handed to `_collect_comment`."""
-    return Lark.open_from_package("molspec", "mol.lark", ("grammars",), parser="lalr",
-                                  propagate_positions=True, maybe_placeholders=True,
-                                  lexer_callbacks={"COMMENT": _collect_comment})
+    return Lark(grammar(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
+                lexer_callbacks={"COMMENT": _collect_comment})
 
 
 def _diagnostic(exc: UnexpectedInput, text: str, file: str, p: Lark) -> Diagnostic:
