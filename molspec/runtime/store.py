@@ -196,12 +196,15 @@ class Store:
         The spec copy stays until finalize replaces it: the spec being built may be that copy (rebuilding a
         published dataset from its own spec/), and its source files are read again when it is copied."""
         self.close_journal()
-        for rel in self.owned():
-            if not rel.startswith("spec/"):
+        owned = self.owned()
+        kept = [rel for rel in owned if rel.startswith("spec/")]
+        for rel in owned:
+            if rel not in kept:
                 _remove(self.root / rel)
         for child in self.meta.iterdir():
             if child.name != "lock":
                 _remove(child)
+        self.own(kept)  # still molspec's: finalize replaces them, or removes the stale ones
 
     def _read_state(self) -> dict[str, Any] | None:
         if not self.state_path.exists() and not self.state_path.is_symlink():
