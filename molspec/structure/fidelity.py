@@ -47,7 +47,7 @@ class TextStructure:
         bonds: the order of every table: the plan's bonds, then any other label the labeler gave.
         asked: per row, the bond each step was asked for (the row's walk).
         labelled: per row, the label of each step's text.
-        source: where the labels came from, for readers ("the `cue` labeler", "the build's own labels").
+        source: who labelled the steps, for readers ("the `cue` labeler", "the build's fidelity gate ...").
         rows_total: rows in the build (more than `len(asked)` when only a sample was labelled).
         expected: asked bond -> the label that counts as a hit, where they differ (a spec's own bond names
             mapped to the labeler's by their kind); other bonds expect their own name.
@@ -143,15 +143,14 @@ def _stored(row: Row) -> tuple[str, ...] | None:
 
 
 def _source(labeler: str | None, stored_by: str | None, labelled_here: int, rows: int) -> str:
-    build = f"the build's own labels (its fidelity gate's `{stored_by}` labeler)" if stored_by else \
-        "the build's own labels (its fidelity gate's)"
+    gate = f"the build's fidelity gate (its `{stored_by}` labeler)" if stored_by else "the build's fidelity gate"
     if rows == 0:
-        return "no rows"
+        return "nothing (no rows)"
     if labeler is None:
-        return build
+        return gate
     if labelled_here == rows:
         return f"the `{labeler}` labeler"
-    return f"{build} for {rows - labelled_here:,} rows and the `{labeler}` labeler for {labelled_here:,}"
+    return f"{gate} for {rows - labelled_here:,} of them and the `{labeler}` labeler for {labelled_here:,}"
 
 
 def bond_counts(walks: Sequence[Sequence[str]], bonds: Sequence[str]) -> Counts:

@@ -34,7 +34,7 @@ def test_confusion_fidelity_and_transitions_from_stored_labels() -> None:
     rows = [_row(0, ["explore", "deep", "deep"], ["explore", "deep", "reflect"]),
             _row(1, ["deep", "reflect"], ["normal", "reflect"])]
     t = text_structure(rows, BONDS)
-    assert t.source.startswith("the build's own labels") and t.steps == 5
+    assert t.source == "the build's fidelity gate" and t.steps == 5
     c = t.confusion()
     assert c.tolist() == [[1, 0, 0, 0], [0, 1, 1, 1], [0, 0, 1, 0], [0, 0, 0, 0]]  # rows asked, columns labelled
     fid = t.fidelity()
@@ -53,7 +53,7 @@ def test_rows_without_labels_are_labelled_and_relabel_ignores_stored_ones() -> N
     mixed = text_structure(rows, BONDS, cue)
     assert mixed.labelled[0] == ("deep", "deep")  # stored
     assert mixed.labelled[1] == tuple(cue.label("What?", [s.text for s in rows[1].steps]))
-    assert "own labels" in mixed.source and "`cue` labeler for 1" in mixed.source
+    assert mixed.source == "the build's fidelity gate for 1 of them and the `cue` labeler for 1"
     fresh = text_structure(rows, BONDS, cue, relabel=True)
     assert list(fresh.labelled) == [tuple(x) for x in cue.label_many([("What?", [s.text for s in r.steps])
                                                                       for r in rows])]
@@ -80,7 +80,7 @@ def test_analyze_json_has_planned_vs_labelled_confusion_and_fidelity(
     assert main(["analyze", str(two_split_build), "--json"]) == 0
     g = json.loads(capsys.readouterr().out)["graphs"][0]
     steps = sum(len(r.steps) for r in read_rows(two_split_build, read_manifest(two_split_build)))
-    assert g["labelled"]["source"].startswith("the build's own labels")
+    assert g["labelled"]["source"] == "the build's fidelity gate (its `cue` labeler)"
     assert set(g["planned_vs_labelled"]) >= {"r", "verdict", "kl_ab"}
     counts = np.array(g["confusion"]["counts"])
     assert g["confusion"]["asked"] == g["confusion"]["labelled"] and counts.sum() == steps
