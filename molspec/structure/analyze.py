@@ -26,7 +26,7 @@ from molspec.records import GraphInfo, Row
 from molspec.structure.compare import compare
 from molspec.structure.estimate import StepCounts, StructureGraph
 from molspec.structure.fidelity import TextStructure, default_labeler, text_structure
-from molspec.structure.graphs import conditional, from_chain, from_walks, spec_graphs
+from molspec.structure.graphs import conditional, from_chain, from_walks, load_spec, spec_graphs
 from molspec.structure.report import (
     Accuracy,
     AnalysisReport,
@@ -93,9 +93,7 @@ def _labeler(name: str | None, rows: Sequence[Row]) -> Labeler | None:
 
 def _planned(graphs: dict[str, GraphInfo], spec_path: Path | None) -> dict[str, StructureGraph]:
     if spec_path is not None:
-        from molspec.api import load
-
-        return {k: conditional(v) for k, v in spec_graphs(load(spec_path).raise_for_errors()).items()}
+        return {k: conditional(v) for k, v in spec_graphs(load_spec(spec_path)).items()}
     out = {}
     for name, g in graphs.items():
         end = np.array(g.end)

@@ -72,11 +72,25 @@ def load_graph(arg: str) -> tuple[str, StructureGraph]:
     return f"{arg} (traces)", conditional(extract([path], keep_labels=False).graph)
 
 
-def _spec_graph(path: Path, name: str, arg: str) -> tuple[str, StructureGraph]:
-    from molspec.api import load
+def load_spec(path: Path) -> Spec:
+    """Parse and check a spec file (checked as `molspec check` does; structure does not import the api).
 
-    spec = load(path).raise_for_errors()
-    graphs = spec_graphs(spec)
+    Raises:
+        MolspecError: the spec cannot be read or has errors.
+    """
+    from molspec.check import check_program
+    from molspec.diagnostics import MolspecError
+    from molspec.lang.imports import load_program
+
+    program = load_program(path)
+    spec, diagnostics = check_program(program)
+    if spec is None or any(d.is_error for d in diagnostics):
+        raise MolspecError(diagnostics, program.sources)
+    return spec
+
+
+def _spec_graph(path: Path, name: str, arg: str) -> tuple[str, StructureGraph]:
+    graphs = spec_graphs(load_spec(path))
     if name:
         if name not in graphs:
             raise build_error(arg, f"{path} has no graph '{name}'", f"graphs there: {', '.join(graphs)}")
