@@ -10,6 +10,7 @@ steps as an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ SENTENCE_END = re.compile(r"""[.!?](?:["')\]]|\$\$?)?(?=\s|$)|\n""")
 WORD = re.compile(r"\w+")
 ECHO_SHARE = 0.5  # of a step's word 4-grams found in the prompt frame or the question
 DUPLICATE_SHARE = 0.7  # of a step's word 3-grams found in one earlier step of the walk
+CONTEXT_STEPS = 4  # earlier steps the labeler sees with a new step
 MIN_KEPT = 0.3  # a cut step is trimmed only when its complete sentences keep this share of it
 
 REASON_HINTS = {
@@ -68,7 +70,8 @@ def attempt_of(text: str, n_tokens: int, finish_reason: str, bond: BondSpec, fra
                earlier: Sequence[str], labeler: Labeler | None) -> Attempt:
     """One completion checked: hygiene, then (when a labeler is given) its label read in context."""
     kept, problems, repair = check_text(text, finish_reason, frame, question, earlier)
-    label = labeler.label(question, [*earlier, kept])[-1] if labeler is not None and kept else None
+    context = list(earlier[-CONTEXT_STEPS:])  # enough for the labelers' context features, and O(1) per attempt
+    label = labeler.label(question, [*context, kept])[-1] if labeler is not None and kept else None
     if label is not None and BOND_KINDS[label] != bond.kind:
         problems = (*problems, f"label:{label}")
     return Attempt(kept, n_tokens, finish_reason, problems, repair, label)
@@ -120,9 +123,10 @@ def trim_to_sentence(text: str) -> str | None:
     return kept if len(kept) >= MIN_KEPT * len(text) else None
 
 
-def _grams(text: str, n: int) -> set[tuple[str, ...]]:
+@functools.lru_cache(maxsize=4096)  # a walk's earlier steps are compared again at every later step
+def _grams(text: str, n: int) -> frozenset[tuple[str, ...]]:
     words = WORD.findall(text.lower())
-    return {tuple(words[i:i + n]) for i in range(max(0, len(words) - n + 1))}
+    return frozenset(tuple(words[i:i + n]) for i in range(max(0, len(words) - n + 1)))
 
 
 def echoes(text: str, source: str) -> bool:

@@ -1,0 +1,180 @@
+"""The fidelity gate: hygiene checks, the retry loop with its bound and record, and resume during retries."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+import molspec
+from molspec.engines.base import Completion, Request
+from molspec.pipeline import build_plan
+from molspec.records import Failure, Row
+from molspec.runtime.build import BuildOptions, jobs, prepare, run_config
+from molspec.runtime.fidelity import check_text, echoes, near_duplicate, partner, restated, trim_to_sentence
+from molspec.runtime.scheduler import Progress, run
+from molspec.structure.label import BOND_KINDS, BONDS
+from tests.runtime.conftest import write_spec
+
+KIND_LABEL = {kind: label for label, kind in BOND_KINDS.items()}
+
+
+class TagLabeler:
+    """Reads the label a scripted step announces (`[deep] ...`): the loop is under test, not a labeler."""
+
+    name = "tag"
+
+    def label(self, question: str | None, steps: Sequence[str]) -> list[str]:
+        return [next((b for b in BONDS if s.startswith(f"[{b}]")), "normal") for s in steps]
+
+    def label_many(self, traces: Sequence[tuple[str | None, Sequence[str]]]) -> list[list[str]]:
+        return [self.label(q, s) for q, s in traces]
+
+
+class Scripted:
+    """Writes the wrong bond for the first `wrong` attempts at each step, then the asked one."""
+
+    name = "scripted"
+
+    def __init__(self, wrong: int) -> None:
+        self.wrong = wrong
+        self.calls: list[Request] = []
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        self.calls += requests
+        return [self._one(r) for r in requests]
+
+    def _one(self, r: Request) -> Completion:
+        m = r.meta
+        if m["kind"] == "answer":
+            return Completion(r.key, "So the answer is \\boxed{4}.", 6, "stop")
+        asked = KIND_LABEL[m["kind"]]
+        said = asked if m["attempt"] >= self.wrong else ("deep" if asked == "normal" else "normal")
+        text = f"[{said}] step {m['step']} of sample {m['sample']}, attempt {m['attempt']}: {said} words {r.key}."
+        return Completion(r.key, text, 12, "stop")
+
+    def describe(self) -> dict[str, str]:
+        return {"engine": self.name}
+
+    def close(self) -> None:
+        pass
+
+
+def _run(tmp_path: Path, engine: Scripted, retries: int = 2) -> list[Row]:
+    spec = write_spec(tmp_path / "spec", samples=6)
+    p = prepare(build_plan(molspec.load(spec)), BuildOptions(out=tmp_path / "out"))
+    cfg = run_config(p, BuildOptions(out=tmp_path / "out"), engine.describe())
+    cfg.labeler, cfg.gate = TagLabeler(), p.spec.fidelity.model_copy(update={"retries": retries})
+    out: list[Row | Failure] = []
+    run(p.spec, engine, jobs(p, list(range(6))), cfg, out.extend, Progress())
+    assert all(isinstance(r, Row) for r in out)
+    return sorted((r for r in out if isinstance(r, Row)), key=lambda r: r.sample_index)
+
+
+def test_gate_asks_again_until_the_step_reads_as_its_bond(tmp_path: Path) -> None:
+    engine = Scripted(wrong=1)
+    rows = _run(tmp_path, engine)
+    for row in rows:
+        assert row.fidelity == 1.0
+        for st in row.steps:
+            assert st.label == KIND_LABEL[{"explore": "vdw", "deep": "covalent", "reflect": "hydrogen",
+                                           "normal": "plain"}[st.bond]]
+            assert st.attempts == 2 and len(st.retries) == 1 and st.retries[0].startswith("label:")
+            assert st.text.endswith(f"attempt 1: {st.label} words {row.sample_index}:{st.text.split()[2]}:1.")
+    steps = sum(len(r.steps) for r in rows)
+    assert len(engine.calls) == 2 * steps + len(rows)  # every step twice, every answer once
+    retried = [c for c in engine.calls if c.meta.get("attempt") == 1]
+    first = {c.key: c for c in engine.calls if c.meta.get("attempt") == 0}
+    for c in retried:  # a new seed, and the instruction restated at the end of the prompt
+        twin = first[c.key.rsplit(":", 1)[0]]
+        assert c.params.seed != twin.params.seed
+        assert c.messages[-1]["content"].startswith(twin.messages[-1]["content"].rstrip())
+        assert "This step must be" in c.messages[-1]["content"]
+
+
+def test_gate_stops_at_its_bound_and_keeps_the_record(tmp_path: Path) -> None:
+    engine = Scripted(wrong=99)
+    rows = _run(tmp_path, engine, retries=2)
+    steps = [st for r in rows for st in r.steps]
+    assert all(st.attempts == 3 and len(st.retries) == 2 for st in steps)
+    assert all(any(p.startswith("label:") for p in st.problems) for st in steps)
+    assert all(st.text.endswith(":0.") or ":0." not in st.text for st in steps)
+    assert all("attempt 0" in st.text for st in steps)  # all equally wrong: the first attempt is kept
+    assert len(engine.calls) == 3 * len(steps) + len(rows)
+
+
+def test_gate_off_keeps_the_first_attempt(tmp_path: Path) -> None:
+    engine = Scripted(wrong=1)
+    rows = _run(tmp_path, engine, retries=0)
+    assert all(st.attempts == 1 and st.retries == [] for r in rows for st in r.steps)
+    assert len(engine.calls) == sum(len(r.steps) for r in rows) + len(rows)
+
+
+# ---------------------------------------------------------------- hygiene
+
+def test_a_cut_step_is_trimmed_to_its_last_sentence() -> None:
+    text = "First we add the two numbers. Then we multiply by three, which gives"
+    assert trim_to_sentence(text) == "First we add the two numbers."
+    kept, problems, repair = check_text(text, "length", "", "", [])
+    assert (kept, problems, repair) == ("First we add the two numbers.", (), "trimmed")
+    assert check_text("and so the total number of apples that remain in the", "length", "", "", [])[1] == ("cut",)
+
+
+def test_echo_duplicate_and_empty_are_problems() -> None:
+    frame = "You are writing one step of a long, careful chain of thought that solves the problem below."
+    assert echoes("You are writing one step of a long, careful chain of thought that solves it.", frame)
+    assert not echoes("Let me add 3 and 4 to get 7, then double it.", frame)
+    earlier = ["We add 3 and 4 to get 7, and then we double it to get 14 apples."]
+    assert near_duplicate("We add 3 and 4 to get 7, and then we double it to get 14 apples!", earlier[0])
+    assert check_text("We add 3 and 4 to get 7, and then we double it to get 14 apples.", "stop", frame, "",
+                      earlier)[1] == ("duplicate",)
+    assert check_text("   ", "stop", frame, "", [])[1] == ("empty",)
+
+
+def test_reflect_partner_folds_back_to_a_deep_step() -> None:
+    kinds = ["vdw", "covalent", "plain", "plain", "hydrogen"]
+    assert partner(["e", "d", "n", "n", "r"], kinds, 4) == 1  # the latest deep step two or more back
+    assert partner(["e", "n", "r"], ["vdw", "plain", "hydrogen"], 2) == 0
+    assert partner(["e", "r"], ["vdw", "hydrogen"], 1) == 0
+    assert partner(["r"], ["hydrogen"], 0) is None
+
+
+def test_restated_prompt_names_the_problem_and_the_instruction() -> None:
+    spec = molspec.load(write_spec(Path(os.environ.get("TMPDIR", "/tmp")) / f"fid-{os.getpid()}")).spec
+    assert spec is not None
+    bond = spec.bonds["reflect"]
+    text = restated("Write the step.", bond, ("echo", "label:normal"))
+    assert text.startswith("Write the step.\n\n") and "repeated the problem" in text and bond.instruct in text
+
+
+# ---------------------------------------------------------------- resume during retries
+
+def test_kill_during_retries_then_resume_equals_an_uninterrupted_build(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "spec", samples=1500, steps="4..8")
+    clean = tmp_path / "clean"
+    cli = [sys.executable, "-m", "molspec.cli", "build", str(spec), "-q", "--batch", "8"]
+    subprocess.run([*cli, "--out", str(clean)], check=True, capture_output=True, timeout=600)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*cli, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = out / ".molspec" / "journal" / "local.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not journal.exists() or journal.stat().st_size < 20_000):
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "molspec.json").exists(), "the build finished before the kill: make it longer"
+    done = subprocess.run([*cli, "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+
+    def rows(d: Path) -> list[dict[str, object]]:
+        return [r for f in sorted((d / "data").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+
+    a, b = rows(clean), rows(out)
+    assert len(a) == 1500 and a == b
+    assert sum(st["attempts"] > 1 for r in a for st in r["steps"]) > 100  # the kill hit a build that retries
