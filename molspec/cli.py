@@ -159,7 +159,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     out = Path(args.out.removeprefix("file://")) if args.out else _default_out(args.spec)
     opts = BuildOptions(out=out, limit=args.limit, engine=args.engine, model=args.model, fresh=args.fresh,
-                        window=args.batch, command=_command_line())
+                        window=args.batch, gate=args.gate, command=_command_line())
     display = ProgressLine()
     try:
         if args.executor == "ray":
@@ -212,6 +212,8 @@ def _build_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--model", metavar="M", help="override the model (hub id, local path, builtin:...)")
     sp.add_argument("--fresh", action="store_true", help="discard an earlier build in DIR and start over")
     sp.add_argument("--batch", type=_positive, metavar="N", help="samples in flight (engine batch size)")
+    sp.add_argument("--gate", action=argparse.BooleanOptionalAction, default=None,
+                    help="the fidelity gate: re-ask steps that miss their bond (default: the spec's fidelity.gate, on)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     sp.add_argument("--push", action="store_true", help="push the dataset to the Hub when the build ends")
     sp.add_argument("--repo", metavar="NS/NAME", help="Hub repo for --push (default: the spec's output.hub)")

@@ -168,7 +168,7 @@ class FidelitySpec(Model):
     """
 
     gate: bool = True
-    labeler: str = "cue"
+    labeler: str = "learned"
     retries: int = 2
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,7 @@ class BuildOptions:
     model: str | None = None
     fresh: bool = False
     window: int | None = None
+    gate: bool | None = None  # override the spec's `fidelity.gate` (part of the build's identity)
     command: str = ""
 
 
@@ -119,6 +120,9 @@ class Prepared:
 
 
 def prepare(bp: BuildPlan, opts: BuildOptions) -> Prepared:
+    if opts.gate is not None and opts.gate != bp.spec.fidelity.gate:
+        fidelity = bp.spec.fidelity.model_copy(update={"gate": opts.gate})
+        bp = replace(bp, spec=bp.spec.model_copy(update={"fidelity": fidelity}))
     m = bp.spec.model
     engine = opts.engine or m.engine
     options = dict(m.options) if engine == m.engine else {}  # another engine's options would not apply

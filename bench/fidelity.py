@@ -1,0 +1,96 @@
+"""Benchmark: the fidelity gate on a real model. The quickstart spec, N samples, built twice with the same
+seed on the same engine: gate off, then gate on. For each build it reports hygiene (steps cut mid-sentence,
+echoing the frame, near-duplicates, empty), labelled fidelity per bond by a labeler OTHER than the gate's
+(Goodhart check), the share of steps that open with a cue word, engine calls and wall time.
+
+    .venv/bin/python bench/fidelity.py [--samples 32] [--engine vllm] [--model builtin:smollm2-135m-instruct]
+        [--judge cue|learned] [--out /tmp/fidelity]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import molspec  # noqa: E402
+from molspec.records import Row  # noqa: E402
+from molspec.runtime.build import BuildOptions, BuildResult  # noqa: E402
+from molspec.runtime.fidelity import SENTENCE_END, echoes, frame_of, near_duplicate  # noqa: E402
+from molspec.structure.label import BOND_KINDS, get_labeler  # noqa: E402
+
+CUE_OPENERS = re.compile(r"^\W*(wait|alternatively|hmm|but|let me (check|verify|double)|actually|another|"
+                         r"therefore|so|first|next|now)\b", re.I)
+FRAME = "You are writing one step of a long, careful chain of thought that solves the problem below."
+
+
+def spec_text(samples: int) -> str:
+    text = (ROOT / "examples" / "quickstart.mol").read_text()
+    text = text.replace("samples = 8", f"samples = {samples}")
+    return text.replace('jsonl("data/gsm8k.jsonl")', f'jsonl("{ROOT / "examples" / "data" / "gsm8k.jsonl"}")')
+
+
+def one(spec: Path, out: Path, gate: bool, engine: str, model: str) -> tuple[BuildResult, float, list[Row]]:
+    from molspec.pipeline import build
+    from molspec.records import read_manifest
+    from molspec.structure.rows import read_rows
+
+    t = time.perf_counter()
+    res = build(molspec.load(spec), BuildOptions(out=out, engine=engine, model=model, gate=gate, fresh=True))
+    return res, time.perf_counter() - t, read_rows(out, read_manifest(out))
+
+
+def measure(rows: list[Row], judge: str, calls: int, wall: float) -> dict[str, object]:
+    steps = [(r, i, s) for r in rows for i, s in enumerate(r.steps)]
+    n = max(len(steps), 1)
+    labeler = get_labeler(judge)
+    labels = [lab for r in rows for lab in labeler.label(r.question, [s.text for s in r.steps])]
+    kinds = {"explore": "vdw", "deep": "covalent", "reflect": "hydrogen", "normal": "plain"}
+    hit: Counter[str] = Counter()
+    seen: Counter[str] = Counter()
+    for (_r, _i, s), lab in zip(steps, labels, strict=True):
+        seen[s.bond] += 1
+        hit[s.bond] += BOND_KINDS[lab] == kinds.get(s.bond, s.bond)
+    cut = sum(bool(s.text) and not SENTENCE_END.search(s.text[-3:] + " ") for _r, _i, s in steps)
+    echo = sum(echoes(s.text, frame_of(FRAME, r.question, [])) or echoes(s.text, r.question) for r, _i, s in steps)
+    dup = sum(any(near_duplicate(s.text, e.text) for e in r.steps[:i]) for r, i, s in steps)
+    return {
+        "steps": len(steps), "engine_calls": calls, "wall_s": round(wall, 1),
+        "cut_mid_sentence": round(cut / n, 3), "echo": round(echo / n, 3), "near_duplicate": round(dup / n, 3),
+        "empty": round(sum(not s.text.strip() for _r, _i, s in steps) / n, 3),
+        "opens_with_cue_word": round(sum(bool(CUE_OPENERS.match(s.text)) for _r, _i, s in steps) / n, 3),
+        f"fidelity[{judge}]": round(sum(hit.values()) / n, 3),
+        f"per_bond[{judge}]": {b: round(hit[b] / seen[b], 3) for b in sorted(seen)},
+        "fidelity[gate's labeler]": round(sum(r.fidelity or 0 for r in rows) / max(len(rows), 1), 3),
+        "accuracy": round(sum(bool(r.correct) for r in rows) / max(len(rows), 1), 3),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=32)
+    ap.add_argument("--engine", default="vllm")
+    ap.add_argument("--model", default="builtin:smollm2-135m-instruct")
+    ap.add_argument("--judge", default="cue", help="the labeler that scores fidelity (not the gate's, which is learned)")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/molspec-fidelity"))
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    spec = args.out / "quickstart.mol"
+    spec.write_text(spec_text(args.samples))
+    report = {}
+    for gate in (False, True):
+        res, wall, rows = one(spec, args.out / ("gate-on" if gate else "gate-off"), gate, args.engine, args.model)
+        calls = sum(s.attempts for r in rows for s in r.steps) + len(rows)
+        report["gate on" if gate else "gate off"] = measure(rows, args.judge, calls, wall)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
