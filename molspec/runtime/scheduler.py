@@ -8,7 +8,6 @@ the engine's prefix cache turns into saved compute.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 
 from molspec.diagnostics import MolspecError
 from molspec.engines.base import Completion, Engine, EngineError, Request, SamplingParams, StreamingEngine
+from molspec.engines.common import request_seed
 from molspec.records import BuildMetadata, Failure, Message, Row, Step
 from molspec.runtime.fidelity import StepTrial, attempt_of, fidelity, frame_of, partner, restated
 from molspec.runtime.prompts import StepText, WalkContext, answer_messages, sft_messages, step_messages, thinking
@@ -83,13 +83,6 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         self.metadata_json = json.dumps(self.metadata.model_dump(mode="json"), sort_keys=True)
-
-
-def request_seed(seed: int, sample: int, step: int, attempt: int = 0) -> int:
-    """The seed of one request; a retry's `attempt` keys a seed no first attempt of any step can have."""
-    key = f"{seed}:{sample}:{step}" if attempt == 0 else f"{seed}:{sample}:{step}:{attempt}"
-    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
 
 
 def run(spec: Spec, engine: Engine, jobs: Iterator[Job], cfg: RunConfig,
@@ -233,8 +226,9 @@ def _request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
         msgs = answer_messages(spec, s.walk, s.steps)
         sampling = spec.answer.sampling.over(cfg.base)
         meta = {"sample": s.job.index, "step": step, "bond": "answer", "kind": "answer"}
+    retry = (attempt,) if attempt else ()  # a first attempt keeps the seed it has always had
     params = SamplingParams(max_tokens=sampling.max_tokens or 384, temperature=sampling.temperature or 0.0,
-                            top_p=sampling.top_p or 1.0, seed=request_seed(cfg.seed, s.job.index, step, attempt))
+                            top_p=sampling.top_p or 1.0, seed=request_seed(cfg.seed, s.job.index, step, *retry))
     key = f"{s.job.index}:{step}" + (f":{attempt}" if attempt else "")
     return Request(key=key, messages=msgs, params=params, meta=meta)
 
