@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from molspec import __version__
-from molspec.engines import Engine, create
+from molspec.engines import Engine, create, default_window
 from molspec.plan.compile import Plan
 from molspec.provenance import GitInfo
 from molspec.records import MANIFEST, BuildMetadata, Failure, FidelityInfo, Manifest, Row, SamplingInfo, read_manifest
@@ -28,8 +28,6 @@ from molspec.runtime.spec_copy import copy_spec
 from molspec.runtime.store import BuildKey, Scan, Store, write_json_atomic
 from molspec.sources import Question
 from molspec.spec import Spec
-
-DEFAULT_WINDOW = {"echo": 4096, "vllm": 1024, "openai": 256, "transformers": 16}
 
 
 @dataclass(frozen=True)
@@ -190,7 +188,7 @@ def run_config(p: Prepared, opts: BuildOptions, engine_info: dict[str, Any]) -> 
     from molspec.structure.label import get_labeler  # the labelers load only when a build runs
 
     gate = p.spec.fidelity
-    return RunConfig(window=opts.window or DEFAULT_WINDOW.get(p.engine, 256), seed=p.plan.seed,
+    return RunConfig(window=opts.window or default_window(p.engine), seed=p.plan.seed,
                      base=p.spec.model.sampling, metadata=build_metadata(p, engine_info), gate=gate,
                      labeler=get_labeler(gate.labeler))
 

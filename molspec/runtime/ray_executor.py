@@ -25,9 +25,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from molspec.engines import EngineError
+from molspec.engines import EngineError, default_window
 from molspec.runtime.build import (
-    DEFAULT_WINDOW,
     BuildOptions,
     BuildPlan,
     BuildResult,
@@ -178,7 +177,7 @@ class _Driver:
         cluster = ray.cluster_resources()
         n, gpus = plan_resources(p.engine, p.options, cluster, replicas, gpus)
         _warn_if_short(cluster, n, cpus, gpus)
-        self.window = min(opts.window or DEFAULT_WINDOW.get(p.engine, 256), math.ceil(len(todo) / n))
+        self.window = min(opts.window or default_window(p.engine), math.ceil(len(todo) / n))
         size = shard_size or max(1, min(self.window, math.ceil(len(todo) / (8 * n))))
         self.coord = ray.remote(Coordinator).options(num_cpus=0).remote(shards(todo, size))
         self.prepared = ray.put(p)  # once into the object store; every run call reads it from there
