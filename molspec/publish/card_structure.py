@@ -19,8 +19,8 @@ import numpy.typing as npt
 from molspec.publish.markdown import matrix_table, pct, table
 from molspec.records import FidelityInfo, Manifest
 from molspec.structure.compare import pearson, verdict
-from molspec.structure.fidelity import TextStructure, text_structure
-from molspec.structure.rows import read_rows
+from molspec.structure.fidelity import TextStructure, expected_labels, text_structure
+from molspec.structure.rows import bond_kinds, read_rows
 
 CARD_LABEL_ROWS = 2_000  # rows labelled for the card; a bigger build is labelled on a sample of each split
 Matrix = npt.NDArray[np.float64]
@@ -58,7 +58,8 @@ def card_structure(build_dir: Path, m: Manifest) -> CardStructure:
     plan_bonds = tuple(bond_order(m))
     rows = read_rows(build_dir, m, limit=CARD_LABEL_ROWS)
     text = text_structure(rows, plan_bonds, rows_total=m.summary.kept,
-                          stored_by=m.fidelity.labeler if m.fidelity is not None else None)
+                          stored_by=m.fidelity.labeler if m.fidelity is not None else None,
+                          expected=expected_labels(bond_kinds(build_dir, m)))
     return CardStructure(plan_bonds, _aligned(m.planned.transitions.bonds, m.planned.transitions.matrix, text.bonds),
                          dict(m.planned.bond_shares), text)
 

@@ -25,7 +25,7 @@ from molspec.plan.matrix import Chain
 from molspec.records import GraphInfo, Row
 from molspec.structure.compare import compare
 from molspec.structure.estimate import StepCounts, StructureGraph
-from molspec.structure.fidelity import TextStructure, default_labeler, text_structure
+from molspec.structure.fidelity import TextStructure, default_labeler, expected_labels, text_structure
 from molspec.structure.graphs import conditional, from_chain, from_walks, load_spec, spec_graphs
 from molspec.structure.report import (
     Accuracy,
@@ -42,7 +42,7 @@ from molspec.structure.report import (
     Similarity,
     Tables,
 )
-from molspec.structure.rows import open_build, read_rows
+from molspec.structure.rows import bond_kinds, open_build, read_rows
 
 if TYPE_CHECKING:
     from molspec.structure.label import Labeler
@@ -67,12 +67,13 @@ def analyze(build_dir: Path, spec_path: Path | None = None, labeler: str | None 
     planned = _planned(m.graphs, spec_path)
     lab = _labeler(labeler, rows)
     stored_by = m.fidelity.labeler if m.fidelity is not None else None
+    expected = expected_labels(bond_kinds(build_dir, m))
     graphs = []
     for name, g in planned.items():
         mine = [r for r in rows if r.graph == name]
         if mine:
-            text = None if labeler == NO_LABELS else text_structure(mine, g.bonds, lab, relabel=labeler is not None,
-                                                                     stored_by=stored_by)
+            text = None if labeler == NO_LABELS else text_structure(
+                mine, g.bonds, lab, relabel=labeler is not None, stored_by=stored_by, expected=expected)
             graphs.append(_graph_report(name, g, mine, text))
     return AnalysisReport(build=str(build_dir), samples=len(rows), failed=m.summary.failed, labeler=labeler,
                           graphs=graphs, per_bond=_per_bond(rows), duplicates=_duplicates(rows),

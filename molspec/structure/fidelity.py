@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 Matrix = npt.NDArray[np.float64]
 Counts = npt.NDArray[np.int64]
-FALLBACK_LABELER = "cue"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +128,20 @@ def text_structure(rows: Sequence[Row], plan_bonds: Sequence[str], labeler: Labe
                          len(rows) if rows_total is None else rows_total, dict(expected or {}))
 
 
+def expected_labels(kinds: Mapping[str, str]) -> dict[str, str]:
+    """Bond name -> the label its text should get: the labeler's bond of the same kind (what the build's gate
+    checks too), so a spec's own bond names are scored by their kind."""
+    from molspec.structure.label import BOND_KINDS
+
+    by_kind = {kind: label for label, kind in BOND_KINDS.items()}
+    return {b: by_kind[k] for b, k in kinds.items() if k in by_kind}
+
+
 def default_labeler() -> Labeler:
     """The default labeler of `molspec.structure.label` (imported here, late: it is not cheap to import)."""
-    from molspec.structure import label
+    from molspec.structure.label import get_labeler
 
-    return label.get_labeler(getattr(label, "DEFAULT_LABELER", FALLBACK_LABELER))
+    return get_labeler()
 
 
 def _stored(row: Row) -> tuple[str, ...] | None:

@@ -48,6 +48,19 @@ def read_rows(build_dir: Path, manifest: Manifest, limit: int | None = None) -> 
     return rows
 
 
+def bond_kinds(build_dir: Path, manifest: Manifest) -> dict[str, str]:
+    """Bond name -> kind (covalent, hydrogen, vdw, plain), from the build's own copy of its spec; {} when that
+    copy cannot be read (the names then count as the labeler's own)."""
+    from molspec.check import check_program
+    from molspec.lang.imports import load_program
+
+    try:
+        spec, _ = check_program(load_program(Path(build_dir) / manifest.spec.main))
+    except (MolspecError, OSError):
+        return {}
+    return {name: bond.kind for name, bond in spec.bonds.items()} if spec is not None else {}
+
+
 def _count(build_dir: Path, paths: list[str]) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,10 @@ from molspec.structure.fidelity import text_structure
 from molspec.structure.label import get_labeler
 from molspec.structure.rows import read_rows
 from tests.publish.echo_spec import write_spec
+from tests.runtime.conftest import HEADER
+from tests.runtime.conftest import write_spec as write_runtime_spec
+from tests.support.specs import BONDS as VOCABULARY
+from tests.support.specs import graph
 
 BONDS = ("explore", "deep", "reflect", "normal")
 
@@ -80,7 +85,8 @@ def test_analyze_json_has_planned_vs_labelled_confusion_and_fidelity(
     assert main(["analyze", str(two_split_build), "--json"]) == 0
     g = json.loads(capsys.readouterr().out)["graphs"][0]
     steps = sum(len(r.steps) for r in read_rows(two_split_build, read_manifest(two_split_build)))
-    assert g["labelled"]["source"] == "the build's fidelity gate (its `cue` labeler)"
+    gate = read_manifest(two_split_build).fidelity
+    assert gate is not None and g["labelled"]["source"] == f"the build's fidelity gate (its `{gate.labeler}` labeler)"
     assert set(g["planned_vs_labelled"]) >= {"r", "verdict", "kl_ab"}
     counts = np.array(g["confusion"]["counts"])
     assert g["confusion"]["asked"] == g["confusion"]["labelled"] and counts.sum() == steps
@@ -132,3 +138,19 @@ def test_read_rows_samples_every_split_and_reports_a_damaged_shard(two_split_bui
     with pytest.raises(MolspecError) as info:
         read_rows(broken, m)
     assert info.value.diagnostics[0].code == "MOL701"
+
+
+def test_spec_bond_names_are_scored_by_kind_like_the_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    names = {"explore": "tryout", "deep": "dig", "reflect": "recheck", "normal": "routine"}
+    text = HEADER.format(samples=12) + VOCABULARY + "\n" + graph("2..4") + '\nanswer { verify = "math" }\n'
+    spec = write_runtime_spec(tmp_path / "spec", samples=12, steps="2..4")
+    spec.write_text(re.sub(r"\b(explore|deep|reflect|normal)\b", lambda mt: names[mt[1]], text))
+    build(molspec.load(spec), BuildOptions(out=tmp_path / "out"))
+    assert main(["analyze", str(tmp_path / "out"), "--json"]) == 0
+    g = json.loads(capsys.readouterr().out)["graphs"][0]
+    assert set(g["bonds"]) == set(names.values()) and set(g["fidelity"]["per_bond"]) <= set(names.values())
+    built = read_manifest(tmp_path / "out").fidelity
+    assert built is not None and built.overall is not None and built.overall > 0  # echo text reads as its kind
+    assert g["fidelity"]["overall"] == pytest.approx(built.overall, abs=1e-4)
+    for bond, per in g["fidelity"]["per_bond"].items():
+        assert per["fidelity"] == pytest.approx(built.per_bond[bond], abs=1e-4)
