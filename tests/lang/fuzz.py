@@ -184,9 +184,14 @@ def workdir() -> Path:
 def run(per_example: int, seed: int = SEED) -> Tally:
     tally = Tally()
     work = workdir()
+    for path in EXAMPLES:  # builds the parsers and imports the engines' dependencies: not a mutant's time
+        exercise(work / path.relative_to(ROOT / "examples"), path.read_text(encoding="utf-8"), Tally())
     try:
-        for path, text in mutants(per_example, seed):
-            exercise(work / path.relative_to(ROOT / "examples"), text, tally)
+        for i, (path, text) in enumerate(mutants(per_example, seed)):
+            try:
+                exercise(work / path.relative_to(ROOT / "examples"), text, tally)
+            except AssertionError as exc:  # name the mutant, so that it can be replayed
+                raise AssertionError(f"mutant {i} (of {path.name}, seed {seed}): {exc}") from exc
     finally:
         shutil.rmtree(work.parent, ignore_errors=True)
     return tally
