@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from molspec.structure.estimate import GraphCounter, LabelledTrace, StructureGraph
-from molspec.structure.label import BONDS, CueLabeler, Labeler
+from molspec.structure.label import BONDS, Labeler, get_labeler
 from molspec.structure.segment import SegmentConfig, segment
 from molspec.structure.traces import Trace, iter_traces
 
@@ -34,8 +34,8 @@ def label_traces(
     config: SegmentConfig | None = None,
     batch: int = BATCH_TRACES,
 ) -> Iterator[LabelledTrace]:
-    """Segment and label a stream of traces, `batch` traces per labeler call."""
-    lab = labeler or CueLabeler()
+    """Segment and label a stream of traces, `batch` traces per labeler call (default labeler: "learned")."""
+    lab = labeler or get_labeler()
     it = iter(traces)
     while chunk := list(islice(it, batch)):
         steps = [segment(t.thinking, config) for t in chunk]

@@ -64,46 +64,49 @@ def trace_inputs(question: str | None, steps: Sequence[str]) -> list[StepInput]:
     asked = step_features(question).trigrams if question else frozenset()
     cue_labels, cue_scores, recalls, restates = _cue_pass(feats, asked)
     openings = [_opening(f.tokens) for f in feats]
-    n = len(steps)
-    recurrence = _recurrence(feats)
+    words = [frozenset(f.tokens) for f in feats]
+    recurrence = _recurrence(words)
+    n, last = len(steps), max(len(steps) - 1, 1)
     out: list[StepInput] = []
     for i, (text, f) in enumerate(zip(steps, feats, strict=True)):
-        prev = feats[i - 1].trigrams if i else frozenset()
-        nxt = feats[i + 1].trigrams if i + 1 < n else frozenset()
         own = f.trigrams
-        dense = (
-            (1.0,)
-            + tuple(cue_scores[i][b] / 5.0 for b in BONDS)
-            + _one_hot(cue_labels[i])
-            + tuple(float(f.head[b]) for b in BONDS)
-            + tuple(min(f.body[b], 6) * 60.0 / max(f.words, 60) for b in BONDS)
-            + (min(f.equation_density, 4.0) / 4.0, f.digit_ratio, math.log1p(len(text)) / 8.0)
-            + (recalls[i], restates[i], _share(own, prev), _share(own, nxt))
-            + (float(i == 0), float(i == n - 1), i / max(n - 1, 1))
-            + recurrence[i]
-            + (float(text.rstrip().endswith("?")),)
-            + (_one_hot(cue_labels[i - 1]) if i else _NONE)
-            + (_one_hot(cue_labels[i + 1]) if i + 1 < n else _NONE)
+        s, head, body, scale = cue_scores[i], f.head, f.body, 60.0 / max(f.words, 60)
+        dense: list[float] = [1.0, s["explore"] / 5.0, s["deep"] / 5.0, s["reflect"] / 5.0, s["normal"] / 5.0]
+        dense += _ONE_HOT[cue_labels[i]]
+        dense += [float(head["explore"]), float(head["deep"]), float(head["reflect"]), float(head["normal"])]
+        dense += [min(body[b], 6) * scale for b in BONDS]
+        dense += [min(f.equation_density, 4.0) / 4.0, f.digit_ratio, math.log1p(len(text)) / 8.0]
+        dense += [recalls[i], restates[i]]
+        dense += [
+            _share(own, feats[i - 1].trigrams) if i else 0.0,
+            _share(own, feats[i + 1].trigrams) if i + 1 < n else 0.0,
+        ]
+        dense += [float(i == 0), float(i == n - 1), i / last]
+        dense += recurrence[i]
+        dense.append(float(text.rstrip().endswith("?")))
+        dense += _ONE_HOT[cue_labels[i - 1]] if i else _NONE
+        dense += _ONE_HOT[cue_labels[i + 1]] if i + 1 < n else _NONE
+        size = len(words[i]) + len(own)
+        out.append(
+            StepInput(tuple(dense), _keys(text, openings, cue_labels, i), words[i], own, size**-0.5 if size else 0.0)
         )
-        words = frozenset(f.tokens)
-        body = len(words) + len(own)
-        out.append(StepInput(dense, _keys(text, openings, cue_labels, i), words, own, body**-0.5 if body else 0.0))
     return out
 
 
 _NONE = (0.0,) * len(BONDS)
+_ONE_HOT = {b: tuple(float(b == c) for c in BONDS) for b in BONDS}
 
 
-def _recurrence(feats: Sequence[StepFeatures]) -> list[tuple[float, ...]]:
+def _recurrence(words: Sequence[frozenset[str]]) -> list[tuple[float, ...]]:
     """Per step: shares of its numbers seen two or more steps back, in the step before, and never
     before; shares of its content words (4+ letters) seen two or more steps back and in the step before.
     A check re-uses earlier numbers; a derivation makes new ones from the step before."""
-    nums = [{t for t in f.tokens if t.isdigit()} for f in feats]
-    content = [{t for t in f.tokens if len(t) > 3 and t.isalpha()} for f in feats]
+    nums = [{t for t in w if t.isdigit()} for w in words]
+    content = [{t for t in w if len(t) > 3 and t.isalpha()} for w in words]
     seen_n: set[str] = set()
     seen_w: set[str] = set()
     out: list[tuple[float, ...]] = []
-    for i in range(len(feats)):
+    for i in range(len(words)):
         prev_n, prev_w = (nums[i - 1], content[i - 1]) if i else (set(), set())
         if i >= 2:
             seen_n |= nums[i - 2]
@@ -120,10 +123,6 @@ def _recurrence(feats: Sequence[StepFeatures]) -> list[tuple[float, ...]]:
             )
         )
     return out
-
-
-def _one_hot(bond: str) -> tuple[float, ...]:
-    return tuple(float(bond == b) for b in BONDS)
 
 
 def _share(own: frozenset[Key], other: frozenset[Key]) -> float:

@@ -12,6 +12,8 @@ Two labelers share the `Labeler` protocol:
   - the previous step's bond when the step opens with no check or branch cue (a verification
     or a derivation runs over several paragraphs).
   The highest score wins; ties go to the order in `TIE_ORDER`. Weights: `CueWeights`.
+* `LearnedLabeler` ("learned", the default, in `molspec.structure.learned`): a linear model over
+  these cue signals plus text features, trained from the hand labels (`scripts/train_labeler.py`).
 * `LLMLabeler` ("llm", in `molspec.structure.llm_label`): a few-shot judge run through an Engine.
 
 Bond names and kinds follow the standard vocabulary: deep = covalent, reflect = hydrogen,
@@ -276,12 +278,21 @@ def _argmax(scores: dict[str, float]) -> str:
     return next(bond for bond in TIE_ORDER if scores[bond] == best)
 
 
-def get_labeler(name: str, **options: object) -> Labeler:
-    """A labeler by name: "cue" (no options) or "llm" (needs `engine=`; see `llm_label.LLMLabeler`)."""
+DEFAULT_LABELER = "learned"
+LABELERS: tuple[str, ...] = ("learned", "cue", "llm")
+
+
+def get_labeler(name: str = DEFAULT_LABELER, **options: object) -> Labeler:
+    """A labeler by name: "learned" (the default; shipped weights, or `model=`), "cue" (no options)
+    or "llm" (needs `engine=`; see `llm_label.LLMLabeler`)."""
     if name == "cue":
         return CueLabeler()
+    if name == "learned":
+        from molspec.structure.learned import LearnedLabeler
+
+        return LearnedLabeler(**options)  # type: ignore[arg-type]
     if name == "llm":
         from molspec.structure.llm_label import LLMLabeler
 
         return LLMLabeler(**options)  # type: ignore[arg-type]
-    raise ValueError(f"unknown labeler '{name}'; choose 'cue' or 'llm'")
+    raise ValueError(f"unknown labeler '{name}'; choose one of: {', '.join(LABELERS)}")

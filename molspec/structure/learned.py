@@ -4,7 +4,8 @@ The model is linear: per bond, a weight per dense signal, per opening/context ke
 token trigram; the highest sum wins. It reads paragraph-sized and sentence-sized steps alike.
 Weights are trained by `scripts/train_labeler.py` (see `learned_fit.fit`) from the hand labels and
 shipped in the wheel as `molspec/structure/weights/learned.json`: the vocabularies as JSON, the
-weight matrix as base64 little-endian float32, and a record of what it was trained on.
+weight matrices as base64 little-endian float16 (half the size; no label changes at that precision),
+and a record of what it was trained on.
 """
 
 from __future__ import annotations
@@ -98,17 +99,19 @@ class Model:
         """Flat (row, value, step) triples of the steps' known sparse keys."""
         kv, wv, gv = self.keys, self.words, self.grams
         rows: list[int] = []
-        vals: list[float] = []
-        owner: list[int] = []
-        for j, s in enumerate(inputs):
-            hit = [kv[k] for k in s.keys if k in kv]
-            body = [wv[w] for w in s.words if w in wv] + [gv[g] for g in s.grams if g in gv]
-            rows += hit
-            rows += body
-            vals += [1.0] * len(hit)
-            vals += [s.body_weight] * len(body)
-            owner += [j] * (len(hit) + len(body))
-        return np.array(rows, dtype=np.int64), np.array(vals), np.array(owner, dtype=np.int64)
+        counts: list[int] = []  # per step: opening/context hits, then body hits
+        weights: list[float] = []
+        for s in inputs:
+            # map/filter keep the lookups in C; no sparse row is 0 (rows start after DENSE)
+            start = len(rows)
+            rows += filter(None, map(kv.get, s.keys))
+            middle = len(rows)
+            rows += filter(None, map(wv.get, s.words))
+            rows += filter(None, map(gv.get, s.grams))
+            counts += (middle - start, len(rows) - middle)
+            weights += (1.0, s.body_weight)
+        owner = np.repeat(np.arange(len(inputs), dtype=np.int64), np.add.reduceat(counts, range(0, len(counts), 2)))
+        return np.array(rows, dtype=np.int64), np.repeat(weights, counts), owner
 
     def to_json(self) -> str:
         return json.dumps(
@@ -160,11 +163,11 @@ def linear(
 
 
 def _encode(m: Matrix) -> str:
-    return base64.b64encode(m.astype("<f4").tobytes()).decode("ascii")
+    return base64.b64encode(m.astype("<f2").tobytes()).decode("ascii")
 
 
 def _decode(blob: str) -> Matrix:
-    flat = np.frombuffer(base64.b64decode(blob), dtype="<f4").astype(np.float64)
+    flat = np.frombuffer(base64.b64decode(blob), dtype="<f2").astype(np.float64)
     return flat.reshape(-1, len(BONDS))
 
 
@@ -206,7 +209,7 @@ class LearnedLabeler:
     def label(self, question: str | None, steps: Sequence[str]) -> list[str]:
         model = self.model or shipped_model()
         scores = model.scores(trace_inputs(question, steps))
-        return [BONDS[i] for i in scores.argmax(axis=1)] if len(steps) else []
+        return [BONDS[i] for i in scores.argmax(axis=1).tolist()]
 
     def label_many(self, traces: Sequence[tuple[str | None, Sequence[str]]]) -> list[list[str]]:
         return [self.label(question, steps) for question, steps in traces]

@@ -1,15 +1,18 @@
-"""The cue labeler (determinism, obvious cases) and the llm labeler against a fake engine."""
+"""The cue labeler (determinism, obvious cases) and the llm judge: a fake engine, the echo engine and a
+tiny real transformers model (first-token logprobs)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from molspec.engines.base import Completion, Request
+from molspec.engines.base import Completion, Request, SamplingParams
 from molspec.structure.label import BONDS, CueLabeler, Labeler, get_labeler, step_features
-from molspec.structure.llm_label import LLMLabeler
+from molspec.structure.llm_label import LLMLabeler, bond_scores
 
 TRACE = [
     "Okay, the problem asks for the sum of two numbers whose product is 12 and difference is 1.",
@@ -115,3 +118,68 @@ def test_get_labeler_llm_takes_an_engine() -> None:
     labeler = get_labeler("llm", engine=FakeJudge({"": "explore"}))
     assert labeler.name == "llm"
     assert labeler.label(None, ["anything"]) == ["explore"]
+
+
+def test_bond_scores_from_first_token_logprobs() -> None:
+    top = [(" Deep", -0.2), ("ref", -1.5), ("normal", -1.0), (" ", -0.1), ("x", -0.05), ("deep", -0.9)]
+    assert bond_scores(top) == {"deep": -0.2, "reflect": -1.5, "normal": -1.0}
+    assert bond_scores([]) == {}
+
+
+class LogprobJudge(FakeJudge):
+    """Answers with first-token logprobs only (an empty reply text), like a one-token request."""
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        self.batches.append(list(requests))
+        out = []
+        for r in requests:
+            step = r.messages[-1]["content"].split("Step to label", 1)[1]
+            bond = next((v for k, v in self.replies.items() if k in step), "")
+            top = ((f" {bond.capitalize()}", -0.3), ("deep", -2.0)) if bond else (("zzz", -0.1), ("De", -2.5))
+            out.append(Completion(r.key, "", 1, "length", top_logprobs=top))
+        return out
+
+
+def test_llm_judge_uses_one_token_and_its_logprobs() -> None:
+    judge = LogprobJudge({"product is 12": "normal", "check": "reflect", "Alternatively": "explore"})
+    labeler = LLMLabeler(judge)
+    labels = labeler.label("Find the sum.", TRACE)
+    (batch,) = judge.batches
+    assert all(r.params.max_tokens == 1 and r.params.logprobs >= 4 and r.params.temperature == 0 for r in batch)
+    assert labels[0] == "normal" and labels[3] == "reflect" and labels[4] == "explore"
+    assert labels[1] == "deep"  # only "deep" among the top tokens
+    assert labeler.fallbacks == 0
+
+
+def test_llm_judge_on_the_echo_engine() -> None:
+    from molspec.engines import create
+
+    params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=4, choices=BONDS)
+    engine = create("echo", None, {}, 0)
+    labeler = LLMLabeler(engine, params=params)
+    first = labeler.label("Find the sum.", TRACE)
+    assert first == labeler.label("Find the sum.", TRACE) and labeler.fallbacks == 0
+    replies = engine.generate([labeler.request(0, i, "Find the sum.", TRACE) for i in range(len(TRACE))])
+    assert first == [c.text for c in replies]  # the echo engine's top token is its reply
+    assert all(len(c.top_logprobs) == 4 for c in replies)
+
+
+@pytest.mark.slow
+def test_llm_judge_on_a_tiny_transformers_model(tmp_path: Path) -> None:
+    """One forward pass per step on a real (random, tiny) model: 20 ranked first-token logprobs come back."""
+    pytest.importorskip("transformers")
+    from molspec.engines import create
+    from tests.support.tiny_model import build_tiny_model
+
+    engine = create("transformers", str(build_tiny_model(tmp_path)), {"max_model_len": 2048, "batch_size": 4}, 0)
+    try:
+        labeler = LLMLabeler(engine, max_chars=80, context_steps=1)
+        labels = labeler.label(None, TRACE[:3])
+        (done,) = engine.generate([labeler.request(0, 1, None, TRACE[:3])])
+    finally:
+        engine.close()
+    assert len(labels) == 3 and set(labels) <= set(BONDS)
+    assert done.n_tokens == 1 and len(done.top_logprobs) == 20
+    values = [lp for _, lp in done.top_logprobs]
+    assert values == sorted(values, reverse=True) and all(v <= 0 for v in values)
+    assert sum(math.exp(v) for v in values) <= 1.0 + 1e-6

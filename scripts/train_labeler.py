@@ -1,0 +1,57 @@
+"""Train the `learned` labeler from the hand labels, reproducibly (same labels -> same weights file).
+
+    .venv/bin/python scripts/train_labeler.py                      # all labels -> the shipped weights
+    .venv/bin/python scripts/train_labeler.py --split train \\
+        --out tests/structure/fixtures/learned_train_split.json    # the held-out model the tests score
+
+Labels: tests/structure/fixtures/hand_labels.jsonl and tests/structure/fixtures/labels/*.jsonl, with
+offsets into ../shared/data/traces (see molspec/structure/labelset.py). With `--split train` the
+held-out traces are scored and printed; with `--split all` nothing is held out, so no score is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from molspec.structure import labelset  # noqa: E402
+from molspec.structure.evaluate import report  # noqa: E402
+from molspec.structure.learned import LearnedLabeler, weights_path  # noqa: E402
+from molspec.structure.learned_fit import FitSettings, fit  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", choices=("all", "train"), default="all", help="train on all labels or the train split")
+    ap.add_argument("--out", type=Path, default=None, help="weights file (default: the shipped one)")
+    ap.add_argument("--labels", type=Path, nargs="*", default=None, help="label files (default: all of them)")
+    ap.add_argument("--max-runs", type=int, default=None, help="train on the first N runs only (quick checks)")
+    ap.add_argument("--steps", type=int, default=FitSettings().steps, help="optimiser steps")
+    args = ap.parse_args(argv)
+
+    labels = labelset.load(args.labels)
+    runs = [r for r in labels.runs if args.split == "all" or r.split == "train"][: args.max_runs]
+    model = fit(runs, FitSettings(steps=args.steps))
+    model.info["split"] = args.split
+    model.info["questions"] = sorted({r.trace_id.split("/", 1)[-1] for r in runs})
+    out = args.out or weights_path()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(model.to_json() + "\n", encoding="utf-8")
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(labels.skipped.items())) or "none"
+    print(f"trained on {model.info['labelled_steps']} labelled steps of {len(runs)} runs ({args.split}); "
+          f"skipped rows: {skipped}")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, vocabulary {len(model.keys)} keys, "
+          f"{len(model.words)} tokens, {len(model.grams)} trigrams)")
+    if args.split == "train":
+        held = [r for r in labels.runs if r.split == "heldout"]
+        gold, pred = labelset.gold_and_predicted(held, labelset.predict(LearnedLabeler(model), held))
+        print(f"\nheld-out traces ({len(gold)} steps)\n{report(gold, pred).table()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""The label set (formats, sha1 checks, split by question) and the learned labeler (held-out score,
+reproducible training, shipped weights)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from molspec.structure import labelset
+from molspec.structure.evaluate import report
+from molspec.structure.label import BONDS, Labeler, get_labeler
+from molspec.structure.labelset import FIXTURES, load, span_sha1, split_of
+from molspec.structure.learned import LearnedLabeler, Model, shipped_model
+from molspec.structure.traces import read_traces
+
+ROOT = Path(__file__).resolve().parents[2]
+SPLIT_MODEL = FIXTURES / "learned_train_split.json"
+# Held-out macro-F1 of the train-split model when it was last trained (scripts/train_labeler.py
+# --split train); the guard allows a small margin. Per-class floors guard against one class collapsing.
+MEASURED = 0.715
+MARGIN = 0.03
+CLASS_FLOOR = 0.5
+TRACE = [
+    "Okay, the problem asks for the sum of two numbers whose product is 12 and difference is 1.",
+    "Let me denote them a and b with a > b. Then a - b = 1 and a * b = 12.",
+    "Since a = b + 1, substituting gives b(b + 1) = 12, so b^2 + b - 12 = 0, therefore b = 3 and a = 4.",
+    "Wait, let me check that: 4 * 3 = 12 and 4 - 3 = 1. Yes, correct.",
+    "Alternatively, maybe we could guess small factor pairs of 12 and see which differ by one.",
+    "So the answer is 7.",
+]
+
+
+@pytest.fixture(scope="module")
+def labels(shared_traces: dict[str, Path]) -> labelset.LabelSet:
+    return load()
+
+
+def _write(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_both_formats_sha1_checks_and_skips(shared_traces: dict[str, Path], tmp_path: Path) -> None:
+    trace = next(read_traces(shared_traces["r1"]))
+    start, end = 0, trace.thinking.index("\n\n")
+    good = {"file": "deepseek-r1.sample.jsonl", "id": trace.id, "start": start, "end": end, "label": "normal",
+            "sha1": span_sha1(trace.thinking[start:end])}  # fmt: skip
+    old = dict(good, split="tune")  # the first hand labels: a split field, no unit
+    sentence = dict(good, end=trace.thinking.index(".") + 1, unit="sentence", annotator="t")
+    sentence["sha1"] = span_sha1(trace.thinking[0 : int(sentence["end"])])  # type: ignore[call-overload]
+    moved = dict(good, start=1, unit="sentence")  # same hash, other offsets: the text does not match
+    missing = dict(good, id="deepseek-r1/no-such-trace")
+    bad: dict[str, object] = {"file": "deepseek-r1.sample.jsonl", "label": "deep"}
+    got = load([_write(tmp_path / "a.jsonl", [old, sentence, moved, missing, bad, good])])
+    assert got.skipped == {"sha1 mismatch": 1, "trace not found": 1, "malformed row": 1, "duplicate": 1}
+    assert [(r.unit, r.n_labelled) for r in got.runs] == [("paragraph", 1), ("sentence", 1)]
+    paragraph, sent = got.runs
+    assert paragraph.steps[0] == trace.thinking[start:end] and paragraph.gold[0] == "normal"
+    assert all(g is None for g in paragraph.gold[1:]) and len(paragraph.steps) > 3  # the rest is context
+    assert sent.steps[0].endswith(".") and len(sent.steps[1]) < len(paragraph.steps[1])  # sentence context
+
+
+def test_split_is_by_question_and_deterministic(labels: labelset.LabelSet) -> None:
+    assert split_of("deepseek-r1/aime2024-3") == split_of("qwq-32b/aime2024-3")
+    assert {split_of(f"x/q{i}") for i in range(50)} == {"train", "heldout"}
+    by_split: dict[str, set[str]] = {"train": set(), "heldout": set()}
+    for run in labels.runs:
+        by_split[run.split].add(run.trace_id.split("/", 1)[-1])
+    assert by_split["train"] and by_split["heldout"]
+    assert not by_split["train"] & by_split["heldout"]
+    within = next(v for v in labelset.views(labels) if v.name == "within")
+    assert not {r.trace_id for r in within.train} & {r.trace_id for r in within.test}
+
+
+def test_labels_in_repo_resolve(labels: labelset.LabelSet) -> None:
+    """Every committed label resolves to its span (a label file with moved offsets fails here)."""
+    assert labels.n_labelled >= 279
+    assert not labels.skipped.get("sha1 mismatch") and not labels.skipped.get("trace not found")
+    assert {g for r in labels.runs for g in r.gold if g} == set(BONDS)
+
+
+def test_learned_heldout_macro_f1(labels: labelset.LabelSet) -> None:
+    """The train-split model on the held-out traces (the shipped model saw every label, so it is not scored)."""
+    model = Model.from_json(SPLIT_MODEL.read_text(encoding="utf-8"))
+    held = [r for r in labels.runs if r.split == "heldout"]
+    assert model.info["split"] == "train"
+    assert not set(model.info["questions"]) & {r.trace_id.split("/", 1)[-1] for r in held}
+    gold, pred = labelset.gold_and_predicted(held, labelset.predict(LearnedLabeler(model), held))
+    result = report(gold, pred)
+    print(f"\nlearned (train split) on held-out traces, n={len(gold)}\n{result.table()}")
+    assert result.macro_f1 >= MEASURED - MARGIN
+    assert all(s.f1 >= CLASS_FLOOR for s in result.per_class.values())
+
+
+def test_training_is_reproducible(shared_traces: dict[str, Path], tmp_path: Path) -> None:
+    """The script twice on a small subset, in processes with different string hashing: same bytes."""
+    outs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"w{seed}.json"
+        cmd = [sys.executable, str(ROOT / "scripts" / "train_labeler.py"), "--split", "train",
+               "--max-runs", "4", "--steps", "25", "--out", str(out)]  # fmt: skip
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, timeout=300)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    model = Model.from_json(outs[0].decode())
+    assert model.info["runs"] == 4 and model.stage2 is not None
+
+
+def test_shipped_learned_labeler() -> None:
+    labeler = get_labeler()
+    assert isinstance(labeler, Labeler) and labeler.name == "learned"
+    labels = labeler.label("Two numbers have product 12 and difference 1. Find their sum.", TRACE)
+    assert len(labels) == len(TRACE) and set(labels) <= set(BONDS)
+    assert labels[3] == "reflect" and labels[4] == "explore"
+    assert labeler.label_many([(None, TRACE), (None, [])]) == [labeler.label(None, TRACE), []]
+    sentences = [s for step in TRACE for s in step.split(". ")]  # sentence-sized steps work as well
+    assert len(labeler.label(None, sentences)) == len(sentences)
+    model = shipped_model()
+    assert model.info["split"] == "all" and Model.from_json(model.to_json()).info == model.info
+    assert (ROOT / "molspec" / "structure" / "weights" / "learned.json").stat().st_size < 2_000_000
