@@ -63,7 +63,7 @@ def _check_one(spec: Spec, name: str, source: str, span: Span | None,
     unknown = sorted(undeclared - set(variables))
     if unknown:
         return [_unknown(spec, name, source, span, var, variables) for var in unknown]
-    for label, context in _contexts(spec):
+    for label, context in _answer_contexts(spec) if name == "answer" else _contexts(spec):
         found = _trial_render(spec, name, source, span, label, context)
         if found:
             return found
@@ -141,6 +141,13 @@ def _contexts(spec: Spec) -> list[tuple[str, dict[str, Any]]]:
             ("a middle step (sample 1, step 4 of 8)", _context(spec, sample=1, step=4, n_steps=8, kind="hydrogen")),
             ("the last step (sample 999999, step 64 of 64)",
              _context(spec, sample=999_999, step=64, n_steps=64, kind="vdw"))]
+
+
+def _answer_contexts(spec: Spec) -> list[tuple[str, dict[str, Any]]]:
+    """The answer follows a whole walk, of at least one step (MOL208 refuses shorter bounds)."""
+    walks = [("a sample", 0, 1), ("the answer of sample 1 after 8 steps", 1, 8),
+             ("the answer of sample 999999 after 64 steps", 999_999, 64)]
+    return [(label, {**_context(spec, sample, n + 1, n), "steps": [_SAMPLE_STEP] * n}) for label, sample, n in walks]
 
 
 def _context(spec: Spec, sample: int, step: int, n_steps: int, kind: str = "covalent") -> dict[str, Any]:

@@ -103,3 +103,16 @@ def test_a_render_error_without_a_span_still_names_the_template() -> None:
     with pytest.raises(TemplateRenderError) as err:
         render_template("{{ nope }}", {}, "answer")
     assert err.value.span.file == "<answer template>" and err.value.template == "answer"
+
+
+def test_the_answer_template_is_rendered_after_whole_walks(tmp_path: Path) -> None:
+    """An answer always follows at least one step, so `steps[-1]` is fine there; a branch on later
+    samples is still rendered."""
+    path = tmp_path / "spec.mol"
+    path.write_text('molspec 1\n\ntemplate answer """\n{{ question }} {{ steps[-1].text }} {{ instruct }}\n"""\n',
+                    encoding="utf-8")
+    assert not [d for d in molspec.load(path).diagnostics if d.is_error]
+    path.write_text('molspec 1\n\ntemplate answer """\n{% if sample > 0 %}{{ steps[0].nope }}{% endif %}\n"""\n',
+                    encoding="utf-8")
+    (d,) = [d for d in molspec.load(path).diagnostics if d.is_error]
+    assert d.code == "MOL305" and "sample 1" in d.message
