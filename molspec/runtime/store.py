@@ -519,8 +519,13 @@ def _fsync_dir(path: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write a file atomically (text is UTF-8)."""
-    _write_atomic(path, data.encode() if isinstance(data, str) else data)
+    """Write a file atomically (text is UTF-8).
+
+    Raises:
+        StoreError: the OS refused (disk full, read-only, bad path), with what to do; the old file is kept.
+    """
+    with _os_errors(path):
+        _write_atomic(path, data.encode() if isinstance(data, str) else data)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
