@@ -215,7 +215,7 @@ def _mismatch(rec: Row | Failure, job: Job | None) -> str | None:
                                                                       job.question.id):
         return "does not match the plan's sample at this index (split, graph, bonds or question)"
     if isinstance(rec, Row) and ([s.bond for s in rec.steps] != list(job.bonds)
-                                 or rec.question != job.question.question):
+                                 or (rec.id, rec.question) != (f"{job.split}-{job.index:06d}", job.question.question)):
         return "its steps or question do not match the plan's sample"
     return None
 
