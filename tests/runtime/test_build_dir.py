@@ -207,6 +207,24 @@ def test_damaged_journal_lines_are_set_aside_and_redone(built: tuple[Path, Path]
     assert again.rc == 0 and "set aside" not in again.err and "0 steps" in again.err
 
 
+def test_an_edited_sample_index_is_refused_even_where_the_walks_are_alike(tmp_path: Path) -> None:
+    """One question and one possible walk: only the row's id tells sample 3 from sample 5."""
+    spec = write_spec(tmp_path / "spec", samples=8, steps="2..2", questions=1)
+    text = spec.read_text()
+    walk = text[text.index("  start"):text.index("  steps")]
+    spec.write_text(text.replace(walk, "  start -> explore 1.0\n  explore -> deep 1.0\n  deep -> normal 1.0\n"
+                                       "  reflect -> normal 1.0\n  normal -> deep 1.0\n"))
+    clean, out = tmp_path / "clean", tmp_path / "out"
+    assert cli("build", spec, "--out", clean, "-q").rc == 0
+    assert cli("build", spec, "--out", out, "-q").rc == 0
+    path = out / ".molspec" / "journal" / "local.jsonl"
+    path.write_bytes(b"".join(_field(3, _set("sample_index", 5))(journal_lines(out))))
+    ran = cli("build", spec, "--out", out, "-q")
+    assert ran.rc == 0 and "1 damaged records set aside" in ran.err
+    assert [r["id"] for r in rows(out)] == [f"train-{i:06d}" for i in range(8)]
+    assert rows(out) == rows(clean)
+
+
 @pytest.mark.parametrize("state", [b"", b"\xff\xfe", b"[1,2,3]", b"{}", b"null", b'{"spec_sha256": 5',
                                    b'{"version": 2, "spec_sha256": "x"}', b"dir"])
 def test_a_damaged_state_json_is_set_aside(built: tuple[Path, Path], tmp_path: Path, state: bytes) -> None:
