@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from molspec.runtime.store import Store
-from molspec.sources import Question
+from molspec.sources import Question, SourceError, load_questions
 from molspec.spec import Spec
 
 MAX_SOURCE_BYTES = 256 * 2**20  # local source files larger than this (together) are not copied
@@ -38,6 +38,7 @@ def copy_spec(spec: Spec, questions: dict[str, list[Question]], store: Store) ->
     store.disown(rel for rel in store.owned() if rel.startswith("spec/") and rel not in wanted)
     for rel, path in sorted(wanted.items()):
         store.write_file(rel, texts[path] if path in texts else path.read_bytes())
+    note = note or _changed_source(spec, questions, store.root, root)
     absolute = _absolute_paths(spec)
     if absolute:
         note = f"the spec names {absolute[0]} by an absolute path; the copy still points there"
@@ -52,6 +53,26 @@ def _sources(spec: Spec, questions: dict[str, list[Question]]) -> tuple[list[Pat
     if sum(p.stat().st_size for p in paths) > MAX_SOURCE_BYTES:
         return [], f"the source files are over {MAX_SOURCE_BYTES >> 20} MiB and were not copied"
     return paths, None
+
+
+def _changed_source(spec: Spec, questions: dict[str, list[Question]], out: Path, root: Path) -> str | None:
+    """Why the copied sources do not hold the questions the build used (a file edited while it ran), if so.
+
+    The copy is read back as the build read its source, so what `molspec build` on the copy would draw is
+    compared with what this build drew."""
+    for name, drawn in sorted(questions.items()):
+        src = spec.sources[name]
+        if not src.path:
+            continue
+        copied = out / "spec" / Path(src.location).relative_to(root)
+        try:
+            now = load_questions(src.model_copy(update={"base": str(copied.parent), "path": copied.name}))
+        except SourceError:
+            now = None
+        if now != drawn:
+            return (f"source '{name}' ({src.path}) changed while the build ran: the copy holds the file as it is "
+                    "now, not the questions this dataset was built from")
+    return None
 
 
 def _absolute_paths(spec: Spec) -> list[str]:

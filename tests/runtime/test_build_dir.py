@@ -14,6 +14,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -303,6 +304,23 @@ def test_a_spec_change_replaces_the_stale_copy(tmp_path: Path) -> None:
     assert sorted(manifest(out)["spec"]["files"]) == ["spec/questions.jsonl", "spec/tiny.mol"]
     assert sorted(p.relative_to(out).as_posix() for p in (out / "spec").rglob("*") if p.is_file()) == [
         "spec/questions.jsonl", "spec/tiny.mol"]
+
+
+def test_a_source_edited_while_the_build_ran_marks_the_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import molspec.runtime.build
+    from molspec.runtime.spec_copy import copy_spec
+
+    spec = write_spec(tmp_path / "spec")
+    questions = spec.parent / "questions.jsonl"
+
+    def edited_first(*args: Any, **kwargs: Any) -> Any:
+        questions.write_text(questions.read_text().replace("What is 3 + 3?", "What is 3 + 4?"))
+        return copy_spec(*args, **kwargs)
+
+    monkeypatch.setattr(molspec.runtime.build, "copy_spec", edited_first)
+    assert cli("build", spec, "--out", tmp_path / "out", "-q").rc == 0
+    m = manifest(tmp_path / "out")["spec"]
+    assert m["self_contained"] is False and "changed while the build ran" in m["note"]
 
 
 # ---------------------------------------------------------------- 5. finalize and the card
