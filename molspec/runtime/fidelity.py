@@ -62,7 +62,10 @@ class StepTrial:
         """Why each retry happened (one entry per attempt that was not the last)."""
         return [",".join(a.problems) for a in self.attempts[:-1]]
 
-    def best(self, kind: str) -> Attempt:
+    def reasons_last(self) -> str:
+        return ",".join(self.attempts[-1].problems)
+
+    def best(self) -> Attempt:
         return max(self.attempts, key=lambda a: a.score())  # max keeps the earliest of equals
 
 

@@ -237,6 +237,9 @@ def _advance(spec: Spec, s: _Live, c: Completion, cfg: RunConfig, prog: Progress
     """Record a completion; return the finished row when the sample is done (or failed)."""
     step = len(s.steps)
     if c.finish_reason == "error":
+        if step < len(s.job.bonds) and s.trial.attempts:  # a retry failed (its longer prompt may not fit)
+            _keep_best(spec, s, prog, f"retry failed: {(c.error or 'engine error')[:200]}")
+            return None
         prog.failed += 1
         return _failure(s.job, f"{_where(s.job, step)}: {c.error or 'engine error'}")
     prog.tokens += c.n_tokens
@@ -250,14 +253,22 @@ def _advance(spec: Spec, s: _Live, c: Completion, cfg: RunConfig, prog: Progress
     if cfg.gate.gate and s.trial.attempts[-1].problems and len(s.trial.attempts) <= cfg.gate.retries:
         prog.retries += 1
         return None  # ask again: the next request restates the instruction, with a new seed
-    best = s.trial.best(bond.kind)
+    _keep_best(spec, s, prog)
+    return None
+
+
+def _keep_best(spec: Spec, s: _Live, prog: Progress, failed_retry: str | None = None) -> None:
+    """The step is settled: its best attempt joins the walk, with the record of every attempt."""
+    bond = spec.bonds[s.job.bonds[len(s.steps)]]
+    best = s.trial.best()
+    reasons = s.trial.reasons() + ([s.trial.reasons_last()] if failed_retry else [])
     s.steps.append(StepText(bond.name, bond.kind, bond.title, best.text))
     s.records.append(Step(bond=bond.name, text=best.text, n_tokens=best.n_tokens, finish_reason=best.finish_reason,
-                          label=best.label, attempts=len(s.trial.attempts), retries=s.trial.reasons(),
-                          repair=best.repair, problems=list(best.problems), partner=s.partner))
+                          label=best.label, attempts=len(s.trial.attempts) + bool(failed_retry), retries=reasons,
+                          repair=best.repair, problems=list(best.problems) + ([failed_retry] if failed_retry else []),
+                          partner=s.partner))
     s.trial = StepTrial()
     prog.steps += 1
-    return None
 
 
 def _row(spec: Spec, s: _Live, answer: Completion, cfg: RunConfig) -> Row:

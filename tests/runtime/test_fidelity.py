@@ -42,8 +42,8 @@ class Scripted:
 
     name = "scripted"
 
-    def __init__(self, wrong: int) -> None:
-        self.wrong = wrong
+    def __init__(self, wrong: int, fail_retries: bool = False) -> None:
+        self.wrong, self.fail_retries = wrong, fail_retries
         self.calls: list[Request] = []
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
@@ -52,6 +52,8 @@ class Scripted:
 
     def _one(self, r: Request) -> Completion:
         m = r.meta
+        if self.fail_retries and m.get("attempt"):
+            return Completion(r.key, "", 0, "error", error="prompt too long")
         if m["kind"] == "answer":
             return Completion(r.key, "So the answer is \\boxed{4}.", 6, "stop")
         asked = KIND_LABEL[m["kind"]]
@@ -107,6 +109,15 @@ def test_gate_stops_at_its_bound_and_keeps_the_record(tmp_path: Path) -> None:
     assert all(st.text.endswith(":0.") or ":0." not in st.text for st in steps)
     assert all("attempt 0" in st.text for st in steps)  # all equally wrong: the first attempt is kept
     assert len(engine.calls) == 3 * len(steps) + len(rows)
+
+
+def test_a_failed_retry_keeps_the_earlier_attempt(tmp_path: Path) -> None:
+    engine = Scripted(wrong=1, fail_retries=True)  # e.g. the restated prompt no longer fits the context
+    rows = _run(tmp_path, engine)
+    assert len(rows) == 6
+    wrong = [st for r in rows for st in r.steps if st.bond != "normal"]
+    assert wrong and all(st.attempts == 2 and "attempt 0" in st.text for st in wrong)
+    assert all(st.problems[-1] == "retry failed: prompt too long" for st in wrong)
 
 
 def test_gate_off_keeps_the_first_attempt(tmp_path: Path) -> None:
