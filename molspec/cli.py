@@ -15,6 +15,7 @@ from typing import Any
 
 from molspec import __version__
 from molspec.diagnostics import MolspecError, Severity, render_short
+from molspec.engines.registry import ENGINE_NAMES
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
 
@@ -208,7 +209,7 @@ def _build_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("spec", metavar="SPEC")
     sp.add_argument("--out", metavar="DIR", help="dataset directory (default: out/<spec name>)")
     sp.add_argument("--limit", type=_positive, metavar="N", help="build only the first N samples of the plan")
-    sp.add_argument("--engine", choices=("vllm", "transformers", "openai", "echo"), help="override the engine")
+    sp.add_argument("--engine", choices=ENGINE_NAMES, help="override the engine")
     sp.add_argument("--model", metavar="M", help="override the model (hub id, local path, builtin:...)")
     sp.add_argument("--fresh", action="store_true", help="discard an earlier build in DIR and start over")
     sp.add_argument("--batch", type=_positive, metavar="N", help="samples in flight (engine batch size)")

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from molspec.diagnostics import Span
+from molspec.engines.registry import DEFAULT_ENGINE
 
 BondKind = Literal["covalent", "hydrogen", "vdw", "plain"]
 BOND_KINDS: dict[str, str] = {
@@ -113,7 +114,7 @@ class SourceSpec(Model):
 
 class ModelSpec(Model):
     name: str
-    engine: str = "vllm"
+    engine: str = DEFAULT_ENGINE
     model: str
     sampling: Sampling = Sampling(temperature=0.7, top_p=1.0, max_tokens=384)
     options: dict[str, Any] = Field(default_factory=dict)

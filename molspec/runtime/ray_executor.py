@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from molspec.engines import EngineError, default_window
+from molspec.engines import ENGINES, EngineError, default_window
 from molspec.runtime.build import (
     BuildOptions,
     BuildPlan,
@@ -139,7 +139,7 @@ def plan_resources(engine: str, options: dict[str, Any], cluster: dict[str, floa
     parallel = int(options.get("tensor_parallel_size", 1)) * int(options.get("pipeline_parallel_size", 1))
     have = float(cluster.get("GPU", 0))
     if gpus is None:
-        gpus = float(parallel) if engine == "vllm" and have else (1.0 if engine == "transformers" and have else 0.0)
+        gpus = float(parallel) if have and ENGINES[engine].uses_gpu else 0.0  # parallel is 1 but for vllm
     if engine == "vllm" and parallel > 1 and gpus < parallel:
         raise EngineError(f"tensor_parallel_size x pipeline_parallel_size is {parallel} in the model's options, "
                           f"but each replica gets {gpus:g} GPUs: pass --gpus-per-replica {parallel}")
