@@ -260,6 +260,8 @@ class Store:
         new = sorted(set(have) | {p for p in paths if _safe_rel(p)})
         if new != have or not self.owned_path.is_file():
             with _os_errors(self.root):
+                if self.owned_path.is_dir() and not self.owned_path.is_symlink():
+                    _remove(self.owned_path)  # damage in molspec's own folder, not a file of the user's
                 write_json_atomic(self.owned_path, new)
 
     def disown(self, paths: Iterable[str]) -> None:
@@ -300,8 +302,9 @@ class Store:
         with _os_errors(self.root):
             _append(self.meta / "rejected.jsonl", notes)  # kept before the journal loses them
             for path, bad in by_file.items():
-                kept = [raw for raw in path.read_bytes().splitlines(keepends=True) if raw not in bad]
-                _write_atomic(path, b"".join(raw for raw in kept if raw.endswith(b"\n")))
+                # Lines end at "\n" only, as `lines()` reads them (a damaged line may hold a "\r").
+                whole = [raw + b"\n" for raw in path.read_bytes().split(b"\n")[:-1]]
+                _write_atomic(path, b"".join(raw for raw in whole if raw not in bad))
 
     def append(self, records: Iterable[Row | Failure]) -> None:
         """Append records and make them durable before returning."""

@@ -174,6 +174,7 @@ DAMAGE: dict[str, tuple[Callable[[list[bytes]], list[bytes]], int]] = {
     # name: (edit of the journal's lines, how many samples it takes away; each edit leaves one bad line)
     "bytes ff fe": (_replace(3, lambda _: b"\xff\xfe\n"), 1),
     "a JSON list": (_replace(3, lambda _: b"[1,2,3]\n"), 1),
+    "a carriage return inside": (_replace(3, lambda ln: ln[:30] + b"\r" + ln[31:]), 1),
     "a JSON list, checksummed": (_replace(3, lambda _: stamped([1, 2, 3])), 1),
     "sample_index missing": (_field(3, _del("sample_index")), 1),
     "sample_index not an integer": (_field(3, _set("sample_index", "three")), 1),
