@@ -7,7 +7,8 @@
 Columns: per-class P/R/F1 and macro-F1 on all held-out traces; macro-F1 within a teacher (train
 split -> held-out R1 and QwQ traces), across teachers (all R1 -> all QwQ, and back), on held-out
 generated (molspec/SmolLM2) traces, and on held-out paragraph and sentence steps; steps/s labelling
-every step of every labelled run, in CPU seconds of this process (the machine is shared).
+every step of every labelled run, in CPU seconds of this process (the machine is shared); for `llm`,
+wall-clock seconds over the first 8 runs (its engine works in other threads and processes).
 `learned` is retrained for each view on that view's training runs only (never the shipped weights,
 which saw every label); `cue` and `llm` are not trained. Needs ../shared/data/traces.
 """
@@ -41,10 +42,15 @@ def learned_for(train: Sequence[Run], cache: dict[tuple[str, ...], Labeler]) -> 
     return cache[key]
 
 
-def score(labeler: Labeler, runs: Sequence[Run]) -> Report | None:
+def score(labeler: Labeler, runs: Sequence[Run], memo: dict[tuple[int, str, str, str], list[str]]) -> Report | None:
+    """Scores on `runs`; each run is labelled once per labeler (views share runs)."""
     if not runs:
         return None
-    gold, pred = labelset.gold_and_predicted(runs, labelset.predict(labeler, runs))
+    todo = [r for r in runs if (id(labeler), r.file, r.trace_id, r.unit) not in memo]
+    for run, labels in zip(todo, labelset.predict(labeler, todo), strict=True):
+        memo[(id(labeler), run.file, run.trace_id, run.unit)] = labels
+    predicted = [memo[(id(labeler), r.file, r.trace_id, r.unit)] for r in runs]
+    gold, pred = labelset.gold_and_predicted(runs, predicted)
     return report(gold, pred)
 
 
@@ -60,9 +66,16 @@ def measure(
     name: str, make: Callable[[Sequence[Run]], Labeler], views: Sequence[View], runs: Sequence[Run]
 ) -> dict[str, object]:
     row: dict[str, object] = {"labeler": name}
+    memo: dict[tuple[int, str, str, str], list[str]] = {}
     for view in views:
-        row[view.name] = score(make(view.train), view.test)
-    row["steps/s"] = speed(make([r for r in runs if r.split == "train"]), runs)
+        row[view.name] = score(make(view.train), view.test, memo)
+    if name == "llm":  # the engine works in other threads and processes: wall time of the one labelling pass
+        labeler = make([])
+        started = time.perf_counter()
+        labeler.label_many([(r.question, r.steps) for r in runs[:8]])
+        row["steps/s"] = sum(len(r.steps) for r in runs[:8]) / (time.perf_counter() - started)
+    else:
+        row["steps/s"] = speed(make([r for r in runs if r.split == "train"]), runs)
     return row
 
 
@@ -94,8 +107,15 @@ def main() -> None:
     ap.add_argument("--engine", default="vllm", help="engine of the llm judge")
     ap.add_argument("--model", default="builtin:smollm2-135m-instruct", help="model of the llm judge")
     ap.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    ap.add_argument("--heldout-only", action="store_true", help="score held-out traces only (no cross-teacher)")
+    ap.add_argument("--max-runs", type=int, default=None, help="with --heldout-only: the first N held-out runs")
     args = ap.parse_args()
     labels = labelset.load()
+    if args.heldout_only and "learned" in (args.labeler or ("learned",)):
+        ap.error("--heldout-only is for labelers that are not trained (cue, llm)")
+    if args.heldout_only:  # for slow judges: cross-teacher columns would label every trace
+        held = [r for r in labels.runs if r.split == "heldout"][: args.max_runs]
+        labels = labelset.LabelSet(held, labels.skipped)
     views = [labelset.View("heldout", *_heldout(labels.runs)), *labelset.views(labels)]
     counts = {v.name: sum(r.n_labelled for r in v.test) for v in views}
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(labels.skipped.items())) or "none"

@@ -42,10 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(model.to_json() + "\n", encoding="utf-8")
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(labels.skipped.items())) or "none"
-    print(f"trained on {model.info['labelled_steps']} labelled steps of {len(runs)} runs ({args.split}); "
-          f"skipped rows: {skipped}")
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, vocabulary {len(model.keys)} keys, "
-          f"{len(model.words)} tokens, {len(model.grams)} trigrams)")
+    print(
+        f"trained on {model.info['labelled_steps']} labelled steps of {len(runs)} runs ({args.split}); "
+        f"skipped rows: {skipped}"
+    )
+    print(
+        f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, vocabulary {len(model.keys)} keys, {len(model.words)} tokens)"
+    )
     if args.split == "train":
         held = [r for r in labels.runs if r.split == "heldout"]
         gold, pred = labelset.gold_and_predicted(held, labelset.predict(LearnedLabeler(model), held))

@@ -8,7 +8,7 @@ step repeats the question, the step just before, the step just after, and steps 
 Sparse keys (tuples, looked up in the model's vocabulary; unseen keys are ignored):
   ("o", w) / ("o2", w1, w2) / ("o3", w1, w2, w3)  the opening tokens;
   ("c", abc)                                     character trigrams of the opening characters;
-  the step's distinct tokens and token trigrams (presence; kept in separate vocabularies);
+  the step's distinct tokens (presence; a vocabulary of their own);
   ("p", w) / ("p2", ..) / ("n", w) / ("n2", ..)   the previous / next step's opening;
   ("len", k) / ("cue", prev, this)                a length bucket and the cue labels' transition.
 Body keys are weighted 1/sqrt(their count), so a paragraph and a sentence weigh the same in total:
@@ -47,14 +47,13 @@ class StepInput:
     Attributes:
         dense: `DENSE` values, in order.
         keys: opening, context, length and cue-transition keys (weight 1 each).
-        words: the step's distinct tokens; grams: its distinct token trigrams. Each of these weighs
-            `body_weight`, 1/sqrt(their number), so long and short steps weigh the same in total.
+        words: the step's distinct tokens. Each weighs `body_weight`, 1/sqrt(their number), so long
+            and short steps weigh the same in total.
     """
 
     dense: tuple[float, ...]
     keys: tuple[Key, ...]
     words: frozenset[str]
-    grams: frozenset[Key]
     body_weight: float
 
 
@@ -86,10 +85,8 @@ def trace_inputs(question: str | None, steps: Sequence[str]) -> list[StepInput]:
         dense.append(float(text.rstrip().endswith("?")))
         dense += _ONE_HOT[cue_labels[i - 1]] if i else _NONE
         dense += _ONE_HOT[cue_labels[i + 1]] if i + 1 < n else _NONE
-        size = len(words[i]) + len(own)
-        out.append(
-            StepInput(tuple(dense), _keys(text, openings, cue_labels, i), words[i], own, size**-0.5 if size else 0.0)
-        )
+        size = len(words[i])
+        out.append(StepInput(tuple(dense), _keys(text, openings, cue_labels, i), words[i], size**-0.5 if size else 0.0))
     return out
 
 

@@ -174,8 +174,9 @@ def load(files: Iterable[Path] | None = None, traces_dir: Path = TRACES, fixture
             reason = _check(row, cache.get(row.file, row.trace_id))
             if reason:
                 skipped[reason] += 1
-            elif (row.start, row.end) in groups[(row.file, row.trace_id, row.unit)]:
-                skipped["duplicate"] += 1  # the first label of a span wins
+            elif (row.start, row.end) in (group := groups[(row.file, row.trace_id, row.unit)]):
+                # the first label of a span wins; disagreements are counted apart (annotator agreement)
+                skipped["duplicate" if group[(row.start, row.end)] == row.label else "duplicate, other label"] += 1
             else:
                 groups[(row.file, row.trace_id, row.unit)][(row.start, row.end)] = row.label
     runs = []

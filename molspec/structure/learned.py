@@ -1,7 +1,7 @@
 """The `learned` labeler: a multinomial logistic regression over `features.trace_inputs`.
 
 The model is linear: per bond, a weight per dense signal, per opening/context key, per token and per
-token trigram; the highest sum wins. It reads paragraph-sized and sentence-sized steps alike.
+token; the highest sum wins. It reads paragraph-sized and sentence-sized steps alike.
 Weights are trained by `scripts/train_labeler.py` (see `learned_fit.fit`) from the hand labels and
 shipped in the wheel as `molspec/structure/weights/learned.json`: the vocabularies as JSON, the
 weight matrices as base64 little-endian float16 (half the size; no label changes at that precision),
@@ -62,7 +62,7 @@ class Model:
     """Vocabularies and two stages of weights.
 
     Attributes:
-        keys / words / grams: the vocabularies (key -> sparse row; rows are numbered after `DENSE`).
+        keys / words: the vocabularies (key -> sparse row; rows are numbered after `DENSE`).
         weights: stage 1, (len(DENSE) + vocabulary, len(BONDS)): rows `DENSE`, then the sparse rows.
         stage2: None, or (len(DENSE) + len(CONTEXT) + vocabulary, len(BONDS)): rows `DENSE`,
             `CONTEXT`, then the sparse rows; it re-scores each step knowing its neighbours' stage-1 labels.
@@ -71,14 +71,13 @@ class Model:
 
     keys: dict[Key, int]
     words: dict[str, int]
-    grams: dict[Key, int]
     weights: Matrix
     stage2: Matrix | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:
-        return len(DENSE) + len(self.keys) + len(self.words) + len(self.grams)
+        return len(DENSE) + len(self.keys) + len(self.words)
 
     def scores(self, inputs: Sequence[StepInput]) -> Matrix:
         """(steps, bonds) scores of one trace's steps."""
@@ -97,7 +96,7 @@ class Model:
         self, inputs: Sequence[StepInput]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         """Flat (row, value, step) triples of the steps' known sparse keys."""
-        kv, wv, gv = self.keys, self.words, self.grams
+        kv, wv = self.keys, self.words
         rows: list[int] = []
         counts: list[int] = []  # per step: opening/context hits, then body hits
         weights: list[float] = []
@@ -107,7 +106,6 @@ class Model:
             rows += filter(None, map(kv.get, s.keys))
             middle = len(rows)
             rows += filter(None, map(wv.get, s.words))
-            rows += filter(None, map(gv.get, s.grams))
             counts += (middle - start, len(rows) - middle)
             weights += (1.0, s.body_weight)
         owner = np.repeat(np.arange(len(inputs), dtype=np.int64), np.add.reduceat(counts, range(0, len(counts), 2)))
@@ -122,7 +120,6 @@ class Model:
                 "context": list(CONTEXT),
                 "keys": [list(k) for k in self.keys],
                 "words": list(self.words),
-                "grams": [list(g) for g in self.grams],
                 "weights": _encode(self.weights),
                 "stage2": None if self.stage2 is None else _encode(self.stage2),
                 "info": self.info,
@@ -140,14 +137,13 @@ class Model:
             raise ValueError("weights were written for another feature set; retrain with scripts/train_labeler.py")
         keys = {tuple(k): i for i, k in enumerate(data["keys"], len(DENSE))}
         words = {w: i for i, w in enumerate(data["words"], len(DENSE) + len(keys))}
-        grams = {tuple(g): i for i, g in enumerate(data["grams"], len(DENSE) + len(keys) + len(words))}
-        model = Model(keys, words, grams, _decode(data["weights"]), None, dict(data.get("info", {})))
+        model = Model(keys, words, _decode(data["weights"]), None, dict(data.get("info", {})))
         stage2 = None if data.get("stage2") is None else _decode(data["stage2"])
         if model.weights.shape[0] != model.n_rows or (
             stage2 is not None and stage2.shape[0] != model.n_rows + len(CONTEXT)
         ):
             raise ValueError("weight matrix does not match the vocabularies")
-        return Model(keys, words, grams, model.weights, stage2, model.info)
+        return Model(keys, words, model.weights, stage2, model.info)
 
 
 def linear(

@@ -31,7 +31,6 @@ class FitSettings:
         steps: full-batch Adam steps.
         lr: Adam step size.
         min_count: a key or token enters the vocabulary if this many labelled steps have it.
-        gram_min_count: the same for token trigrams (the largest vocabulary; it sets the file size).
         dense_l2: the dense signals' penalty, as a multiple of `l2`.
         folds: out-of-fold splits (by question) for stage 2's inputs; 1 trains stage 1 only.
     """
@@ -40,7 +39,6 @@ class FitSettings:
     steps: int = 300
     lr: float = 0.05
     min_count: int = 2
-    gram_min_count: int = 2
     folds: int = 3
     dense_l2: float = 0.1
 
@@ -67,21 +65,16 @@ def examples(runs: Sequence[Run], n_folds: int) -> Examples:
     return Examples(inputs, gold, folds)
 
 
-def vocabulary(
-    inputs: Sequence[StepInput], min_count: int, gram_min_count: int
-) -> tuple[dict[Key, int], dict[str, int], dict[Key, int]]:
-    """Keys and tokens seen in at least `min_count` steps (trigrams: `gram_min_count`), sorted, numbered after DENSE."""
+def vocabulary(inputs: Sequence[StepInput], min_count: int) -> tuple[dict[Key, int], dict[str, int]]:
+    """Keys and tokens seen in at least `min_count` labelled steps, sorted, numbered after DENSE."""
     keys: Counter[Key] = Counter(k for s in inputs for k in set(s.keys))
     words: Counter[str] = Counter(w for s in inputs for w in s.words)
-    grams: Counter[Key] = Counter(g for s in inputs for g in s.grams)
     k = sorted(x for x, n in keys.items() if n >= min_count)
     w = sorted(x for x, n in words.items() if n >= min_count)
-    g = sorted(x for x, n in grams.items() if n >= gram_min_count)
     first = len(DENSE)
     return (
         {x: i for i, x in enumerate(k, first)},
         {x: i for i, x in enumerate(w, first + len(k))},
-        {x: i for i, x in enumerate(g, first + len(k) + len(w))},
     )
 
 
@@ -93,8 +86,8 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
     labelled = data.labelled
     if not labelled:
         raise ValueError("no labelled steps to train on")
-    keys, words, grams = vocabulary(labelled, cfg.min_count, cfg.gram_min_count)
-    shell = Model(keys, words, grams, np.zeros((0, len(BONDS))))
+    keys, words = vocabulary(labelled, cfg.min_count)
+    shell = Model(keys, words, np.zeros((0, len(BONDS))))
     stage1 = _train(shell, data, [True] * len(runs), None, cfg)
     stage2 = None
     if cfg.folds > 1 and len(set(data.folds)) > 1:
@@ -102,7 +95,7 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
         for f in sorted(set(data.folds)):
             inside = [fold != f for fold in data.folds]
             w = _train(shell, data, inside, None, cfg)
-            part = Model(keys, words, grams, w)
+            part = Model(keys, words, w)
             for i, steps in enumerate(data.runs):
                 if not inside[i] and steps:
                     dense = np.array([s.dense for s in steps])
@@ -115,7 +108,7 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
         "class_counts": {b: int(sum((g == i).sum() for g in data.gold)) for i, b in enumerate(BONDS)},
         "settings": asdict(cfg),
     }
-    return Model(keys, words, grams, stage1, stage2, info)
+    return Model(keys, words, stage1, stage2, info)
 
 
 def _train(
