@@ -29,21 +29,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except MolspecError as err:
+    except MolspecError as err:  # every molspec error (spec, source, build dir, engine, Hub) prints here
         _print_diagnostics(err, args)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001  (the last line of defence: known failures print a paragraph)
+    except Exception as exc:  # noqa: BLE001  (the last line of defence: a bug, said as one)
         return _failure(exc)
 
 
 def _failure(exc: Exception) -> int:
-    message = getattr(exc, "message", None)
-    if message is not None:  # EngineError, SourceError, PushError, TraceError: user-facing by design
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     if os.environ.get("MOLSPEC_DEBUG"):
         raise exc
     print(f"internal error: {type(exc).__name__}: {exc}\n"
@@ -151,7 +147,6 @@ def cmd_build(args: argparse.Namespace) -> int:
     from molspec.pipeline import build
     from molspec.runtime.build import BuildOptions
     from molspec.runtime.console import ProgressLine, summary
-    from molspec.runtime.store import StoreError
 
     doc = load(args.spec)
     if args.out and "://" in args.out and not args.out.startswith("file://"):
@@ -167,9 +162,6 @@ def cmd_build(args: argparse.Namespace) -> int:
             result = _build_on_ray(args, doc, opts)
         else:
             result = build(doc, opts, on_round=None if args.quiet else display)
-    except StoreError as err:
-        print(f"error: {err.message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     finally:
         display.close()
     print(summary(result), file=sys.stderr)

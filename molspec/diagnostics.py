@@ -129,6 +129,27 @@ class MolspecError(Exception):
         return (type(self), (self.diagnostics, self.sources))
 
 
+NOWHERE = Span("", 0, 0, 1, 1)  # the span of a diagnostic about no place in a file (a folder, an engine, the Hub)
+
+
+class PlainError(MolspecError):
+    """A MolspecError about no place in a spec: one diagnostic with the class's `code`, a message and a help.
+
+    Subclasses (StoreError, EngineError, PushError, ...) only set `code`; `message` and `help` stay readable."""
+
+    code = "MOL000"
+
+    def __init__(self, message: str, help: str | None = None, where: Span | None = None) -> None:
+        self.message, self.help = message, help
+        super().__init__([Diagnostic(self.code, message, Label(where or NOWHERE), help=help)])
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[type[PlainError], tuple[Any, ...]]:
+        return (type(self), (self.message, self.help))
+
+
 @dataclass
 class PartialDiagnostic(Exception):
     """Raised where the position is not known; the caller that knows it turns it into a Diagnostic."""
@@ -166,7 +187,8 @@ def clip(text: str, limit: int = MAX_MESSAGE) -> str:
 def render_short(d: Diagnostic) -> str:
     """`file:line:col: severity[CODE]: message` on one line."""
     s = d.span
-    return f"{clip(s.file)}:{s.line}:{s.col}: {d.severity.value}[{d.code}]: {clip(d.message)}"
+    where = f"{clip(s.file)}:{s.line}:{s.col}: " if s.file else ""
+    return f"{where}{d.severity.value}[{d.code}]: {clip(d.message)}"
 
 
 MAX_SHOWN = 160  # characters of a source line shown in a diagnostic (a 1 MB token prints one window)
@@ -225,7 +247,8 @@ def render(d: Diagnostic, sources: dict[str, str], color: bool = False) -> str:
     text = sources.get(s.file)
     gutter = len(str(max([s.line] + [lab.span.line for lab in d.secondary])))
     pad = " " * gutter
-    out.append(f"{pad}{c(_BLUE, '-->')} {clip(s.file)}:{s.line}:{s.col}")
+    if s.file:
+        out.append(f"{pad}{c(_BLUE, '-->')} {clip(s.file)}:{s.line}:{s.col}")
     if text is not None:
         labels = [(d.primary, "^", _COLORS[d.severity])] + [(lab, "-", _BLUE) for lab in d.secondary
                                                              if lab.span.file == s.file]

@@ -18,6 +18,8 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from molspec.diagnostics import PlainError
+
 MANIFEST = "molspec.json"
 
 
@@ -342,12 +344,10 @@ class Manifest(Record):
     wall_s: float
 
 
-class ManifestError(Exception):
+class ManifestError(PlainError):
     """A build directory's molspec.json is missing or unreadable (`message` says which and what to do)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    code = "MOL701"
 
 
 def read_manifest(build_dir: Path) -> Manifest:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from molspec.diagnostics import Diagnostic, Label, Span
+from molspec.diagnostics import Diagnostic, Label, PlainError, Span
 from molspec.lang.files import FileProblem, Problem, open_regular, resolved
 from molspec.spec import SourceSpec
 
@@ -28,12 +28,16 @@ class Question:
     gold: str | None
 
 
-class SourceError(Exception):
-    """A source cannot be read. `code`, `message` and `help` become a diagnostic at the source's span."""
+class SourceError(PlainError):
+    """A source cannot be read. `code`, `message` and `help` become a diagnostic at the source's span
+    (`diagnostic(src)`); raised on its own, it is a diagnostic without one."""
 
     def __init__(self, code: str, message: str, help: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.help = code, message, help
+        self.code = code
+        super().__init__(message, help)
+
+    def __reduce__(self) -> tuple[type[SourceError], tuple[str, str, str | None]]:
+        return (type(self), (self.code, self.message, self.help))
 
     def diagnostic(self, src: SourceSpec) -> Diagnostic:
         span = src.span or Span("<spec>", 0, 0, 1, 1)

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from molspec.diagnostics import PlainError
+
 FinishReason = Literal["stop", "length", "error"]
 
 
@@ -122,16 +124,12 @@ class StreamingEngine(Engine, Protocol):
         ...
 
 
-class EngineError(Exception):
+class EngineError(PlainError):
     """The engine as a whole failed (not one request). `message` is one paragraph for the user.
 
     Attributes:
         message: what happened and what to do about it (which knob to turn, which extra to install).
     """
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    code = "MOL710"
 
-    def __reduce__(self) -> tuple[type[EngineError], tuple[str]]:
-        return (type(self), (self.message,))

@@ -11,7 +11,10 @@ import argparse
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from molspec.records import Manifest
 
 # Imports of the card, the plots and huggingface_hub stay inside the functions: every `molspec` command builds
 # this module's parser, and `molspec check` (a pre-commit hook) should not pay for them.
@@ -35,40 +38,32 @@ def run(args: argparse.Namespace) -> int:
 def push_dir(out: Path, repo: str | None = None, revision: str | None = None, private: bool = False,
              message: str | None = None) -> int:
     """Push the build in `out`; prints the outcome and returns the exit code (0 ok, 1 failed, 2 usage)."""
-    from molspec.publish.card import hub_repo, read_manifest
-    from molspec.publish.hub import PushError, push
+    from molspec.publish.hub import push
+    from molspec.records import read_manifest
 
     out = Path(out)
-    try:
-        manifest = read_manifest(out)
-    except ValueError as err:  # says what is missing and how to build it
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_FAILED
-    repo = repo or hub_repo(manifest)
+    manifest = read_manifest(out)  # ManifestError (MOL701) says what is missing and how to build it
+    repo = repo or manifest.output.hub
     if not repo:
         print("error: no Hub repo to push to: pass --repo NS/NAME, or set `output { hub = \"NS/NAME\" }` in the "
               "spec and rebuild.", file=sys.stderr)
         return EXIT_USAGE
-    private = private or bool((manifest.get("output") or {}).get("private"))
+    private = private or manifest.output.private
     _warn_dirty(manifest)
     _refresh_card(out, repo)
     _quiet_hub()
-    try:
-        result = push(out, repo, revision=revision, private=private, message=message)
-    except PushError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_FAILED
+    result = push(out, repo, revision=revision, private=private, message=message)  # PushError: MOL720
     print(result.summary())
     print(f"  browse   {result.url}")
     print(f'  load it  datasets.load_dataset("{result.repo}", revision="{result.tag}")')
     return EXIT_OK
 
 
-def _warn_dirty(manifest: dict[str, Any]) -> None:
-    spec = manifest.get("spec") or {}
-    if spec.get("git_dirty"):
-        commit = str(spec.get("git_commit") or "?")[:12]
-        print(f"warning: {spec.get('path', 'the spec')} had uncommitted changes when it was built, so git commit "
+def _warn_dirty(manifest: Manifest) -> None:
+    spec = manifest.spec
+    if spec.git_dirty:
+        commit = (spec.git_commit or "?")[:12]
+        print(f"warning: {spec.path} had uncommitted changes when it was built, so git commit "
               f"{commit} does not reproduce this dataset (the card says so; the exact spec files are pushed under "
               "spec/). Commit the spec and rebuild for a dataset that its commit reproduces.", file=sys.stderr)
 

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from huggingface_hub import constants, set_client_factory
 from huggingface_hub.errors import HfHubHTTPError
 
+from molspec.diagnostics import PlainError
 from molspec.engines.redact import redact
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,10 @@ TIMEOUT_ENV, CONNECT_TIMEOUT_ENV = "MOLSPEC_HUB_TIMEOUT", "MOLSPEC_HUB_CONNECT_T
 DEFAULT_READ_S, DEFAULT_CONNECT_S = 120.0, 10.0  # a big commit can take the Hub a minute to answer
 
 
-class PushError(Exception):
+class PushError(PlainError):
     """Publishing failed or was refused; the message says why and what to do next (never the token)."""
+
+    code = "MOL720"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import glob
 import hashlib
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from molspec.diagnostics import PlainError
 from molspec.records import SCHEMA, Failure, Record, Row, row_dicts, rows_digest
 
 STATE_VERSION = 2
@@ -38,12 +41,10 @@ CARD = ("README.md", "structure.png")  # written by the card after each build; o
 KEY_TYPES: dict[str, type] = {"spec_sha256": str, "seed": int, "samples": int, "engine": str, "model": str}
 
 
-class StoreError(Exception):
+class StoreError(PlainError):
     """The output directory cannot be used (not ours, another build's, locked, unwritable)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    code = "MOL702"
 
 
 @dataclass(frozen=True)
@@ -476,9 +477,13 @@ def _remove(path: Path) -> None:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """The one atomic write: a temporary file beside the target, fsynced, then renamed over it."""
+    """The one atomic write: a temporary file beside the target, fsynced, then renamed over it.
+
+    The temporary name is the writer's own (`.NAME.<pid>-<random>.tmp`): two processes writing one file at
+    once (two builds drawing the card, a push refreshing it) each rename a whole file, the last one wins."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    _sweep(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         with tmp.open("wb") as fh:
             fh.write(data)
@@ -490,6 +495,26 @@ def _write_atomic(path: Path, data: bytes) -> None:
             tmp.unlink()  # a disk-full write leaves no stray temporary file behind
         raise
     _fsync_dir(path.parent)
+
+
+def _sweep(path: Path) -> None:
+    """Remove the temporary files of `path` that killed writers left (their process is gone)."""
+    prefix = f".{path.name}."
+    for tmp in path.parent.glob(glob.escape(prefix) + "*tmp"):
+        pid = tmp.name[len(prefix):].split("-")[0]
+        if tmp.name == f"{prefix}tmp" or (pid.isdigit() and not _alive(int(pid))):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, and is another user's
+    return True
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from molspec.diagnostics import PlainError, Span
+
 THINKING_FIELD = "thinking"
 # Fields that may hold a whole response with the thinking inside <think>...</think>, in the order tried.
 RESPONSE_FIELDS: tuple[str, ...] = ("response", "output", "completion", "text", "content")
@@ -22,7 +24,7 @@ OPEN_THINK, CLOSE_THINK = "<think>", "</think>"
 _PARQUET_BATCH = 256  # rows per Arrow batch: small enough that long traces do not pile up in memory
 
 
-class TraceError(ValueError):
+class TraceError(PlainError):
     """A trace source is unreadable or a record has no usable thinking text.
 
     Attributes:
@@ -31,11 +33,13 @@ class TraceError(ValueError):
         message: one line, without the location.
     """
 
+    code = "MOL410"
+
     def __init__(self, path: str, line: int | None, message: str) -> None:
         self.path = path
         self.line = line
+        super().__init__(message, where=Span(path, 0, 0, line or 1, 1))
         self.message = message
-        super().__init__(str(self))
 
     def __str__(self) -> str:
         where = self.path if self.line is None else f"{self.path}:{self.line}"
