@@ -11,8 +11,7 @@ from molspec.diagnostics import Diagnostic, MolspecError, Severity, Span
 from molspec.plan.compile import Plan, Walks
 from molspec.plan.stats import PlanStats
 from molspec.spec import Spec
-
-__version__ = "0.1.0"
+from molspec.version import __version__
 
 __all__ = ["Diagnostic", "Document", "MolspecError", "Plan", "PlanStats", "Severity", "Span", "Spec", "Walks",
            "__version__", "load"]

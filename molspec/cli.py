@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from molspec import __version__
+from molspec.atomic import write_atomic
 from molspec.diagnostics import MolspecError, Severity, render_short
 from molspec.engines.registry import ENGINE_NAMES
+from molspec.version import __version__
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
 
@@ -101,7 +102,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         if args.check:
             print(f"would reformat {path}", file=sys.stderr)
         else:
-            _write_atomic(Path(path), new)
+            write_atomic(Path(path), new)
             print(f"reformatted {path}", file=sys.stderr)
     if args.check and changed:
         return EXIT_BAD_INPUT
@@ -112,12 +113,6 @@ def _read_text(path: str) -> str:
     from molspec.lang.imports import read_spec
 
     return read_spec(path)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.molspec-tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- plan

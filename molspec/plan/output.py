@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,6 +10,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
+from molspec.atomic import atomic_path
 from molspec.plan.compile import Plan, Walks
 from molspec.plan.stats import PlanStats
 
@@ -64,13 +64,11 @@ def write_walks(plan: Plan, out: Path) -> None:
 
         raise MolspecError([Diagnostic("MOL014", f"cannot write walks to {out}: use .parquet or .jsonl",
                                        Label(Span(str(out), 0, 0, 1, 1)))])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if suffix == ".parquet":
-        _write_parquet(plan, tmp)
-    else:
-        _write_jsonl(plan, tmp)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        if suffix == ".parquet":
+            _write_parquet(plan, tmp)
+        else:
+            _write_jsonl(plan, tmp)
 
 
 def _table(plan: Plan, w: Walks) -> pa.Table:

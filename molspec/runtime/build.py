@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from molspec import __version__
 from molspec.engines import Engine, create, default_window
 from molspec.plan.compile import Plan
 from molspec.provenance import GitInfo
@@ -28,6 +27,7 @@ from molspec.runtime.spec_copy import copy_spec
 from molspec.runtime.store import BuildKey, Scan, Store, write_json_atomic
 from molspec.sources import Question
 from molspec.spec import Spec
+from molspec.version import __version__
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from molspec import __version__
 from molspec.plan.stats import plan_stats
 from molspec.records import (
     AnswerInfo,
@@ -28,6 +27,7 @@ from molspec.records import (
 )
 from molspec.runtime.realised import realised_stats
 from molspec.runtime.spec_copy import SpecCopy
+from molspec.version import __version__
 
 if TYPE_CHECKING:
     from molspec.runtime.build import BuildResult, Prepared
