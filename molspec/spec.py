@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +25,14 @@ BOND_KINDS: dict[str, str] = {
     "plain": "normal operation: a routine step",
 }
 RESERVED = ("start", "end", "answer")
+# The CPU labelers a spec may pick for the fidelity gate: `molspec.structure.label.LABELERS` without "llm"
+# (which needs an engine). Written out so that checking a spec never imports the labelers; a test keeps
+# the two lists equal.
+FidelityLabeler = Literal["learned", "cue"]
+FIDELITY_LABELERS: tuple[str, ...] = get_args(FidelityLabeler)
+# The defaults a spec gets when it leaves a value out live on the fields below (the check schemas, the
+# help texts and docs/language.md read them from there); these two are shared by several models.
+DEFAULT_SAMPLES = 100
 
 
 class Model(BaseModel):
@@ -35,9 +43,9 @@ class Model(BaseModel):
 class Sampling(Model):
     """Decoding settings; per-bond overrides leave unset fields as None."""
 
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
+    temperature: float | None = Field(default=None, ge=0, le=5, description="sampling temperature; 0 is greedy")
+    top_p: float | None = Field(default=None, gt=0, le=1, description="nucleus sampling: the probability mass kept")
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000, description="the most tokens one step may write")
 
     def over(self, base: Sampling) -> Sampling:
         """These settings, falling back to `base` where unset."""
@@ -46,12 +54,15 @@ class Sampling(Model):
                         max_tokens=base.max_tokens if self.max_tokens is None else self.max_tokens)
 
 
+DEFAULT_SAMPLING = Sampling(temperature=0.7, top_p=1.0, max_tokens=384)  # a model's, where it sets none
+
+
 class BondSpec(Model):
     name: str
     kind: BondKind
-    title: str
-    instruct: str
-    template: str | None = None
+    title: str = Field(description="a short title; default: the name, capitalised")
+    instruct: str = Field(description="the instruction for this behaviour")
+    template: str | None = Field(default=None, description="a step template for this bond only")
     sampling: Sampling = Sampling()
     template_span: Span | None = Field(default=None, exclude=True, repr=False)
 
@@ -79,8 +90,8 @@ class GraphSpec(Model):
 
     name: str
     mode: Literal["probability", "energy"] = "probability"
-    temperature: float = 1.0
-    normalize: bool = False
+    temperature: float = Field(default=1.0, gt=0, description="energy graphs: p ∝ exp(-E / temperature)")
+    normalize: bool = Field(default=False, description="divide each row by its sum")
     rows: tuple[RowSpec, ...]
     min_steps: int = 1
     max_steps: int = 64
@@ -97,45 +108,49 @@ class SourceSpec(Model):
     path: str | None = None  # as written, relative to the spec file that declares it
     base: str = Field(default=".", exclude=True, repr=False)  # that file's folder (not hashed)
     repo: str | None = None
-    config: str | None = None
-    split: str = "train"
-    question: str = "question"
-    gold: str | None = "gold"
-    id: str | None = None
-    limit: int | None = None
+    config: str | None = Field(default=None, description="the Hub dataset's configuration")
+    split: str = Field(default="train", description="the Hub dataset's split")
+    question: str = Field(default="question", description="the column holding the question")
+    gold: str | None = Field(default="gold", description="the column holding the reference answer")
+    id: str | None = Field(default=None, description="the column holding a stable question id")
+    limit: int | None = Field(default=None, ge=1, description="use the first N questions only")
 
     @property
     def location(self) -> str:
-        """The absolute file path, or the Hub id."""
+        """The absolute file path (symbolic links resolved where they can be), or the Hub id."""
         if self.format == "hub":
             return str(self.repo)
-        return str((Path(self.base) / str(self.path)).resolve())
+        path = Path(self.base) / str(self.path)
+        try:
+            return str(path.resolve())
+        except (RuntimeError, OSError):  # a symlink loop (RuntimeError before Python 3.13), a vanished folder
+            return str(path.absolute())
 
 
 class ModelSpec(Model):
     name: str
-    engine: str = DEFAULT_ENGINE
-    model: str
-    sampling: Sampling = Sampling(temperature=0.7, top_p=1.0, max_tokens=384)
+    engine: str = Field(default=DEFAULT_ENGINE, description="one of molspec.engines.registry.ENGINE_NAMES")
+    model: str = Field(description="a hub id, a local path or builtin:...")
+    sampling: Sampling = DEFAULT_SAMPLING
     options: dict[str, Any] = Field(default_factory=dict)
-    chat_template: str | None = None
+    chat_template: str | None = Field(default=None, description="a Jinja chat template instead of the model's own")
 
 
 class SplitSpec(Model):
     name: str
-    samples: int
-    graphs: tuple[str, ...]
-    source: str
-    allow_mixing: bool = False
+    samples: int = Field(default=DEFAULT_SAMPLES, ge=1, le=1_000_000_000, description="how many rows to build")
+    graphs: tuple[str, ...] = Field(description="the graphs (isomers) to sample walks from")
+    source: str = Field(description="the source of the questions")
+    allow_mixing: bool = Field(default=False, description="allow one split to draw from several graphs")
 
 
 class DatasetSpec(Model):
     name: str
-    seed: int = 0
-    license: str | None = None
-    description: str | None = None
-    language: tuple[str, ...] = ("en",)
-    model: str
+    seed: int = Field(default=0, ge=0, le=2**63 - 1, description="the seed of every random choice of the plan")
+    license: str | None = Field(default=None, description="the dataset card's license")
+    description: str | None = Field(default=None, description="the dataset card's description")
+    language: tuple[str, ...] = Field(default=("en",), description="the dataset card's languages")
+    model: str = Field(description="the model that writes the steps")
     splits: tuple[SplitSpec, ...]
 
     @property
@@ -144,18 +159,19 @@ class DatasetSpec(Model):
 
 
 class AnswerSpec(Model):
-    instruct: str = "Now state the final answer. Put it in \\boxed{}."
-    verify: Literal["math", "exact", "none"] = "math"
-    keep: Literal["all", "correct"] = "all"
+    instruct: str = Field(default="Now state the final answer. Put it in \\boxed{}.",
+                          description="the instruction of the answer turn")
+    verify: Literal["math", "exact", "none"] = Field(default="math", description="how the answer is compared with gold")
+    keep: Literal["all", "correct"] = Field(default="all", description="keep every row, or verified ones only")
     sampling: Sampling = Sampling()
 
 
 class OutputSpec(Model):
-    format: Literal["messages"] = "messages"
-    think: bool = True
-    hub: str | None = None
-    private: bool = False
-    shard_rows: int = 10_000
+    format: Literal["messages"] = Field(default="messages", description="the row layout")
+    think: bool = Field(default=True, description="wrap the steps in <think> ... </think>")
+    hub: str | None = Field(default=None, description="the Hub dataset id to push to")
+    private: bool = Field(default=False, description="push as a private dataset")
+    shard_rows: int = Field(default=10_000, ge=1, description="rows per parquet shard")
 
 
 class FidelitySpec(Model):
@@ -168,9 +184,9 @@ class FidelitySpec(Model):
         retries: extra attempts per step at most.
     """
 
-    gate: bool = True
-    labeler: str = "learned"
-    retries: int = 2
+    gate: bool = Field(default=True, description="re-ask steps that miss their bond (the CLI's --gate/--no-gate wins)")
+    labeler: FidelityLabeler = Field(default="learned", description="the CPU labeler of each step")
+    retries: int = Field(default=2, ge=0, le=5, description="extra attempts per step at most")
 
 
 class Templates(Model):

@@ -12,17 +12,35 @@ from pathlib import Path
 from typing import Any
 
 from molspec.check import schema as S
+from molspec.check.blocks import (
+    ANSWER,
+    BOND,
+    COLUMNS,
+    DATASET,
+    FIDELITY,
+    GRAPH,
+    MODEL,
+    OUTPUT,
+    SOURCE_FORMATS,
+    SPLIT,
+    TEMPLATE_NAMES,
+    call_schema,
+)
 from molspec.check.defaults import ANSWER_TEMPLATE, STEP_TEMPLATE
+from molspec.check.options import engine_options
 from molspec.diagnostics import Diagnostic, Label, Severity, Span, did_you_mean
+from molspec.engines.registry import ENGINE_NAMES
 from molspec.lang import ast
 from molspec.lang.imports import Program
 from molspec.spec import (
     BOND_KINDS,
+    DEFAULT_SAMPLING,
     RESERVED,
     AnswerSpec,
     BondSpec,
     DatasetSpec,
     EdgeSpec,
+    FidelitySpec,
     GraphSpec,
     ModelSpec,
     OutputSpec,
@@ -34,32 +52,7 @@ from molspec.spec import (
     Templates,
 )
 
-ENGINES = ("vllm", "transformers", "openai", "echo")
-_SAMPLING_KEYS = (S.Key("temperature", "float", lo=0, hi=5), S.Key("top_p", "float", lo=0, lo_open=True, hi=1),
-                  S.Key("max_tokens", "int", lo=1, hi=1_000_000))
-BOND = S.Schema("a bond", (S.Key("instruct", "str", required=True, doc="the instruction for this behaviour"),
-                           S.Key("title", "str"), S.Key("template", "str"), *_SAMPLING_KEYS))
-MODEL = S.Schema("a model", (S.Key("engine", "str"),
-                             S.Key("name", "str", required=True, doc="a hub id, a local path or builtin:..."),
-                             S.Key("chat_template", "str"), *_SAMPLING_KEYS), sections=("options",))
-_SPLIT_KEYS = (S.Key("samples", "int", lo=1, hi=1e9), S.Key("graph", "refs"), S.Key("source", "ref"),
-               S.Key("allow_mixing", "bool"))
-DATASET = S.Schema("the dataset", (*_SPLIT_KEYS, S.Key("seed", "int", lo=0, hi=2**63 - 1),
-                                   S.Key("license", "str"), S.Key("description", "str"),
-                                   S.Key("language", "strs"), S.Key("model", "ref")), sections=("split",))
-SPLIT = S.Schema("a split", _SPLIT_KEYS)
-GRAPH = S.Schema("a graph", (S.Key("steps", "range", doc="length bounds, e.g. steps = 8..40"),
-                             S.Key("normalize", "bool"), S.Key("temperature", "float", lo=0, lo_open=True)))
-COLUMNS = S.Schema("a source", (S.Key("question", "str"), S.Key("gold", "str"), S.Key("id", "str"),
-                                S.Key("limit", "int", lo=1)))
-ANSWER = S.Schema("the answer step", (S.Key("instruct", "str"),
-                                      S.Key("verify", "str", choices=("math", "exact", "none")),
-                                      S.Key("keep", "str", choices=("all", "correct")), *_SAMPLING_KEYS))
-OUTPUT = S.Schema("the output", (S.Key("format", "str", choices=("messages",)), S.Key("think", "bool"),
-                                 S.Key("hub", "str"), S.Key("private", "bool"),
-                                 S.Key("shard_rows", "int", lo=1)))
-SOURCE_FORMATS = ("jsonl", "parquet", "csv", "hub")
-TEMPLATE_NAMES = ("step", "answer", "system")
+SINGLES = (ast.Dataset, ast.Answer, ast.Output, ast.Fidelity)  # at most one each, in the main spec only
 
 
 @dataclass
@@ -96,11 +89,12 @@ def lower(prog: Program) -> tuple[Spec | None, list[Diagnostic]]:
     sources = {n: s for n, item in low.defs.get("source", {}).items() if (s := _source(low, item))}
     models = {n: m for n, item in low.defs.get("model", {}).items() if (m := _model(low, item))}
     templates = _templates(low)
-    singles = {type(i).__name__: i for i in main.items if isinstance(i, (ast.Dataset, ast.Answer, ast.Output))}
+    singles = {type(i).__name__: i for i in main.items if isinstance(i, SINGLES)}
     dataset = _dataset(low, singles.get("Dataset"), graphs, sources, models)
     spec = Spec(version=version, path=prog.main, dataset=dataset, sources=sources, models=models, bonds=bonds,
                 graphs=graphs, templates=templates, answer=_answer(low, singles.get("Answer")),
-                output=_output(low, singles.get("Output")), files=dict(prog.sources))
+                output=_output(low, singles.get("Output")), fidelity=_fidelity(low, singles.get("Fidelity")),
+                files=dict(prog.sources))
     return spec, low.diags
 
 
@@ -131,7 +125,7 @@ def _collect(low: Lowering) -> None:
     for file in low.prog.files:
         is_main = file.path == low.prog.main
         for item in file.items:
-            if isinstance(item, (ast.Dataset, ast.Answer, ast.Output)):
+            if isinstance(item, SINGLES):
                 _single(low, item, singles, is_main)
                 continue
             ns = kinds.get(type(item))
@@ -144,7 +138,7 @@ def _single(low: Lowering, item: ast.Node, seen: dict[str, ast.Node], is_main: b
     if not is_main:
         low.error("MOL504", f"an imported file cannot declare `{word}`", item.sp,
                   help="imports share bonds, graphs, templates, models and sources; "
-                       "keep dataset, answer and output in the main spec")
+                       "keep dataset, answer, output and fidelity in the main spec")
     elif word in seen:
         low.error("MOL105", f"`{word}` is declared twice", item.sp,
                   secondary=(Label(seen[word].sp, "first declared here"),), help="keep one")
@@ -177,15 +171,15 @@ def _bond(low: Lowering, b: ast.Bond) -> BondSpec | None:
         low.error("MOL106", f"unknown bond kind '{kind}'", b.kind.sp, label="not a bond kind",
                   help=hint or "kinds: " + ", ".join(f"{k} ({v.split(':')[0]})" for k, v in BOND_KINDS.items()))
         return None
-    title = b.title.value if b.title is not None else vals.get("title", b.name.name.replace("_", " ").title())
-    return BondSpec(name=b.name.name, kind=kind, title=title, instruct=vals.get("instruct", ""),  # type: ignore[arg-type]
-                    template=vals.get("template"), sampling=_sampling(vals), span=b.name.sp,
-                    template_span=vals.spans.get("template"))
+    fields = {"instruct": "", "title": b.name.name.replace("_", " ").title(), **vals.of(BondSpec)}
+    if b.title is not None:
+        fields["title"] = b.title.value
+    return BondSpec(name=b.name.name, kind=kind, **fields, sampling=_sampling(vals),  # type: ignore[arg-type]
+                    span=b.name.sp, template_span=vals.spans.get("template"))
 
 
 def _sampling(vals: S.Values) -> Sampling:
-    return Sampling(temperature=vals.get("temperature"), top_p=vals.get("top_p"),
-                    max_tokens=vals.get("max_tokens"))
+    return Sampling(**vals.of(Sampling))
 
 
 # ---------------------------------------------------------------- graphs
@@ -207,11 +201,10 @@ def _graph(low: Lowering, g: ast.Graph, bonds: dict[str, BondSpec]) -> GraphSpec
         low.warning("MOL118", "`temperature` only applies to energy graphs", vals.spans["temperature"],
                     help="declare the graph as `graph NAME : energy { ... }` or remove temperature")
     rows = _rows(low, g, bonds, mode)
-    lo, hi = vals.get("steps", (1, 64))
-    return GraphSpec(name=g.name.name, mode=mode, temperature=vals.get("temperature", 1.0),  # type: ignore[arg-type]
-                     normalize=vals.get("normalize", False), rows=rows, min_steps=lo, max_steps=hi,
-                     has_steps="steps" in vals.values, steps_span=vals.spans.get("steps"), valid=valid,
-                     span=g.name.sp)
+    steps = vals.get("steps")
+    bounds = {"min_steps": steps[0], "max_steps": steps[1]} if steps is not None else {}
+    return GraphSpec(name=g.name.name, mode=mode, rows=rows, **vals.of(GraphSpec), **bounds,  # type: ignore[arg-type]
+                     has_steps=steps is not None, steps_span=vals.spans.get("steps"), valid=valid, span=g.name.sp)
 
 
 def _rows(low: Lowering, g: ast.Graph, bonds: dict[str, BondSpec], mode: str) -> tuple[RowSpec, ...]:
@@ -282,37 +275,27 @@ def _source(low: Lowering, s: ast.Source) -> SourceSpec | None:
         low.error("MOL119", f"{fmt}(...) takes one string: the {'dataset id' if fmt == 'hub' else 'file path'}",
                   s.call.sp, help=f'e.g. {fmt}("{"openai/gsm8k" if fmt == "hub" else "data/questions." + fmt}")')
         return None
-    kw = S.read_block(ast.Block(props=s.call.kwargs, span=s.call.sp), _call_schema(fmt), low.diags, s.call.sp)
+    kw = S.read_block(ast.Block(props=s.call.kwargs, span=s.call.sp), call_schema(fmt), low.diags, s.call.sp)
     cols = S.read_block(s.body, COLUMNS, low.diags, s.sp)
     target = s.call.args[0].value
     base = str(low.prog.paths.get(s.sp.file, Path(s.sp.file).resolve()).parent)
     return SourceSpec(name=s.name.name, format=fmt, path=None if fmt == "hub" else target,  # type: ignore[arg-type]
-                      repo=target if fmt == "hub" else None, config=kw.get("config"),
-                      split=kw.get("split", "train"), question=cols.get("question", "question"),
-                      gold=cols.get("gold", "gold"), id=cols.get("id"), limit=cols.get("limit"),
+                      repo=target if fmt == "hub" else None, **kw.of(SourceSpec), **cols.of(SourceSpec),
                       base=base, span=s.call.args[0].sp)
-
-
-def _call_schema(fmt: str) -> S.Schema:
-    keys = (S.Key("config", "str"), S.Key("split", "str")) if fmt == "hub" else ()
-    return S.Schema(f"{fmt}(...)", keys)
 
 
 def _model(low: Lowering, m: ast.Model) -> ModelSpec | None:
     vals = S.read_block(m.body, MODEL, low.diags, m.sp)
     if "name" not in vals.values:
         return None
-    options: dict[str, Any] = {}
-    for sec in vals.sections:
-        options.update(S.block_to_dict(sec.body, low.diags))
-    engine = vals.get("engine", "vllm")
-    if engine not in ENGINES:
+    fields = vals.of(ModelSpec)
+    engine = fields.get("engine", ModelSpec.model_fields["engine"].default)
+    if engine not in ENGINE_NAMES:
         low.error("MOL114", f"unknown engine '{engine}'", vals.spans["engine"], label="not an engine",
-                  help=did_you_mean(engine, ENGINES) or "engines: " + ", ".join(ENGINES))
-    base = Sampling(temperature=0.7, top_p=1.0, max_tokens=384)
-    return ModelSpec(name=m.name.name, engine=engine, model=vals.get("name"),
-                     sampling=_sampling(vals).over(base), options=options,
-                     chat_template=vals.get("chat_template"), span=m.name.sp)
+                  help=did_you_mean(engine, ENGINE_NAMES) or "engines: " + ", ".join(ENGINE_NAMES))
+    options = engine_options(engine, vals.sections, low.diags)
+    return ModelSpec(name=m.name.name, **fields, sampling=_sampling(vals).over(DEFAULT_SAMPLING), options=options,
+                     span=m.name.sp)
 
 
 # ---------------------------------------------------------------- dataset
@@ -328,19 +311,16 @@ def _dataset(low: Lowering, d: Any, graphs: dict[str, GraphSpec], sources: dict[
     model = _default_ref(low, vals, "model", models, d)
     splits = [_split(low, sec, default_graphs, default_source, graphs, sources) for sec in vals.sections]
     if not splits:
-        samples = vals.get("samples", 100)
-        splits = [SplitSpec(name="train", samples=samples, graphs=default_graphs, source=default_source,
-                            allow_mixing=vals.get("allow_mixing", False), span=d.name.sp)]
+        fields = {**vals.of(SplitSpec), "graphs": default_graphs, "source": default_source}
+        splits = [SplitSpec(name="train", **fields, span=d.name.sp)]
     elif "samples" in vals.values:
         total = sum(s.samples for s in splits)
         if total != vals.get("samples"):
             low.error("MOL605", f"the splits add up to {total} samples, but the dataset says {vals.get('samples')}",
                       vals.spans["samples"], help="remove `samples` from the dataset or make the splits add up")
     _unique_splits(low, vals.sections)
-    lang = vals.get("language", ("en",))
-    return DatasetSpec(name=d.name.value, seed=vals.get("seed", 0), license=vals.get("license"),
-                       description=vals.get("description"), language=lang, model=model,
-                       splits=tuple(splits), span=d.name.sp)
+    return DatasetSpec(name=d.name.value, **{**vals.of(DatasetSpec), "model": model}, splits=tuple(splits),
+                       span=d.name.sp)
 
 
 def _unique_splits(low: Lowering, sections: list[ast.Section]) -> None:
@@ -361,9 +341,8 @@ def _split(low: Lowering, sec: ast.Section, graphs_default: tuple[str, ...], sou
     vals = S.read_block(sec.body, SPLIT, low.diags, sec.sp)
     g = _refs(low, vals, "graph", graphs) or graphs_default
     src = (_refs(low, vals, "source", sources) or (source_default,))[0]
-    return SplitSpec(name=sec.label.name if sec.label else "train", samples=vals.get("samples", 100),
-                     graphs=g, source=src, allow_mixing=vals.get("allow_mixing", False),
-                     span=(sec.label or sec.key).sp)
+    fields = {**vals.of(SplitSpec), "graphs": g, "source": src}
+    return SplitSpec(name=sec.label.name if sec.label else "train", **fields, span=(sec.label or sec.key).sp)
 
 
 def _refs(low: Lowering, vals: S.Values, key: str, table: dict[str, Any]) -> tuple[str, ...]:
@@ -425,13 +404,18 @@ def _answer(low: Lowering, a: Any) -> AnswerSpec:
     if a is None:
         return AnswerSpec()
     vals = S.read_block(a.body, ANSWER, low.diags, a.sp)
-    base = AnswerSpec()
-    return AnswerSpec(instruct=vals.get("instruct", base.instruct), verify=vals.get("verify", base.verify),
-                      keep=vals.get("keep", base.keep), sampling=_sampling(vals), span=a.sp)
+    return AnswerSpec(**vals.of(AnswerSpec), sampling=_sampling(vals), span=a.sp)
 
 
 def _output(low: Lowering, o: Any) -> OutputSpec:
     if o is None:
         return OutputSpec()
     vals = S.read_block(o.body, OUTPUT, low.diags, o.sp)
-    return OutputSpec(**{k: v for k, v in vals.values.items()}, span=o.sp)
+    return OutputSpec(**vals.of(OutputSpec), span=o.sp)
+
+
+def _fidelity(low: Lowering, f: Any) -> FidelitySpec:
+    if f is None:
+        return FidelitySpec()
+    vals = S.read_block(f.body, FIDELITY, low.diags, f.sp)
+    return FidelitySpec(**vals.of(FidelitySpec), span=f.sp)

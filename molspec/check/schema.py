@@ -1,15 +1,23 @@
 """Property schemas: which keys a `{ ... }` block takes, their types and ranges.
 
-`read_block` turns a syntax block into plain Python values, reporting unknown keys (with "did you
-mean"), duplicates, wrong types, values out of range and missing required keys, each at its span.
+The keys are derived from the pydantic models of `molspec.spec` (`keys_of`): kind, bounds, choices,
+whether a key is required and its help text come from the fields, and each value is validated by its
+field, so the spec models are the one place that says what a value may be. `read_block` turns a syntax
+block into plain Python values, reporting unknown keys (with "did you mean"), duplicates, wrong types,
+values out of range and missing required keys, each at its span.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import types
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union, cast, get_args, get_origin
+
+import annotated_types as at
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from molspec.diagnostics import Diagnostic, Label, Severity, Span, did_you_mean
 from molspec.lang import ast
@@ -28,9 +36,11 @@ class Key:
         name: the key as written.
         kind: the value type expected.
         required: report MOL112 when absent.
-        lo, hi: inclusive bounds for numbers (hi_open / lo_open make them exclusive).
+        lo, hi: inclusive bounds for numbers (lo_open makes lo exclusive), for help texts.
         choices: allowed string values.
         doc: a few words for help texts.
+        owner, attr: the spec model and field the value goes to (`Values.of`).
+        adapter: validates a value of the right kind against the field's constraints.
     """
 
     name: str
@@ -41,6 +51,67 @@ class Key:
     lo_open: bool = False
     choices: tuple[str, ...] = ()
     doc: str = ""
+    owner: type[BaseModel] | None = None
+    attr: str = ""
+    adapter: TypeAdapter[Any] | None = field(default=None, compare=False, repr=False)
+
+
+def keys_of(model: type[BaseModel], *names: str, spelled: Mapping[str, str] | None = None,
+            kinds: Mapping[str, Kind] | None = None, optional: Collection[str] = ()) -> tuple[Key, ...]:
+    """The keys for fields `names` of `model`.
+
+    Args:
+        spelled: field -> key as written, where they differ (`model` of ModelSpec is written `name`).
+        kinds: field -> kind, where the language reads a name (`ref`, `refs`) instead of a string.
+        optional: required fields that the language fills in itself (a bond's title, the dataset's model).
+    """
+    return tuple(_key(model, name, (spelled or {}).get(name, name), (kinds or {}).get(name),
+                      name not in optional) for name in names)
+
+
+def _key(model: type[BaseModel], attr: str, name: str, kind: Kind | None, may_require: bool) -> Key:
+    info = model.model_fields[attr]
+    base = _strip_none(info.annotation)
+    choices = tuple(get_args(base)) if get_origin(base) is Literal else ()
+    lo, hi, lo_open = _bounds(info.metadata)
+    return Key(name, kind or _kind_of(base), required=may_require and info.is_required(), lo=lo, hi=hi,
+               lo_open=lo_open, choices=choices, doc=info.description or "", owner=model, attr=attr,
+               adapter=_adapter(base, info))
+
+
+def _bounds(metadata: Sequence[Any]) -> tuple[float | None, float | None, bool]:
+    """(lo, hi, lo is exclusive) of a field's constraints, for help texts (the adapter enforces them)."""
+    lo: float | None = None
+    hi: float | None = None
+    lo_open = False
+    for m in metadata:
+        if isinstance(m, (at.Ge, at.Gt)):
+            lo, lo_open = cast(float, m.ge if isinstance(m, at.Ge) else m.gt), isinstance(m, at.Gt)
+        elif isinstance(m, at.Le):
+            hi = cast(float, m.le)
+    return lo, hi, lo_open
+
+
+def _strip_none(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        rest = [a for a in get_args(annotation) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else annotation
+    return annotation
+
+
+def _kind_of(base: Any) -> Kind:
+    simple: dict[Any, Kind] = {str: "str", int: "int", float: "float", bool: "bool"}
+    if base in simple:
+        return simple[base]
+    if get_origin(base) is Literal:
+        return "str"
+    if get_origin(base) is tuple and get_args(base) == (str, Ellipsis):
+        return "strs"
+    raise TypeError(f"no .mol kind for the field type {base!r}")
+
+
+def _adapter(base: Any, info: FieldInfo) -> TypeAdapter[Any]:
+    return TypeAdapter(Annotated[base, *info.metadata]) if info.metadata else TypeAdapter(base)
 
 
 @dataclass(frozen=True)
@@ -62,9 +133,14 @@ class Values:
     values: dict[str, Any] = field(default_factory=dict)
     spans: dict[str, Span] = field(default_factory=dict)
     sections: list[ast.Section] = field(default_factory=list)
+    keys: dict[str, Key] = field(default_factory=dict)
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.values.get(name, default)
+
+    def of(self, owner: type[BaseModel]) -> dict[str, Any]:
+        """The values that go to fields of `owner`, by field name (what is absent takes the field default)."""
+        return {k.attr: self.values[n] for n, k in self.keys.items() if k.owner is owner and n in self.values}
 
 
 def read_block(block: ast.Block | None, schema: Schema, diags: list[Diagnostic], owner: Span) -> Values:
@@ -94,6 +170,7 @@ def read_block(block: ast.Block | None, schema: Schema, diags: list[Diagnostic],
         if value is not None:
             out.values[name] = value
             out.spans[name] = prop.value.sp
+            out.keys[name] = key
     for key in schema.keys:
         if key.required and key.name not in seen:
             diags.append(Diagnostic("MOL112", f"{schema.what} needs '{key.name}'",
@@ -129,16 +206,28 @@ def convert(value: ast.Value, key: Key, diags: list[Diagnostic], what: str) -> A
         diags.append(Diagnostic("MOL103", f"'{key.name}' must be {_KIND_NAMES[key.kind]}, not {got}",
                                 Label(value.sp, f"this is {got}"), help=_type_help(value, key)))
         return None
-    if key.choices and result not in key.choices:
+    problem = _invalid(result, key)
+    if problem == "choice":
         hint = did_you_mean(str(result), key.choices)
         diags.append(Diagnostic("MOL116", f"'{result}' is not a valid {key.name} for {what}",
                                 Label(value.sp), help=hint or f"choose one of: {', '.join(key.choices)}"))
         return None
-    if isinstance(result, (int, float)) and not isinstance(result, bool) and not _in_range(result, key):
+    if problem == "range":
         diags.append(Diagnostic("MOL108", f"'{key.name}' = {result} is out of range", Label(value.sp),
                                 help=f"{key.name} must be {_range_text(key)}"))
         return None
     return result
+
+
+def _invalid(result: Any, key: Key) -> Literal["choice", "range", None]:
+    """Ask the field (the one definition of what a value may be); a type error cannot remain here."""
+    if key.adapter is None:
+        return None
+    try:
+        key.adapter.validate_python(result)
+    except ValidationError as err:
+        return "choice" if err.errors()[0]["type"] == "literal_error" else "range"
+    return None
 
 
 _EXAMPLES = {"str": '"text"', "int": "100", "float": "0.7", "bool": "true", "ref": "NAME", "refs": "[a, b]",
@@ -224,12 +313,6 @@ def block_to_dict(block: ast.Block, diags: list[Diagnostic]) -> dict[str, Any]:
         out[prop.key.name] = (block_to_dict(prop.body, diags) if isinstance(prop, ast.Section)
                               else plain(prop.value))
     return out
-
-
-def _in_range(x: float, key: Key) -> bool:
-    if key.lo is not None and (x < key.lo or (key.lo_open and x == key.lo)):
-        return False
-    return key.hi is None or x <= key.hi
 
 
 def _range_text(key: Key) -> str:

@@ -151,7 +151,11 @@ class Output(Node):
     body: Block
 
 
-Item = Union[Use, Dataset, Source, Model, Bond, Graph, Template, Answer, Output]  # noqa: UP007
+class Fidelity(Node):
+    body: Block
+
+
+Item = Union[Use, Dataset, Source, Model, Bond, Graph, Template, Answer, Output, Fidelity]  # noqa: UP007
 
 
 class File(Node):

@@ -166,6 +166,9 @@ class _Builder(Transformer[Token, Any]):
     def output(self, meta: Any, children: builtins.list[Any]) -> ast.Output:
         return ast.Output(body=children[0], span=self._span(meta))
 
+    def fidelity(self, meta: Any, children: builtins.list[Any]) -> ast.Fidelity:
+        return ast.Fidelity(body=children[0], span=self._span(meta))
+
     def start(self, meta: Any, children: builtins.list[Any]) -> ast.File:
         version = children[0] if children and isinstance(children[0], ast.Num) else None
         items = tuple(c for c in children if c is not None and not isinstance(c, ast.Num))

@@ -154,6 +154,8 @@ class Formatter:
             return f"bond {item.name.name} : {item.kind.name}{title}", item.body
         if isinstance(item, ast.Answer):
             return "answer", item.body
+        if isinstance(item, ast.Fidelity):
+            return "fidelity", item.body
         assert isinstance(item, ast.Output)
         return "output", item.body
 

@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from molspec.plan.compile import Plan, SplitPlan
 from molspec.plan.matrix import expected_visits, stationary
+from molspec.spec import DEFAULT_SAMPLING
 
 
 @dataclass
@@ -114,7 +115,7 @@ def _token_budget(plan: Plan, counts: npt.NDArray[np.int64]) -> int:
     """Upper bound on generated tokens: per-bond max_tokens times its step count, plus the answers."""
     spec = plan.spec
     base = spec.model.sampling if spec.dataset and spec.dataset.model in spec.models else None
-    default = base.max_tokens if base and base.max_tokens else 384
+    default = base.max_tokens if base and base.max_tokens else DEFAULT_SAMPLING.max_tokens or 0
     per_bond = [spec.bonds[b].sampling.max_tokens or default for b in plan.bonds]
     answer = spec.answer.sampling.max_tokens or default
     return int((counts * np.array(per_bond, dtype=np.int64)).sum()) + answer * plan.samples
