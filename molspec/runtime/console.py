@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from molspec.records import FidelityInfo
 from molspec.runtime.build import BuildResult
@@ -15,29 +15,45 @@ if TYPE_CHECKING:
 
 
 class ProgressLine:
-    """A one-line progress display: redrawn in place on a terminal, a line every few seconds otherwise."""
+    """The build's progress: a rich progress bar on a terminal, a plain line every few seconds otherwise."""
 
     def __init__(self, stream: TextIO | None = None, every_s: float = 10.0) -> None:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
-        self.every_s = 0.2 if self.tty else every_s
+        self.every_s = every_s
         self.last = 0.0
+        self._bar: Any = None
+        self._task: Any = None
 
     def __call__(self, p: Progress, total: int) -> None:
+        if self.tty:
+            self._draw(p, total)
+            return
         now = time.perf_counter()
         if now - self.last < self.every_s and p.done + p.failed < total:
             return
         self.last = now
-        line = progress_text(p, total, now)
-        if self.tty:
-            self.stream.write("\r\x1b[2K" + line)
-        else:
-            self.stream.write(line + "\n")
+        self.stream.write(progress_text(p, total, now) + "\n")
         self.stream.flush()
 
+    def _draw(self, p: Progress, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bar
+
+        if self._bar is None:
+            self._bar = Bar(TextColumn("samples"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                            TimeRemainingColumn(), console=Console(file=self.stream), refresh_per_second=5)
+            self._bar.start()
+            self._task = self._bar.add_task("build", total=total, info="")
+        elapsed = max(time.perf_counter() - p.started, 1e-9)
+        info = (f"{p.failed:,} failed  {p.steps:,} steps ({p.steps / elapsed:,.1f}/s)  "
+                f"{p.tokens:,} tokens ({p.tokens / elapsed:,.1f}/s)  {p.retries:,} asked again")
+        self._bar.update(self._task, completed=min(p.done + p.failed, total), info=info)
+
     def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def progress_text(p: Progress, total: int, now: float) -> str:
