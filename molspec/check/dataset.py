@@ -7,9 +7,8 @@ from itertools import combinations
 import numpy as np
 
 from molspec.diagnostics import Diagnostic, Label, Severity
-from molspec.plan.matrix import chain, expected_visits
+from molspec.graphmath import COMPATIBLE_R, INCOMPATIBLE_R, chain, expected_visits, pearson
 from molspec.spec import Spec, SplitSpec
-from molspec.structure.compare import COMPATIBLE_R, INCOMPATIBLE_R, pearson
 
 MIXING_HELP = ("the paper behind Mole-Syn found that mixing two teachers' structures in one training "
                "set destabilises learning; build one split per graph, or set `allow_mixing = true`")

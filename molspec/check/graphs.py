@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from molspec.check.schema import warn
 from molspec.diagnostics import Diagnostic, Label, Span
-from molspec.plan.matrix import Chain, can_end, chain, reachable, row_weights
+from molspec.graphmath import Chain, can_end, chain, reachable, row_weights
 from molspec.spec import GraphSpec, Spec
 
 TOLERANCE = 1e-6

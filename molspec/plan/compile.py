@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
-from molspec.plan.matrix import Chain, chain
+from molspec.graphmath import Chain, chain
 from molspec.plan.sampler import CHUNK, Tables, draws_per_sample, grid, tables, unit, walk
 from molspec.spec import Spec, SplitSpec
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from molspec.plan.matrix import Chain
+from molspec.graphmath import Chain
 
 CHUNK = 1 << 15  # samples per vectorised batch: the working set is ~CHUNK * (4 * draws + max_steps) bytes
 FIXED_DRAWS = 3

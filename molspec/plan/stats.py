@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from molspec.graphmath import expected_visits, row_normalise, stationary, transition_counts
 from molspec.plan.compile import Plan, SplitPlan
-from molspec.plan.matrix import expected_visits, stationary
 from molspec.spec import DEFAULT_SAMPLING
 
 
@@ -64,7 +64,7 @@ def plan_stats(plan: Plan, budget: int = STATS_WALKS) -> PlanStats:
         for w in plan.iter_walks(sp.offset, sp.offset + n):
             counts += scale * np.bincount(w.bonds[w.bonds >= 0].astype(np.int64), minlength=k)
             hist += scale * np.bincount(w.lengths.astype(np.int64), minlength=plan.max_steps + 1)
-            trans += _transition_counts(w.bonds, k)
+            trans += transition_counts(w.bonds, k)
         drawn += n
     steps = np.rint(counts).astype(np.int64)
     total_steps = int(steps.sum())
@@ -87,17 +87,8 @@ def _quota(plan: Plan, budget: int) -> list[tuple[SplitPlan, int]]:
     return [(sp, max(1, min(sp.spec.samples, budget * sp.spec.samples // plan.samples))) for sp in plan.splits]
 
 
-def _transition_counts(bonds: npt.NDArray[np.int8], k: int) -> npt.NDArray[np.int64]:
-    a, b = bonds[:, :-1].astype(np.int64), bonds[:, 1:].astype(np.int64)
-    ok = (a >= 0) & (b >= 0)
-    flat = np.bincount(a[ok] * k + b[ok], minlength=k * k)
-    return flat.reshape(k, k)
-
-
 def _row_normalised(trans: npt.NDArray[np.int64], bonds: tuple[str, ...]) -> dict[str, Any]:
-    rows = trans.sum(axis=1, keepdims=True)
-    p = np.where(rows > 0, trans / np.where(rows > 0, rows, 1), 0.0)
-    return {"bonds": list(bonds), "matrix": [[_r(x) for x in row] for row in p]}
+    return {"bonds": list(bonds), "matrix": [[_r(x) for x in row] for row in row_normalise(trans)]}
 
 
 def _length_stats(hist: npt.NDArray[np.int64]) -> dict[str, float]:

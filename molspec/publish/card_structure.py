@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from molspec.graphmath import pearson
 from molspec.publish.markdown import matrix_table, pct, table
 from molspec.records import FidelityInfo, Manifest
-from molspec.structure.compare import pearson, verdict
+from molspec.structure.compare import verdict
 from molspec.structure.fidelity import TextStructure, expected_labels, text_structure
 from molspec.structure.rows import bond_kinds, read_rows
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from molspec.graphmath import row_normalise, summary
 from molspec.records import Distribution, RealisedInfo, Row, TokenDistribution, Transitions
 
 
@@ -28,8 +29,7 @@ def realised_stats(rows: Sequence[Row], bonds: Sequence[str]) -> RealisedInfo:
             tokens[s.bond].append(s.n_tokens)
             cut[s.bond] += s.finish_reason == "length"
     total = max(int(counts.sum()), 1)
-    rs = trans.sum(axis=1, keepdims=True)
-    matrix = np.where(rs > 0, trans / np.where(rs > 0, rs, 1), 0.0)
+    matrix = row_normalise(trans)
     graded = [r.correct for r in rows if r.correct is not None]
     return RealisedInfo(
         samples=len(rows),
@@ -44,8 +44,4 @@ def realised_stats(rows: Sequence[Row], bonds: Sequence[str]) -> RealisedInfo:
 
 
 def distribution(values: Sequence[int]) -> Distribution:
-    if not values:
-        return Distribution(mean=0.0, p50=0, p95=0, max=0, total=0)
-    a = np.asarray(values)
-    return Distribution(mean=round(float(a.mean()), 2), p50=int(np.percentile(a, 50)),
-                        p95=int(np.percentile(a, 95)), max=int(a.max()), total=int(a.sum()))
+    return Distribution.model_validate(summary(values))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from molspec.plan.matrix import Chain
+from molspec.graphmath import Chain
 from molspec.records import GraphInfo, Row
 from molspec.structure.compare import compare
 from molspec.structure.estimate import StepCounts, StructureGraph

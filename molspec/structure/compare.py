@@ -14,11 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from molspec.graphmath import COMPATIBLE_R, INCOMPATIBLE_R, kl_divergence, pearson
 from molspec.structure.estimate import StructureGraph
-
-COMPATIBLE_R = 0.9  # at or above: same structure (teachers agree at r > 0.9 in the paper)
-INCOMPATIBLE_R = 0.8  # below: demonstrations this far from the teacher did not help in the paper
-_KL_EPS = 1e-6  # floor for empty shares, so KL stays finite when one side never uses a bond
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,21 +91,6 @@ def structure_vector(graph: StructureGraph, bonds: tuple[str, ...] | None = None
     """The flattened (P, π) vector that the correlation is computed on."""
     p, pi = aligned(graph, bonds or graph.bonds)
     return np.concatenate([p.ravel(), pi])
-
-
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson r; NaN when either side has no variance."""
-    xc, yc = x - x.mean(), y - y.mean()
-    denom = math.sqrt(float(xc @ xc) * float(yc @ yc))
-    return float(xc @ yc) / denom if denom > 0 else math.nan
-
-
-def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
-    """KL(p ‖ q) in nats, after flooring both at a tiny epsilon and renormalising."""
-    p = np.maximum(p, _KL_EPS)
-    q = np.maximum(q, _KL_EPS)
-    p, q = p / p.sum(), q / q.sum()
-    return float(np.sum(p * np.log(p / q)))
 
 
 def compare(a: StructureGraph, b: StructureGraph) -> Comparison:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molspec.plan.matrix import Chain, chain, expected_visits, stationary
+from molspec.graphmath import Chain, chain, expected_visits, stationary
 from molspec.spec import Spec
 from molspec.structure.estimate import GraphCounter, StepCounts, StructureGraph
 from molspec.structure.rows import build_error, open_build, read_rows

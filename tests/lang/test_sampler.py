@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import molspec
+from molspec.graphmath import Chain, chain
 from molspec.plan.compile import Plan, Walks
-from molspec.plan.matrix import Chain, chain
 from molspec.plan.sampler import draws_per_sample, grid, tables, uniforms, walk
 from molspec.spec import EdgeSpec, GraphSpec, RowSpec
 

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from molspec.structure.compare import compare, kl_divergence, pearson, structure_vector, verdict
+from molspec.graphmath import kl_divergence, pearson
+from molspec.structure.compare import compare, structure_vector, verdict
 from molspec.structure.estimate import estimate
 
 A = [["normal", "explore", "deep", "deep", "reflect", "normal"], ["explore", "deep", "reflect", "deep"]] * 5

@@ -1,11 +1,15 @@
-"""GraphSpec -> arrays: start vector, transition matrix, end vector (the Markov chain of a graph).
+"""The graph math every stage shares: a graph as a Markov chain, its stationary distribution and expected
+walk length, transition counts and row normalisation, length summaries, and structural correlation.
 
-Energies are turned into Gibbs–Boltzmann probabilities, p(b'|b) ∝ exp(-E(b, b') / T), over the
-targets a row lists. Bond order is the spec's declaration order restricted to the bonds the graph uses.
+GraphSpec -> arrays: start vector, transition matrix, end vector. Energies are turned into Gibbs–Boltzmann
+probabilities, p(b'|b) ∝ exp(-E(b, b') / T), over the targets a row lists. Bond order is the spec's
+declaration order restricted to the bonds the graph uses. plan, check, runtime and structure import
+this module; it imports nothing but the Spec.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -151,3 +155,47 @@ def expected_visits(c: Chain) -> FloatArray:
             visits += alive * v
             v = v @ p_go
     return visits
+
+
+# ---------------------------------------------------------------- counting and comparing structures
+
+COMPATIBLE_R = 0.9  # at or above: same structure (teachers agree at r > 0.9 in the paper)
+INCOMPATIBLE_R = 0.8  # below: demonstrations this far from the teacher did not help in the paper
+_KL_EPS = 1e-6  # floor for empty shares, so KL stays finite when one side never uses a bond
+
+
+def transition_counts(bonds: npt.NDArray[np.integer], k: int) -> npt.NDArray[np.int64]:
+    """k x k counts of consecutive pairs in walks laid out as rows of bond indices (-1 pads a row's end)."""
+    a, b = bonds[:, :-1].astype(np.int64), bonds[:, 1:].astype(np.int64)
+    ok = (a >= 0) & (b >= 0)
+    return np.bincount(a[ok] * k + b[ok], minlength=k * k).reshape(k, k)
+
+
+def row_normalise(counts: npt.NDArray[np.number]) -> FloatArray:
+    """Counts -> P(next | bond) row by row; a row with no counts stays all zero."""
+    rows = counts.sum(axis=1, keepdims=True)
+    return np.where(rows > 0, counts / np.where(rows > 0, rows, 1), 0.0).astype(np.float64)
+
+
+def summary(values: Sequence[int]) -> dict[str, float]:
+    """mean, p50, p95, max and total of a list of counts (lengths, tokens); zeros for an empty list."""
+    if not values:
+        return {"mean": 0.0, "p50": 0, "p95": 0, "max": 0, "total": 0}
+    a = np.asarray(values)
+    return {"mean": round(float(a.mean()), 2), "p50": int(np.percentile(a, 50)), "p95": int(np.percentile(a, 95)),
+            "max": int(a.max()), "total": int(a.sum())}
+
+
+def pearson(x: FloatArray, y: FloatArray) -> float:
+    """Pearson r (np.corrcoef); NaN when either side has no variance."""
+    if x.size < 2 or float(np.std(x)) == 0.0 or float(np.std(y)) == 0.0:
+        return math.nan
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def kl_divergence(p: FloatArray, q: FloatArray) -> float:
+    """KL(p ‖ q) in nats, after flooring both at a tiny epsilon and renormalising."""
+    p = np.maximum(p, _KL_EPS)
+    q = np.maximum(q, _KL_EPS)
+    p, q = p / p.sum(), q / q.sum()
+    return float(np.sum(p * np.log(p / q)))
