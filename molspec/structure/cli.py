@@ -55,7 +55,7 @@ def extract_run(args: argparse.Namespace) -> int:
 
 
 def _write_atomic(path: Path, data: str | bytes) -> None:
-    from molspec.runtime.store import write_atomic
+    from molspec.atomic import write_atomic
 
     write_atomic(path, data)
 
