@@ -415,6 +415,37 @@ def test_a_build_running_in_another_process_blocks_a_second(tmp_path: Path) -> N
     assert [r["sample_index"] for r in rows(out)] == list(range(300))
 
 
+def test_writers_of_one_file_at_once_do_not_trip_each_other(tmp_path: Path) -> None:
+    """Two builds drawing the card at once, or a push refreshing it during a build, write the same files."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from molspec.runtime.store import write_atomic
+
+    target = tmp_path / "README.md"
+
+    def write(n: int) -> None:
+        for _ in range(100):
+            write_atomic(target, f"card {n}\n" * 1000)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write, range(4)))  # re-raises a writer's error
+    assert target.read_text() in {f"card {n}\n" * 1000 for n in range(4)}
+    assert os.listdir(tmp_path) == ["README.md"]
+
+
+def test_a_killed_writers_temporary_file_is_swept(tmp_path: Path) -> None:
+    from molspec.runtime.store import write_atomic
+
+    gone = spawn("--version")
+    gone.communicate()
+    (tmp_path / f".README.md.{gone.pid}-0a1b2c3d.tmp").write_text("half a card")
+    (tmp_path / ".README.md.tmp").write_text("an older molspec's half card")
+    live = tmp_path / f".README.md.{os.getpid()}-0a1b2c3d.tmp"
+    live.write_text("a card being written right now")
+    write_atomic(tmp_path / "README.md", "card\n")
+    assert sorted(os.listdir(tmp_path)) == sorted(["README.md", live.name])
+
+
 # ---------------------------------------------------------------- --out errors, a full disk
 
 
