@@ -6,7 +6,9 @@
 
 Columns: per-class P/R/F1 and macro-F1 on all held-out traces; macro-F1 within a teacher (train
 split -> held-out R1 and QwQ traces), across teachers (all R1 -> all QwQ, and back), on held-out
-generated (molspec/SmolLM2) traces, and on held-out paragraph and sentence steps; steps/s labelling
+generated (molspec/SmolLM2) traces, on held-out paragraph and sentence steps, and on the held-out
+traces with each step's opening discourse marker removed ("no opener": keywords are not the
+structure; a labeler that only reads them drops here); steps/s labelling
 every step of every labelled run, in CPU seconds of this process (the machine is shared); for `llm`,
 wall-clock seconds over the first 8 runs (its engine works in other threads and processes).
 `learned` is retrained for each view on that view's training runs only (never the shipped weights,
@@ -19,6 +21,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,12 +29,13 @@ sys.path.insert(0, str(ROOT))
 
 from molspec.structure import labelset  # noqa: E402
 from molspec.structure.evaluate import Report, report  # noqa: E402
+from molspec.structure.features import strip_opener  # noqa: E402
 from molspec.structure.label import BONDS, Labeler, get_labeler  # noqa: E402
 from molspec.structure.labelset import Run, View  # noqa: E402
 from molspec.structure.learned import LearnedLabeler  # noqa: E402
 from molspec.structure.learned_fit import fit  # noqa: E402
 
-COLUMNS = ("heldout", "within", "r1->qwq", "qwq->r1", "generated", "paragraph", "sentence")
+COLUMNS = ("heldout", "within", "r1->qwq", "qwq->r1", "generated", "paragraph", "sentence", "no opener")
 
 
 def learned_for(train: Sequence[Run], cache: dict[tuple[str, ...], Labeler]) -> Labeler:
@@ -114,9 +118,14 @@ def main() -> None:
     if args.heldout_only and "learned" in (args.labeler or ("learned",)):
         ap.error("--heldout-only is for labelers that are not trained (cue, llm)")
     if args.heldout_only:  # for slow judges: cross-teacher columns would label every trace
-        held = [r for r in labels.runs if r.split == "heldout"][: args.max_runs]
-        labels = labelset.LabelSet(held, labels.skipped)
-    views = [labelset.View("heldout", *_heldout(labels.runs)), *labelset.views(labels)]
+        kept = [r for r in labels.runs if r.split == "heldout"][: args.max_runs]
+        labels = labelset.LabelSet(kept, labels.skipped)
+    train, held = _heldout(labels.runs)
+    views = [
+        labelset.View("heldout", train, held),
+        *labelset.views(labels),
+        labelset.View("no opener", train, _strip(held)),
+    ]
     counts = {v.name: sum(r.n_labelled for r in v.test) for v in views}
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(labels.skipped.items())) or "none"
     print(f"{labels.n_labelled} labelled steps in {len(labels.runs)} runs; skipped rows: {skipped}")
@@ -135,6 +144,11 @@ def main() -> None:
     fallbacks = {name: getattr(makers[name]([]), "fallbacks", None) for name in makers if name == "llm"}
     for name, n in fallbacks.items():
         print(f"{name}: steps with no bond among the top tokens (took the cue label) in the last call: {n}")
+
+
+def _strip(runs: Sequence[Run]) -> tuple[Run, ...]:
+    """The runs with each step's opening discourse markers removed (steps that are only a marker stay)."""
+    return tuple(replace(r, steps=tuple(map(strip_opener, r.steps))) for r in runs)
 
 
 def _heldout(runs: Sequence[Run]) -> tuple[tuple[Run, ...], tuple[Run, ...]]:

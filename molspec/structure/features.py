@@ -18,6 +18,7 @@ the same model reads paragraph-sized and sentence-sized steps.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,6 +39,19 @@ DENSE: tuple[str, ...] = (
     + tuple(f"next_cue_{b}" for b in BONDS)
 )
 _CUE = CueLabeler()
+# Discourse markers at the start of a step ("Wait,", "Alternatively,", "Let me check:"). bench/labelers.py
+# scores held-out traces with them removed (`strip_opener`): keywords are not the structure.
+OPENER = re.compile(
+    r"^\W*(?:(?:wait|hmm+|alternatively|but|so|okay|ok|actually|hold on|therefore|thus|hence|however|also|"
+    r"maybe|perhaps|now|then|first|next|finally|oh|no|yes|right|alright|"
+    r"let me (?:check|verify|double-check|recheck|see))\b[,.:;!]*\s*)+",
+    re.IGNORECASE,
+)
+
+
+def strip_opener(text: str) -> str:
+    """`text` without its opening discourse markers (unchanged if that would leave nothing)."""
+    return OPENER.sub("", text, count=1) or text
 
 
 @dataclass(frozen=True, slots=True)

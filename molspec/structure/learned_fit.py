@@ -102,7 +102,7 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
                     context[i] = context_features(softmax(part.scores(steps)), dense)
         stage2 = _train(shell, data, [True] * len(runs), context, cfg)
     info = {
-        "labelled_steps": len(labelled),
+        "labelled_steps": sum(r.n_labelled for r in runs),
         "runs": len(runs),
         "labels_sha1": _digest(runs),
         "class_counts": {b: int(sum((g == i).sum() for g in data.gold)) for i, b in enumerate(BONDS)},
