@@ -8,7 +8,6 @@ key is spelled where it differs from the field, and keys that name other items (
 from __future__ import annotations
 
 from molspec.check import schema as S
-from molspec.engines.registry import ENGINE_NAMES
 from molspec.spec import (
     AnswerSpec,
     BondSpec,
@@ -22,7 +21,6 @@ from molspec.spec import (
     SplitSpec,
 )
 
-ENGINES = ENGINE_NAMES
 SOURCE_FORMATS = ("jsonl", "parquet", "csv", "hub")
 TEMPLATE_NAMES = ("step", "answer", "system")
 

@@ -1,13 +1,14 @@
 """Syntax trees of a program -> `Spec`: resolve names, apply schemas, fill in defaults.
 
 Lowering keeps going after an error so that one `molspec check` run reports every problem; what
-cannot be lowered is left out of the Spec (a bad row, an unknown bond) and reported.
+cannot be lowered is left out of the Spec (a bad row, an unknown bond) and reported. The block schemas
+are in `blocks` (derived from the spec models), the dataset in `lower_dataset`, a model's engine options
+in `options`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,17 @@ from molspec.check.blocks import (
     ANSWER,
     BOND,
     COLUMNS,
-    DATASET,
     FIDELITY,
     GRAPH,
     MODEL,
     OUTPUT,
     SOURCE_FORMATS,
-    SPLIT,
     TEMPLATE_NAMES,
     call_schema,
 )
 from molspec.check.defaults import ANSWER_TEMPLATE, STEP_TEMPLATE
+from molspec.check.lower_dataset import lower_dataset
+from molspec.check.lowering import Lowering
 from molspec.check.options import engine_options
 from molspec.diagnostics import Diagnostic, Label, Severity, Span, did_you_mean
 from molspec.engines.registry import ENGINE_NAMES
@@ -38,7 +39,6 @@ from molspec.spec import (
     RESERVED,
     AnswerSpec,
     BondSpec,
-    DatasetSpec,
     EdgeSpec,
     FidelitySpec,
     GraphSpec,
@@ -48,32 +48,10 @@ from molspec.spec import (
     Sampling,
     SourceSpec,
     Spec,
-    SplitSpec,
     Templates,
 )
 
 SINGLES = (ast.Dataset, ast.Answer, ast.Output, ast.Fidelity)  # at most one each, in the main spec only
-
-
-@dataclass
-class Lowering:
-    """State of one lowering pass."""
-
-    prog: Program
-    diags: list[Diagnostic] = field(default_factory=list)
-    defs: dict[str, dict[str, Any]] = field(default_factory=dict)  # namespace -> name -> item
-
-    @property
-    def import_failed(self) -> bool:
-        """Some imported file could not be read or parsed (its definitions are missing)."""
-        return any(d.code in ("MOL501", "MOL503") for d in self.prog.diagnostics)
-
-    def error(self, code: str, message: str, span: Span, help: str | None = None,
-              secondary: tuple[Label, ...] = (), label: str = "") -> None:
-        self.diags.append(Diagnostic(code, message, Label(span, label), secondary=secondary, help=help))
-
-    def warning(self, code: str, message: str, span: Span, help: str | None = None) -> None:
-        self.diags.append(Diagnostic(code, message, Label(span), severity=Severity.WARNING, help=help))
 
 
 def lower(prog: Program) -> tuple[Spec | None, list[Diagnostic]]:
@@ -90,7 +68,7 @@ def lower(prog: Program) -> tuple[Spec | None, list[Diagnostic]]:
     models = {n: m for n, item in low.defs.get("model", {}).items() if (m := _model(low, item))}
     templates = _templates(low)
     singles = {type(i).__name__: i for i in main.items if isinstance(i, SINGLES)}
-    dataset = _dataset(low, singles.get("Dataset"), graphs, sources, models)
+    dataset = lower_dataset(low, singles.get("Dataset"), graphs, sources, models)
     spec = Spec(version=version, path=prog.main, dataset=dataset, sources=sources, models=models, bonds=bonds,
                 graphs=graphs, templates=templates, answer=_answer(low, singles.get("Answer")),
                 output=_output(low, singles.get("Output")), fidelity=_fidelity(low, singles.get("Fidelity")),
@@ -296,90 +274,6 @@ def _model(low: Lowering, m: ast.Model) -> ModelSpec | None:
     options = engine_options(engine, vals.sections, low.diags)
     return ModelSpec(name=m.name.name, **fields, sampling=_sampling(vals).over(DEFAULT_SAMPLING), options=options,
                      span=m.name.sp)
-
-
-# ---------------------------------------------------------------- dataset
-
-def _dataset(low: Lowering, d: Any, graphs: dict[str, GraphSpec], sources: dict[str, SourceSpec],
-             models: dict[str, ModelSpec]) -> DatasetSpec | None:
-    if d is None:
-        return None
-    assert isinstance(d, ast.Dataset)
-    vals = S.read_block(d.body, DATASET, low.diags, d.sp)
-    default_graphs = _default_ref(low, vals, "graph", graphs, d, multi=True)
-    default_source = _default_ref(low, vals, "source", sources, d)
-    model = _default_ref(low, vals, "model", models, d)
-    splits = [_split(low, sec, default_graphs, default_source, graphs, sources) for sec in vals.sections]
-    if not splits:
-        fields = {**vals.of(SplitSpec), "graphs": default_graphs, "source": default_source}
-        splits = [SplitSpec(name="train", **fields, span=d.name.sp)]
-    elif "samples" in vals.values:
-        total = sum(s.samples for s in splits)
-        if total != vals.get("samples"):
-            low.error("MOL605", f"the splits add up to {total} samples, but the dataset says {vals.get('samples')}",
-                      vals.spans["samples"], help="remove `samples` from the dataset or make the splits add up")
-    _unique_splits(low, vals.sections)
-    return DatasetSpec(name=d.name.value, **{**vals.of(DatasetSpec), "model": model}, splits=tuple(splits),
-                       span=d.name.sp)
-
-
-def _unique_splits(low: Lowering, sections: list[ast.Section]) -> None:
-    seen: dict[str, ast.Section] = {}
-    for sec in sections:
-        if sec.label is None:
-            low.error("MOL120", "a split needs a name", sec.key.sp, help="write `split train { ... }`")
-            continue
-        if sec.label.name in seen:
-            low.error("MOL105", f"split '{sec.label.name}' is declared twice", sec.label.sp,
-                      secondary=(Label(seen[sec.label.name].label.sp, "first declared here"),),  # type: ignore[union-attr]
-                      help="rename one")
-        seen[sec.label.name] = sec
-
-
-def _split(low: Lowering, sec: ast.Section, graphs_default: tuple[str, ...], source_default: str,
-           graphs: dict[str, GraphSpec], sources: dict[str, SourceSpec]) -> SplitSpec:
-    vals = S.read_block(sec.body, SPLIT, low.diags, sec.sp)
-    g = _refs(low, vals, "graph", graphs) or graphs_default
-    src = (_refs(low, vals, "source", sources) or (source_default,))[0]
-    fields = {**vals.of(SplitSpec), "graphs": g, "source": src}
-    return SplitSpec(name=sec.label.name if sec.label else "train", **fields, span=(sec.label or sec.key).sp)
-
-
-def _refs(low: Lowering, vals: S.Values, key: str, table: dict[str, Any]) -> tuple[str, ...]:
-    raw = vals.get(key)
-    if raw is None:
-        return ()
-    names = (raw,) if isinstance(raw, str) else tuple(raw)
-    ok = []
-    for name in names:
-        if name in table:
-            ok.append(name)
-            continue
-        hint = did_you_mean(name, table)
-        code = {"graph": "MOL109", "source": "MOL110", "model": "MOL111"}[key]
-        low.error(code, f"unknown {key} '{name}'", vals.spans[key], label=f"no {key} of this name",
-                  help=hint or (f"defined {key}s: {', '.join(table)}" if table else f"declare a `{key}` first"))
-    return tuple(ok)
-
-
-def _default_ref(low: Lowering, vals: S.Values, key: str, table: dict[str, Any], d: ast.Dataset,
-                 multi: bool = False) -> Any:
-    refs = _refs(low, vals, key, table)
-    if key in vals.values:
-        return refs if multi else (refs[0] if refs else "")
-    if len(table) == 1:
-        only = next(iter(table))
-        return (only,) if multi else only
-    if not vals.sections or key != "graph":
-        code = {"graph": "MOL602", "source": "MOL604", "model": "MOL606"}[key]
-        msg = (f"the spec declares no {key}" if not table else
-               f"the spec declares {len(table)} {key}s and the dataset does not say which to use")
-        help_ = (f"add `{key} = {next(iter(table))}` to the dataset ({key}s: {', '.join(table)})" if table else
-                 {"graph": "declare a `graph NAME { ... }` or import one with `use`",
-                  "source": 'declare `source questions = jsonl("questions.jsonl")`',
-                  "model": 'declare `model synth { engine = "vllm" name = "..." }`'}[key])
-        low.error(code, msg, d.name.sp, help=help_)
-    return () if multi else ""
 
 
 # ---------------------------------------------------------------- templates, answer, output

@@ -3,6 +3,9 @@ engine options checked by the engine's options model."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from ast import literal_eval
 from pathlib import Path
 from typing import Literal
 
@@ -137,9 +140,21 @@ def test_defaults_come_from_one_table(tmp_path: Path) -> None:
 
 
 def test_engine_names_come_from_the_registry(tmp_path: Path) -> None:
-    assert blocks.ENGINES == ENGINE_NAMES
     _, diags = lowered(tmp_path, 'model m { engine = "vlm"  name = "x" }\ndataset "a/b" { }\n')
     assert codes(diags) == ["MOL114"] and diags[0].help == "did you mean 'vllm'?"
+    _, diags = lowered(tmp_path, 'model m { engine = "gpt"  name = "x" }\ndataset "a/b" { }\n', "other.mol")
+    assert diags[0].help == "engines: " + ", ".join(ENGINE_NAMES)
+
+
+def test_checking_loads_no_labeler_and_no_engine() -> None:
+    """The fidelity labeler choices and the engine options models are known without importing either."""
+    code = "import sys, molspec.check, molspec.check.lower; print(sorted(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(literal_eval(out))
+    assert "molspec.engines.registry" in loaded
+    heavy = {"molspec.structure", "molspec.structure.label", "molspec.engines.vllm", "molspec.engines.openai",
+             "molspec.engines.transformers", "torch", "vllm", "httpx"}
+    assert loaded & heavy == set()
 
 
 # ---------------------------------------------------------------- engine options
