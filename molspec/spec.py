@@ -79,7 +79,7 @@ class RowSpec(Model):
 
 
 class GraphSpec(Model):
-    """A transition graph as written. `plan.matrix` turns it into probability arrays.
+    """A transition graph as written. `graphmath.chain` turns it into probability arrays.
 
     Attributes:
         mode: "probability" (rows are probabilities) or "energy" (rows are energies E, turned into
