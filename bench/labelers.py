@@ -33,16 +33,17 @@ from molspec.structure.features import strip_opener  # noqa: E402
 from molspec.structure.label import BONDS, Labeler, get_labeler  # noqa: E402
 from molspec.structure.labelset import Run, View  # noqa: E402
 from molspec.structure.learned import LearnedLabeler  # noqa: E402
-from molspec.structure.learned_fit import fit  # noqa: E402
+from molspec.structure.learned_fit import FitSettings, fit  # noqa: E402
 
 COLUMNS = ("heldout", "within", "r1->qwq", "qwq->r1", "generated", "paragraph", "sentence", "no opener")
 
 
-def learned_for(train: Sequence[Run], cache: dict[tuple[str, ...], Labeler]) -> Labeler:
+def learned_for(train: Sequence[Run], cache: dict[tuple[str, ...], Labeler], blind: bool) -> Labeler:
     """A learned labeler trained on `train` (views with the same training runs share one)."""
-    key = tuple(f"{r.file}:{r.trace_id}:{r.unit}" for r in train)
+    key = (str(blind), *(f"{r.file}:{r.trace_id}:{r.unit}" for r in train))
     if key not in cache:
-        cache[key] = LearnedLabeler(fit(train))
+        name = "learned-blind" if blind else "learned"
+        cache[key] = LearnedLabeler(fit(train, FitSettings(strip_openers=blind)), name=name)
     return cache[key]
 
 
@@ -106,8 +107,8 @@ def table(rows: Sequence[dict[str, object]], counts: dict[str, int], markdown: b
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--labeler", action="append", choices=("cue", "learned", "llm"),
-                    help="repeatable; default: cue and learned")  # fmt: skip
+    ap.add_argument("--labeler", action="append", choices=("cue", "learned", "learned-blind", "llm"),
+                    help="repeatable; default: cue, learned, learned-blind")  # fmt: skip
     ap.add_argument("--engine", default="vllm", help="engine of the llm judge")
     ap.add_argument("--model", default="builtin:smollm2-135m-instruct", help="model of the llm judge")
     ap.add_argument("--markdown", action="store_true", help="print the table as markdown")
@@ -115,7 +116,7 @@ def main() -> None:
     ap.add_argument("--max-runs", type=int, default=None, help="with --heldout-only: the first N held-out runs")
     args = ap.parse_args()
     labels = labelset.load()
-    if args.heldout_only and "learned" in (args.labeler or ("learned",)):
+    if args.heldout_only and {"learned", "learned-blind"} & set(args.labeler or ("learned",)):
         ap.error("--heldout-only is for labelers that are not trained (cue, llm)")
     if args.heldout_only:  # for slow judges: cross-teacher columns would label every trace
         kept = [r for r in labels.runs if r.split == "heldout"][: args.max_runs]
@@ -132,14 +133,17 @@ def main() -> None:
     cache: dict[tuple[str, ...], Labeler] = {}
     makers: dict[str, Callable[[Sequence[Run]], Labeler]] = {
         "cue": lambda _train: get_labeler("cue"),
-        "learned": lambda train: learned_for(train, cache),
+        "learned": lambda train: learned_for(train, cache, blind=False),
+        "learned-blind": lambda train: learned_for(train, cache, blind=True),
     }
     if "llm" in (args.labeler or ()):
         from molspec.engines import create
 
         judge = get_labeler("llm", engine=create(args.engine, args.model, {"max_model_len": 4096}, 0))
         makers["llm"] = lambda _train: judge
-    rows = [measure(name, makers[name], views, labels.runs) for name in args.labeler or ("cue", "learned")]
+    rows = [
+        measure(name, makers[name], views, labels.runs) for name in args.labeler or ("cue", "learned", "learned-blind")
+    ]
     print(table(rows, counts, args.markdown))
     fallbacks = {name: getattr(makers[name]([]), "fallbacks", None) for name in makers if name == "llm"}
     for name, n in fallbacks.items():

@@ -1,6 +1,7 @@
 """Train the `learned` labeler from the hand labels, reproducibly (same labels -> same weights file).
 
     .venv/bin/python scripts/train_labeler.py                      # all labels -> the shipped weights
+    .venv/bin/python scripts/train_labeler.py --blind              # the same for learned-blind
     .venv/bin/python scripts/train_labeler.py --split train \\
         --out tests/structure/fixtures/learned_train_split.json    # the held-out model the tests score
 
@@ -31,14 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", type=Path, nargs="*", default=None, help="label files (default: all of them)")
     ap.add_argument("--max-runs", type=int, default=None, help="train on the first N runs only (quick checks)")
     ap.add_argument("--steps", type=int, default=FitSettings().steps, help="optimiser steps")
+    ap.add_argument("--blind", action="store_true", help="the learned-blind labeler (no opening discourse markers)")
     args = ap.parse_args(argv)
 
     labels = labelset.load(args.labels)
     runs = [r for r in labels.runs if args.split == "all" or r.split == "train"][: args.max_runs]
-    model = fit(runs, FitSettings(steps=args.steps))
+    model = fit(runs, FitSettings(steps=args.steps, strip_openers=args.blind))
     model.info["split"] = args.split
     model.info["questions"] = sorted({r.trace_id.split("/", 1)[-1] for r in runs})
-    out = args.out or weights_path()
+    out = args.out or weights_path("learned-blind" if args.blind else "learned")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(model.to_json() + "\n", encoding="utf-8")
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(labels.skipped.items())) or "none"
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.split == "train":
         held = [r for r in labels.runs if r.split == "heldout"]
-        gold, pred = labelset.gold_and_predicted(held, labelset.predict(LearnedLabeler(model), held))
+        labeler = LearnedLabeler(model, name="learned-blind" if args.blind else "learned")
+        gold, pred = labelset.gold_and_predicted(held, labelset.predict(labeler, held))
         print(f"\nheld-out traces ({len(gold)} steps)\n{report(gold, pred).table()}")
     return 0
 

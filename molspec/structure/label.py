@@ -279,18 +279,19 @@ def _argmax(scores: dict[str, float]) -> str:
 
 
 DEFAULT_LABELER = "learned"
-LABELERS: tuple[str, ...] = ("learned", "cue", "llm")
+LABELERS: tuple[str, ...] = ("learned", "learned-blind", "cue", "llm")
 
 
 def get_labeler(name: str = DEFAULT_LABELER, **options: object) -> Labeler:
-    """A labeler by name: "learned" (the default; shipped weights, or `model=`), "cue" (no options)
-    or "llm" (needs `engine=`; see `llm_label.LLMLabeler`)."""
+    """A labeler by name: "learned" (the default; shipped weights, or `model=`), "learned-blind" (the
+    same model trained and applied without steps' opening discourse markers), "cue" (no options) or
+    "llm" (needs `engine=`; see `llm_label.LLMLabeler`)."""
     if name == "cue":
         return CueLabeler()
-    if name == "learned":
+    if name in ("learned", "learned-blind"):
         from molspec.structure.learned import LearnedLabeler
 
-        return LearnedLabeler(**options)  # type: ignore[arg-type]
+        return LearnedLabeler(name=name, **options)  # type: ignore[arg-type]
     if name == "llm":
         from molspec.structure.llm_label import LLMLabeler
 

@@ -23,11 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
-from molspec.structure.features import DENSE, Key, StepInput, trace_inputs
+from molspec.structure.features import DENSE, Key, StepInput, strip_opener, trace_inputs
 from molspec.structure.label import BONDS
 
 FORMAT = 1
-WEIGHTS_FILE = "learned.json"
 Matrix = npt.NDArray[np.float64]
 
 
@@ -167,19 +166,19 @@ def _decode(blob: str) -> Matrix:
     return flat.reshape(-1, len(BONDS))
 
 
-def weights_path() -> Path:
-    """Where the shipped weights live (inside the installed package)."""
-    return Path(str(resources.files("molspec.structure") / "weights" / WEIGHTS_FILE))
+def weights_path(name: str = "learned") -> Path:
+    """Where the shipped weights of labeler `name` live (inside the installed package)."""
+    return Path(str(resources.files("molspec.structure") / "weights" / f"{name}.json"))
 
 
 @cache
-def shipped_model() -> Model:
-    """The model shipped with molspec, read once per process.
+def shipped_model(name: str = "learned") -> Model:
+    """The shipped model of labeler `name` ("learned", "learned-blind"), read once per process.
 
     Raises:
         MolspecError (MOL790): the weights file is missing or unreadable.
     """
-    path = weights_path()
+    path = weights_path(name)
     try:
         return Model.from_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError) as exc:
@@ -197,13 +196,20 @@ def shipped_model() -> Model:
 
 @dataclass
 class LearnedLabeler:
-    """The `learned` labeler; `model=None` uses the shipped weights."""
+    """The `learned` labeler; `model=None` uses the shipped weights of `name`.
+
+    A model trained with `strip_openers` ("learned-blind") removes each step's opening discourse
+    markers (`features.strip_opener`) before reading it, in training and here: "Wait, let me check."
+    in front of a step cannot change its label, so a generator gated by it cannot game it that way.
+    """
 
     model: Model | None = None
     name: str = "learned"
 
     def label(self, question: str | None, steps: Sequence[str]) -> list[str]:
-        model = self.model or shipped_model()
+        model = self.model or shipped_model(self.name)
+        if model.info.get("strip_openers"):
+            steps = [strip_opener(s) for s in steps]
         scores = model.scores(trace_inputs(question, steps))
         return [BONDS[i] for i in scores.argmax(axis=1).tolist()]
 

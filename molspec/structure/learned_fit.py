@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
-from molspec.structure.features import DENSE, Key, StepInput, trace_inputs
+from molspec.structure.features import DENSE, Key, StepInput, strip_opener, trace_inputs
 from molspec.structure.label import BONDS
 from molspec.structure.labelset import Run
 from molspec.structure.learned import CONTEXT, Matrix, Model, context_features, softmax
@@ -32,6 +32,8 @@ class FitSettings:
         lr: Adam step size.
         min_count: a key or token enters the vocabulary if this many labelled steps have it.
         dense_l2: the dense signals' penalty, as a multiple of `l2`.
+        strip_openers: read every step without its opening discourse markers (the "learned-blind"
+            labeler; `LearnedLabeler` strips them at labelling time too).
         folds: out-of-fold splits (by question) for stage 2's inputs; 1 trains stage 1 only.
     """
 
@@ -41,6 +43,7 @@ class FitSettings:
     min_count: int = 2
     folds: int = 3
     dense_l2: float = 0.1
+    strip_openers: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
     """Train both stages on the labelled steps of `runs`. Stage 2 learns from stage-1 probabilities
     predicted out of fold (runs grouped by question), so it sees them as they are on unseen traces."""
     cfg = settings or FitSettings()
+    if cfg.strip_openers:
+        runs = [replace(r, steps=tuple(map(strip_opener, r.steps))) for r in runs]
     data = examples(runs, cfg.folds)
     labelled = data.labelled
     if not labelled:
@@ -107,6 +112,7 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
         "labels_sha1": _digest(runs),
         "class_counts": {b: int(sum((g == i).sum() for g in data.gold)) for i, b in enumerate(BONDS)},
         "settings": asdict(cfg),
+        "strip_openers": cfg.strip_openers,
     }
     return Model(keys, words, stage1, stage2, info)
 

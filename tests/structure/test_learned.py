@@ -124,3 +124,14 @@ def test_shipped_learned_labeler() -> None:
     model = shipped_model()
     assert model.info["split"] == "all" and Model.from_json(model.to_json()).info == model.info
     assert (ROOT / "molspec" / "structure" / "weights" / "learned.json").stat().st_size < 2_000_000
+
+
+def test_learned_blind_ignores_openers() -> None:
+    """learned-blind reads steps without their opening discourse markers: prefixing one changes nothing."""
+    blind = get_labeler("learned-blind")
+    assert blind.name == "learned-blind"
+    plain = blind.label(None, TRACE)
+    assert set(plain) <= set(BONDS)
+    for opener in ("Wait, let me check. ", "Alternatively, ", "Therefore, ", "Hmm, so "):
+        assert blind.label(None, [opener + step for step in TRACE]) == plain
+    assert shipped_model("learned-blind").info["strip_openers"] is True
