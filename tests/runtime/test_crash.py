@@ -31,7 +31,7 @@ from tests.runtime.conftest import write_spec
 from tests.support.fakehub import FakeHub
 
 SEED = 20261129
-BUILD_KILLS, PUSH_KILLS = 8, 3
+BUILD_KILLS, PUSH_KILLS = 8, 2
 SAMPLES = 150
 REPO, CLEAN = "acme/crash", "acme/clean"
 TOKEN = "hf_crashtest0123456789"
