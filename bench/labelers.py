@@ -35,6 +35,7 @@ from molspec.structure.labelset import Run, View  # noqa: E402
 from molspec.structure.learned import LearnedLabeler  # noqa: E402
 from molspec.structure.learned_fit import FitSettings, fit  # noqa: E402
 
+WAIT = "Wait, let me check. "
 COLUMNS = ("heldout", "within", "r1->qwq", "qwq->r1", "generated", "paragraph", "sentence", "no opener")
 
 
@@ -74,6 +75,8 @@ def measure(
     memo: dict[tuple[int, str, str, str], list[str]] = {}
     for view in views:
         row[view.name] = score(make(view.train), view.test, memo)
+    held = next(v for v in views if v.name == "heldout")
+    row["wait"] = wait_prefix(make(held.train), held.test)
     if name == "llm":  # the engine works in other threads and processes: wall time of the one labelling pass
         labeler = make([])
         started = time.perf_counter()
@@ -84,8 +87,22 @@ def measure(
     return row
 
 
+def wait_prefix(labeler: Labeler, runs: Sequence[Run]) -> str:
+    """Share of held-out steps labelled reflect, as they are -> with "Wait, let me check. " in front of
+    every step: how far a generator could game the labeler with an opener."""
+    if not runs:
+        return "-"
+    prefixed = [replace(r, steps=tuple(WAIT + s for s in r.steps)) for r in runs]
+    shares = []
+    for version in (runs, prefixed):
+        _, pred = labelset.gold_and_predicted(version, labelset.predict(labeler, version))
+        shares.append(sum(p == "reflect" for p in pred) / len(pred))
+    return f"{shares[0]:.2f} -> {shares[1]:.2f}"
+
+
 def table(rows: Sequence[dict[str, object]], counts: dict[str, int], markdown: bool) -> str:
-    head = ["labeler"] + [f"{b} P/R/F1" for b in BONDS] + [f"{c} ({counts[c]})" for c in COLUMNS] + ["steps/s"]
+    head = ["labeler"] + [f"{b} P/R/F1" for b in BONDS] + [f"{c} ({counts[c]})" for c in COLUMNS]
+    head += ["reflect share, +'Wait, let me check.'", "steps/s"]
     lines = []
     for row in rows:
         held = row["heldout"]
@@ -96,7 +113,7 @@ def table(rows: Sequence[dict[str, object]], counts: dict[str, int], markdown: b
         for c in COLUMNS:
             rep = row[c]
             cells.append(f"{rep.macro_f1:.3f}" if isinstance(rep, Report) else "-")
-        cells.append(f"{row['steps/s']:,.0f}")
+        cells += [str(row["wait"]), f"{row['steps/s']:,.0f}"]
         lines.append(cells)
     if markdown:
         out = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
