@@ -48,14 +48,16 @@ def learned_for(train: Sequence[Run], cache: dict[tuple[str, ...], Labeler], bli
     return cache[key]
 
 
-def score(labeler: Labeler, runs: Sequence[Run], memo: dict[tuple[int, str, str, str], list[str]]) -> Report | None:
+def score(
+    labeler: Labeler, runs: Sequence[Run], memo: dict[tuple[int, str, str, str, int], list[str]]
+) -> Report | None:
     """Scores on `runs`; each run is labelled once per labeler (views share runs)."""
     if not runs:
         return None
-    todo = [r for r in runs if (id(labeler), r.file, r.trace_id, r.unit) not in memo]
+    todo = [r for r in runs if (id(labeler), r.file, r.trace_id, r.unit, hash(r.steps)) not in memo]
     for run, labels in zip(todo, labelset.predict(labeler, todo), strict=True):
-        memo[(id(labeler), run.file, run.trace_id, run.unit)] = labels
-    predicted = [memo[(id(labeler), r.file, r.trace_id, r.unit)] for r in runs]
+        memo[(id(labeler), run.file, run.trace_id, run.unit, hash(run.steps))] = labels
+    predicted = [memo[(id(labeler), r.file, r.trace_id, r.unit, hash(r.steps))] for r in runs]
     gold, pred = labelset.gold_and_predicted(runs, predicted)
     return report(gold, pred)
 
@@ -72,7 +74,7 @@ def measure(
     name: str, make: Callable[[Sequence[Run]], Labeler], views: Sequence[View], runs: Sequence[Run]
 ) -> dict[str, object]:
     row: dict[str, object] = {"labeler": name}
-    memo: dict[tuple[int, str, str, str], list[str]] = {}
+    memo: dict[tuple[int, str, str, str, int], list[str]] = {}
     for view in views:
         row[view.name] = score(make(view.train), view.test, memo)
     held = next(v for v in views if v.name == "heldout")
