@@ -148,6 +148,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"error: --out {args.out}: builds write to a local or shared-filesystem folder; object stores "
               "are not supported yet (build locally, then `molspec push` or copy the folder)", file=sys.stderr)
         return EXIT_USAGE
+    if args.out is not None and not args.out.strip():
+        print("error: --out is empty: give the folder to build into (default: out/<spec name>)", file=sys.stderr)
+        return EXIT_USAGE
     out = Path(args.out.removeprefix("file://")) if args.out else _default_out(args.spec)
     opts = BuildOptions(out=out, limit=args.limit, engine=args.engine, model=args.model, fresh=args.fresh,
                         window=args.batch, gate=args.gate, command=_command_line())

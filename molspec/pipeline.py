@@ -47,24 +47,21 @@ def build(doc: Document, opts: BuildOptions, engine: Engine | None = None,
     """Compile, build (or resume) and write the card; returns the build's summary."""
     from molspec.runtime.build import build as run_build
 
-    result = run_build(build_plan(doc), opts, engine=engine, on_round=on_round)
-    write_card_of(result.out)
-    return result
+    return run_build(build_plan(doc), opts, engine=engine, on_round=on_round, on_done=write_card_of)
 
 
 def build_ray(doc: Document, opts: BuildOptions, **kwargs: object) -> BuildResult:
     """As `build`, with the engine replicas on a Ray cluster (see runtime.ray_executor.build_ray)."""
     from molspec.runtime.ray_executor import build_ray as run_ray
 
-    result = run_ray(build_plan(doc), opts, **kwargs)  # type: ignore[arg-type]
-    write_card_of(result.out)
-    return result
+    return run_ray(build_plan(doc), opts, on_done=write_card_of, **kwargs)  # type: ignore[arg-type]
 
 
 def write_card_of(out: Path) -> None:
     """Render the dataset card and its picture (atomically; unchanged bytes are not rewritten).
 
-    Runs after every build, also one with nothing left to do: that repairs a card lost to an interrupt."""
+    Runs at the end of every build, under its lock, also one with nothing left to do: that repairs a card
+    lost to an interrupt."""
     from molspec.publish.card import write_card
 
     write_card(out)

@@ -210,15 +210,16 @@ def _hash_file(path: Path, secret: bytes) -> tuple[str, str, bool]:
 
 
 def _publishable(build_dir: Path) -> Iterable[Path]:
-    """data/**, spec/**, README.md, *.png and molspec.json; never .molspec/ or hidden files."""
-    for folder in ("data", "spec"):
-        root = build_dir / folder
-        if root.is_dir():
-            yield from (p for p in root.rglob("*") if p.is_file() and not _hidden(p.relative_to(build_dir)))
-    yield from (p for p in build_dir.glob("*.png") if p.is_file())
-    for name in ("README.md", "molspec.json"):
-        if (build_dir / name).is_file():
-            yield build_dir / name
+    """The files molspec wrote in the build (its owned.json): data/**, spec/**, README.md, *.png and
+    molspec.json among them; never .molspec/, hidden files, or a file of the user's that sits beside them."""
+    from molspec.runtime.store import Store
+
+    for rel in Store(build_dir).owned():
+        path = build_dir / rel
+        if rel.endswith("/") and path.is_dir():
+            yield from (p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(build_dir)))
+        elif path.is_file() and not _hidden(Path(rel)):
+            yield path
 
 
 def _hidden(relative: Path) -> bool:

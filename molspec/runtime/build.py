@@ -143,8 +143,12 @@ def jobs(p: Prepared, indices: list[int]) -> Iterator[Job]:
 
 
 def build(bp: BuildPlan, opts: BuildOptions, engine: Engine | None = None,
-          on_round: Callable[[Progress, int], None] | None = None) -> BuildResult:
+          on_round: Callable[[Progress, int], None] | None = None,
+          on_done: Callable[[Path], None] | None = None) -> BuildResult:
     """Run (or resume) a build; returns its summary. The engine is created only if work remains.
+
+    `on_done(out)` runs once the dataset and manifest are written, while the build still holds the
+    directory's lock (the caller writes the card there, so no other build can interleave with it).
 
     Raises:
         StoreError: `out` is not molspec's, is locked by another build, or holds another build.
@@ -161,10 +165,15 @@ def build(bp: BuildPlan, opts: BuildOptions, engine: Engine | None = None,
         prog = Progress()
         if todo:
             _generate(p, opts, store, todo, prog, engine, on_round)
-        elif unchanged(opts.out, target, len(scan.done)):
-            return from_manifest(opts.out, p, resumed=len(scan.done), wall_s=time.perf_counter() - started)
-        return finalize(p, store, opts, target, len(scan.done), prog, time.perf_counter() - started,
-                        rejected=len(scan.rejected))
+        if not todo and unchanged(opts.out, target, sum(i < target for i in scan.done)):
+            result = replace(from_manifest(opts.out, p, resumed=len(scan.done), wall_s=time.perf_counter() - started),
+                             rejected=len(scan.rejected))
+        else:
+            result = finalize(p, store, opts, target, len(scan.done), prog, time.perf_counter() - started,
+                              rejected=len(scan.rejected))
+        if on_done is not None:
+            on_done(opts.out)
+        return result
     finally:
         store.close()
 
@@ -215,7 +224,8 @@ def _mismatch(rec: Row | Failure, job: Job | None) -> str | None:
                                                                       job.question.id):
         return "does not match the plan's sample at this index (split, graph, bonds or question)"
     if isinstance(rec, Row) and ([s.bond for s in rec.steps] != list(job.bonds)
-                                 or (rec.id, rec.question) != (f"{job.split}-{job.index:06d}", job.question.question)):
+                                 or (rec.id, rec.question, rec.gold)
+                                 != (f"{job.split}-{job.index:06d}", job.question.question, job.question.gold)):
         return "its steps or question do not match the plan's sample"
     return None
 
@@ -229,7 +239,17 @@ def unchanged(out: Path, target: int, done: int) -> bool:
     except Exception:  # noqa: BLE001  (any unreadable manifest means: finalize again)
         return False
     return m.summary.target == target and m.summary.done == done and all(
-        (out / f).is_file() for files in m.files.values() for f in files)
+        _parquet_whole(out / f) for files in m.files.values() for f in files)
+
+
+def _parquet_whole(path: Path) -> bool:
+    """A shard that is there and ends as parquet does (a damaged one makes finalize write it again)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(-4, 2)
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
 
 
 def from_manifest(out: Path, p: Prepared, resumed: int, wall_s: float) -> BuildResult:

@@ -53,7 +53,8 @@ def build_ray(bp: BuildPlan, opts: BuildOptions, replicas: int | None = None, ad
               shard_size: int | None = None, gpus_per_replica: float | None = None, *,
               cpus_per_replica: float = 1.0, max_restarts: int = 3,
               on_round: Callable[[Progress, int], None] | None = None,
-              on_replicas: Callable[[list[ReplicaStatus]], None] | None = None) -> BuildResult:
+              on_replicas: Callable[[list[ReplicaStatus]], None] | None = None,
+              on_done: Callable[[Path], None] | None = None) -> BuildResult:
     """Run (or resume) a build on Ray; the result and the dataset are those of a local `build`.
 
     Args:
@@ -93,8 +94,11 @@ def build_ray(bp: BuildPlan, opts: BuildOptions, replicas: int | None = None, ad
             finally:
                 if ours:
                     ray.shutdown()
-        return finalize(p, store, opts, target, len(finished), prog, time.perf_counter() - started,
-                        rejected=len(scan.rejected))
+        result = finalize(p, store, opts, target, len(finished), prog, time.perf_counter() - started,
+                          rejected=len(scan.rejected))
+        if on_done is not None:
+            on_done(opts.out)
+        return result
     finally:
         store.close()
 

@@ -113,6 +113,8 @@ def make_build(
     # Working state that must never be uploaded.
     (out / ".molspec").mkdir(exist_ok=True)
     (out / ".molspec" / "journal-00000.jsonl").write_text('{"sample": 0}\n')
+    owned = ["data/", "spec/", "README.md", "molspec.json", "structure.png"]  # what molspec build records
+    (out / ".molspec" / "owned.json").write_text(json.dumps(owned))
     return out
 
 
