@@ -137,7 +137,7 @@ class PlainError(MolspecError):
 
     Subclasses (StoreError, EngineError, PushError, ...) only set `code`; `message` and `help` stay readable."""
 
-    code = "MOL000"
+    code: str  # each subclass sets its own, documented in docs/diagnostics.md
 
     def __init__(self, message: str, help: str | None = None, where: Span | None = None) -> None:
         self.message, self.help = message, help

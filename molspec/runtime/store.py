@@ -169,9 +169,9 @@ class Store:
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"--out {self.root} is a file, not a folder; choose a folder for the dataset")
         if self.root.is_dir() and not self.meta.is_dir() and any(self.root.iterdir()):
-            raise StoreError(f"{self.root} is not empty and molspec did not make it (it has no .molspec/ folder). "
-                             "molspec only writes into a new or empty folder, or one it built before, so that "
-                             "it never replaces your files: choose another --out")
+            raise StoreError(f"{self.root} is not empty and molspec did not make it (it has no .molspec/ folder)",
+                             help="molspec only writes into a new or empty folder, or one it built before, so "
+                                  "that it never replaces your files: choose another --out")
         self.meta.mkdir(parents=True, exist_ok=True)
 
     def _take_lock(self) -> None:
