@@ -10,7 +10,7 @@ generated (molspec/SmolLM2) traces, on held-out paragraph and sentence steps, an
 traces with each step's opening discourse marker removed ("no opener": keywords are not the
 structure; a labeler that only reads them drops here); steps/s labelling
 every step of every labelled run, in CPU seconds of this process (the machine is shared); for `llm`,
-wall-clock seconds over the first 8 runs (its engine works in other threads and processes).
+wall-clock seconds of its scoring passes (its engine works in other threads and processes).
 `learned` is retrained for each view on that view's training runs only (never the shipped weights,
 which saw every label); `cue` and `llm` are not trained. Needs ../shared/data/traces.
 """
@@ -36,6 +36,7 @@ from molspec.structure.learned import LearnedLabeler  # noqa: E402
 from molspec.structure.learned_fit import FitSettings, fit  # noqa: E402
 
 WAIT = "Wait, let me check. "
+WALL = [0.0, 0.0]  # wall seconds and steps of the scoring passes of the labeler being measured
 COLUMNS = ("heldout", "within", "r1->qwq", "qwq->r1", "generated", "paragraph", "sentence", "no opener")
 
 
@@ -48,17 +49,29 @@ def learned_for(train: Sequence[Run], cache: dict[tuple[str, ...], Labeler], bli
     return cache[key]
 
 
-def score(
-    labeler: Labeler, runs: Sequence[Run], memo: dict[tuple[int, str, str, str, int], list[str]]
-) -> Report | None:
-    """Scores on `runs`; each run is labelled once per labeler (views share runs)."""
+Memo = dict[tuple[int, str, str, str, int], list[str]]
+
+
+def predicted(labeler: Labeler, runs: Sequence[Run], memo: Memo) -> list[list[str]]:
+    """The labels of `runs`; each run is labelled once per labeler (views share runs)."""
+
+    def key(r: Run) -> tuple[int, str, str, str, int]:
+        return (id(labeler), r.file, r.trace_id, r.unit, hash(r.steps))
+
+    todo = [r for r in runs if key(r) not in memo]
+    started = time.perf_counter()
+    done = labelset.predict(labeler, todo)
+    WALL[0] += time.perf_counter() - started
+    WALL[1] += sum(len(r.steps) for r in todo)
+    for run, labels in zip(todo, done, strict=True):
+        memo[key(run)] = labels
+    return [memo[key(r)] for r in runs]
+
+
+def score(labeler: Labeler, runs: Sequence[Run], memo: Memo) -> Report | None:
     if not runs:
         return None
-    todo = [r for r in runs if (id(labeler), r.file, r.trace_id, r.unit, hash(r.steps)) not in memo]
-    for run, labels in zip(todo, labelset.predict(labeler, todo), strict=True):
-        memo[(id(labeler), run.file, run.trace_id, run.unit, hash(run.steps))] = labels
-    predicted = [memo[(id(labeler), r.file, r.trace_id, r.unit, hash(r.steps))] for r in runs]
-    gold, pred = labelset.gold_and_predicted(runs, predicted)
+    gold, pred = labelset.gold_and_predicted(runs, predicted(labeler, runs, memo))
     return report(gold, pred)
 
 
@@ -74,22 +87,20 @@ def measure(
     name: str, make: Callable[[Sequence[Run]], Labeler], views: Sequence[View], runs: Sequence[Run]
 ) -> dict[str, object]:
     row: dict[str, object] = {"labeler": name}
-    memo: dict[tuple[int, str, str, str, int], list[str]] = {}
+    memo: Memo = {}
+    WALL[:] = [0.0, 0.0]
     for view in views:
         row[view.name] = score(make(view.train), view.test, memo)
     held = next(v for v in views if v.name == "heldout")
-    row["wait"] = wait_prefix(make(held.train), held.test)
-    if name == "llm":  # the engine works in other threads and processes: wall time of the one labelling pass
-        labeler = make([])
-        started = time.perf_counter()
-        labeler.label_many([(r.question, r.steps) for r in runs[:8]])
-        row["steps/s"] = sum(len(r.steps) for r in runs[:8]) / (time.perf_counter() - started)
+    row["wait"] = wait_prefix(make(held.train), held.test, memo)
+    if name == "llm":  # the engine works in other threads and processes: wall time of the scoring passes
+        row["steps/s"] = WALL[1] / max(WALL[0], 1e-9)
     else:
         row["steps/s"] = speed(make([r for r in runs if r.split == "train"]), runs)
     return row
 
 
-def wait_prefix(labeler: Labeler, runs: Sequence[Run]) -> str:
+def wait_prefix(labeler: Labeler, runs: Sequence[Run], memo: Memo) -> str:
     """Share of held-out steps labelled reflect, as they are -> with "Wait, let me check. " in front of
     every step: how far a generator could game the labeler with an opener."""
     if not runs:
@@ -97,7 +108,7 @@ def wait_prefix(labeler: Labeler, runs: Sequence[Run]) -> str:
     prefixed = [replace(r, steps=tuple(WAIT + s for s in r.steps)) for r in runs]
     shares = []
     for version in (runs, prefixed):
-        _, pred = labelset.gold_and_predicted(version, labelset.predict(labeler, version))
+        _, pred = labelset.gold_and_predicted(version, predicted(labeler, version, memo))
         shares.append(sum(p == "reflect" for p in pred) / len(pred))
     return f"{shares[0]:.2f} -> {shares[1]:.2f}"
 
