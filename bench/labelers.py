@@ -143,13 +143,17 @@ def main() -> None:
     ap.add_argument("--model", default="builtin:smollm2-135m-instruct", help="model of the llm judge")
     ap.add_argument("--markdown", action="store_true", help="print the table as markdown")
     ap.add_argument("--heldout-only", action="store_true", help="score held-out traces only (no cross-teacher)")
-    ap.add_argument("--max-runs", type=int, default=None, help="with --heldout-only: the first N held-out runs")
+    ap.add_argument(
+        "--max-runs", type=int, default=None, help="with --heldout-only: the N shortest held-out runs of each teacher"
+    )
     args = ap.parse_args()
     labels = labelset.load()
     if args.heldout_only and {"learned", "learned-blind"} & set(args.labeler or ("learned",)):
         ap.error("--heldout-only is for labelers that are not trained (cue, llm)")
     if args.heldout_only:  # for slow judges: cross-teacher columns would label every trace
-        kept = [r for r in labels.runs if r.split == "heldout"][: args.max_runs]
+        held_runs = sorted((r for r in labels.runs if r.split == "heldout"), key=lambda r: len(r.steps))
+        teachers = sorted({r.teacher for r in held_runs})
+        kept = [r for t in teachers for r in [x for x in held_runs if x.teacher == t][: args.max_runs]]
         labels = labelset.LabelSet(kept, labels.skipped)
     train, held = _heldout(labels.runs)
     views = [
