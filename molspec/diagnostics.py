@@ -144,7 +144,7 @@ class PlainError(MolspecError):
         super().__init__([Diagnostic(self.code, message, Label(where or NOWHERE), help=help)])
 
     def __str__(self) -> str:
-        return self.message
+        return f"{self.message}; {self.help}" if self.help else self.message
 
     def __reduce__(self) -> tuple[type[PlainError], tuple[Any, ...]]:
         return (type(self), (self.message, self.help))

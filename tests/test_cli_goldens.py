@@ -5,12 +5,14 @@ equal `tests/cli_goldens/<case>.txt` (rewrite with `pytest --update-goldens`).""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from molspec.cli import main
 from tests.lang.golden import check_golden
 
 HERE = Path(__file__).parent / "cli_goldens"
@@ -58,13 +60,15 @@ CASES: dict[str, tuple[str, Callable[[Path], list[str]]]] = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_cli_error_golden(case: str, tmp_path: Path, update_goldens: bool, monkeypatch: pytest.MonkeyPatch,
-                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_error_golden(case: str, tmp_path: Path, update_goldens: bool) -> None:
     code, make = CASES[case]
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the Hub case must fail at once, the same way on every machine
     argv = make(tmp_path)
-    assert main(argv) == 1
-    err = capsys.readouterr().err
+    # A process of its own: no Hub endpoint or cache left behind by other tests; offline, so the Hub case
+    # fails at once and the same way on every machine.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MOLSPEC_"))} | {"HF_HUB_OFFLINE": "1"}
+    ran = subprocess.run([sys.executable, "-m", "molspec.cli", *argv], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert ran.returncode == 1
+    err = ran.stderr
     assert f"[{code}]" in err and "Traceback" not in err
     check_golden(HERE / f"{case}.txt", err, update_goldens)

@@ -24,6 +24,7 @@ from huggingface_hub.errors import RepositoryNotFoundError
 from molspec.engines.redact import redact
 from molspec.publish.hub_net import HubTimeouts, PushError, RetryPolicy, bounded_session, with_retries
 from molspec.publish.hub_schema import Change, card_features, check_schema, front_matter
+from molspec.records import Manifest, read_manifest
 
 REPO_TYPE = "dataset"
 BRANCH = "main"
@@ -140,7 +141,7 @@ def push(
     """
     build_dir = Path(build_dir)
     timeouts = timeouts or HubTimeouts.from_env()
-    manifest = _read_manifest(build_dir)
+    manifest = read_manifest(build_dir)  # ManifestError (MOL701) when it is not a build
     request = _request(build_dir, repo, revision, private, manifest, message)
     secret = _resolve_token(token)
     request = replace(request, title=redact(request.title, [secret]), description=redact(request.description, [secret]))
@@ -160,37 +161,28 @@ def push(
 # --------------------------------------------------------------------------------------------------
 
 
-def _read_manifest(build_dir: Path) -> dict[str, Any]:
-    from molspec.runtime.store import StoreError, read_manifest
-
-    try:
-        return read_manifest(build_dir)
-    except StoreError as err:
-        raise PushError(err.message) from None
-
-
 def _request(
     build_dir: Path,
     repo: str,
     revision: str | None,
     private: bool,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     message: str | None,
 ) -> Request:
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
         raise PushError(f"'{repo}' is not a dataset repo id; use the form NAMESPACE/NAME (e.g. acme/gsm8k-mole).")
-    spec = manifest.get("spec") or {}
-    sha, path, commit = spec.get("sha256") or "", spec.get("path") or "?", spec.get("git_commit") or "unknown"
+    spec = manifest.spec
+    sha, path, commit = spec.sha256, spec.path, spec.git_commit or "unknown"
     if revision is None and not sha:
         raise PushError(f"{build_dir}/molspec.json has no spec.sha256 to name the tag; pass --revision TAG.")
     tag = revision or f"spec-{sha[:8]}"
     if not TAG_NAME.fullmatch(tag) or tag == BRANCH:
         raise PushError(f"'{tag}' cannot be a tag name; use letters, digits, '.', '_' or '-' (and not '{BRANCH}').")
-    dirty = " (with uncommitted changes)" if spec.get("git_dirty") else ""
+    dirty = " (with uncommitted changes)" if spec.git_dirty else ""
     title = message or f"molspec build of {path} (spec sha256 {sha}, git commit {commit}{dirty})"
     description = (
         f"spec: {path}\nspec sha256: {sha}\ngit commit: {commit}{dirty}\n"
-        f"molspec version: {manifest.get('molspec_version', '?')}\ncommand: {manifest.get('command', '?')}\n"
+        f"molspec version: {manifest.molspec_version}\ncommand: {manifest.command}\n"
     )
     return Request(build_dir, repo, tag, private, title, description)
 

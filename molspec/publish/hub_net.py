@@ -198,7 +198,7 @@ def with_retries(attempt: Callable[[], T], policy: RetryPolicy, timeouts: HubTim
             if not is_transient(err):
                 raise PushError(refused_message(err, reason, build_dir, retry_cmd)) from None
             if number == policy.max_attempts:
-                raise PushError(gave_up_message(err, reason, policy, timeouts, build_dir, retry_cmd)) from None
+                raise PushError(*gave_up_message(err, reason, policy, timeouts, build_dir, retry_cmd)) from None
             delay = policy.delay(number)
             log.warning("push attempt %d/%d failed (%s); retrying in %.1f s", number, policy.max_attempts, reason,
                         delay)
@@ -216,11 +216,12 @@ def refused_message(err: BaseException, reason: str, build_dir: Path, retry_cmd:
 
 
 def gave_up_message(err: BaseException, reason: str, policy: RetryPolicy, timeouts: HubTimeouts, build_dir: Path,
-                    retry_cmd: str) -> str:
+                    retry_cmd: str) -> tuple[str, str]:
+    """(what happened, what to do): the error's message and its help line."""
     if isinstance(err, TIMEOUT_ERRORS):
         what = (f"the Hub at {constants.ENDPOINT} did not answer within the timeout ({timeouts.connect_s:g} s to "
                 f"connect, {timeouts.read_s:g} s to answer) in {policy.max_attempts} attempts (last error: "
                 f"{reason}). If the Hub is only slow, raise {TIMEOUT_ENV} (seconds).")
     else:
         what = f"could not reach the Hub after {policy.max_attempts} attempts (last error: {reason})."
-    return f"{what} The local dataset is intact at {build_dir}; retry with: {retry_cmd}"
+    return what, f"the local dataset is intact at {build_dir}; retry with: {retry_cmd}"

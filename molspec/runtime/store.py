@@ -18,23 +18,22 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import glob
 import hashlib
 import json
 import os
-import secrets
 import shutil
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import ValidationError
 
+from molspec import atomic
 from molspec.diagnostics import PlainError
-from molspec.records import SCHEMA, Failure, Record, Row, row_dicts, rows_digest
+from molspec.records import SCHEMA, Failure, Row, row_dicts, rows_digest
+from molspec.runtime.journal import Line, Scan, journal_line, parse_line, repair_tail
 
 STATE_VERSION = 2
 CARD = ("README.md", "structure.png")  # written by the card after each build; owned from the claim on
@@ -65,63 +64,6 @@ class BuildKey:
     def digest(self) -> str:
         """A short hash of the key, stamped on every journal line."""
         return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:16]
-
-
-class JournalEntry(Record):
-    """One journal line's JSON."""
-
-    build: str
-    row: Row | None = None
-    failure: Failure | None = None
-
-    @property
-    def index(self) -> int:
-        body = self.row or self.failure
-        assert body is not None
-        return body.sample_index
-
-
-@dataclass
-class Line:
-    """A journal line as read: where it is, its text, and what it holds (or why it is refused)."""
-
-    path: Path
-    raw: bytes
-    entry: JournalEntry | None = None
-    reason: str | None = None
-
-
-@dataclass
-class Scan:
-    """Every journal line, parsed; a line is accepted while it has an entry and no reason to refuse it."""
-
-    lines: list[Line] = field(default_factory=list)
-
-    def accepted(self) -> Iterator[Line]:
-        return (ln for ln in self.lines if ln.entry is not None and ln.reason is None)
-
-    @property
-    def rejected(self) -> list[Line]:
-        return [ln for ln in self.lines if ln.reason is not None]
-
-    @property
-    def done(self) -> dict[int, Row]:
-        """Samples that succeeded: the first row of each."""
-        out: dict[int, Row] = {}
-        for ln in self.accepted():
-            if ln.entry is not None and ln.entry.row is not None:
-                out.setdefault(ln.entry.index, ln.entry.row)
-        return out
-
-    @property
-    def failed(self) -> dict[int, Failure]:
-        """Samples that only failed: the latest failure of each (they are retried)."""
-        done = self.done
-        out: dict[int, Failure] = {}
-        for ln in self.accepted():
-            if ln.entry is not None and ln.entry.failure is not None and ln.entry.index not in done:
-                out[ln.entry.index] = ln.entry.failure
-        return out
 
 
 class Store:
@@ -287,7 +229,7 @@ class Store:
                 for raw in fh:
                     if not raw.endswith(b"\n"):
                         break  # torn write of a killed process: cut on the next append, sample redone
-                    yield _parse(path, raw, self.build)
+                    yield parse_line(path, raw, self.build)
 
     def set_aside(self, lines: list[Line]) -> None:
         """Move refused lines to rejected.jsonl and rewrite the journals without them (atomically, per file)."""
@@ -305,18 +247,18 @@ class Store:
             for path, bad in by_file.items():
                 # Lines end at "\n" only, as `lines()` reads them (a damaged line may hold a "\r").
                 whole = [raw + b"\n" for raw in path.read_bytes().split(b"\n")[:-1]]
-                _write_atomic(path, b"".join(raw for raw in whole if raw not in bad))
+                write_atomic(path, b"".join(raw for raw in whole if raw not in bad))
 
     def append(self, records: Iterable[Row | Failure]) -> None:
         """Append records and make them durable before returning."""
-        data = "".join(_line(self.build, r) for r in records).encode("utf-8", errors="surrogatepass")
+        data = "".join(journal_line(self.build, r) for r in records).encode("utf-8", errors="surrogatepass")
         if not data:
             return
         with _os_errors(self.root):
             if self._fh is None:
                 self.journal_dir.mkdir(parents=True, exist_ok=True)
                 path = self.journal_dir / f"{self.writer}.jsonl"
-                _repair_tail(path)
+                repair_tail(path)
                 self._fh = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 _write_all(self._fh, data)
@@ -356,13 +298,13 @@ class Store:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             files = {split: _write_shards(tmp, split, rows, shard_rows) for split, rows in rows_by_split.items()}
-            _fsync_dir(tmp)
+            atomic.fsync_dir(tmp)
             # Swap the whole folder in at once: readers see the old dataset or the new one, never a mix.
             shutil.rmtree(old, ignore_errors=True)
             if data.exists() or data.is_symlink():
                 os.replace(data, old)
             os.replace(tmp, data)
-            _fsync_dir(self.root)
+            atomic.fsync_dir(self.root)
             shutil.rmtree(old, ignore_errors=True)
         return files
 
@@ -372,7 +314,7 @@ class Store:
             raise StoreError(f"molspec will not write {rel!r}: it is outside the build directory {self.root}")
         self.own([rel])
         with _os_errors(self.root):
-            _write_atomic(self.root / rel, data)
+            write_atomic(self.root / rel, data)
 
 
 def _write_shards(folder: Path, split: str, rows: list[Row], shard_rows: int) -> list[str]:
@@ -382,7 +324,7 @@ def _write_shards(folder: Path, split: str, rows: list[Row], shard_rows: int) ->
         part = rows[i * shard_rows:(i + 1) * shard_rows]
         name = f"{split}-{i:05d}-of-{n:05d}-{rows_digest(part)}.parquet"
         pq.write_table(pa.Table.from_pylist(row_dicts(part), schema=SCHEMA), folder / name)
-        _fsync_file(folder / name)
+        atomic.fsync_file(folder / name)
         names.append(f"data/{name}")
     return names
 
@@ -426,47 +368,12 @@ def _foreign(data: Path) -> bool:
     return any(not (p.is_file() and p.suffix == ".parquet") for p in data.iterdir())
 
 
-def _line(build: str, rec: Row | Failure) -> str:
-    entry = JournalEntry(build=build, row=rec) if isinstance(rec, Row) else JournalEntry(build=build, failure=rec)
-    body = entry.model_dump_json(exclude_none=True, round_trip=True)
-    return f"{_checksum(body.encode())} {body}\n"
 
 
-def _checksum(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()[:16]
 
 
-def _parse(path: Path, raw: bytes, build: str) -> Line:
-    line = Line(path, raw)
-    head, _, body = raw.rstrip(b"\n").partition(b" ")
-    if head.decode("ascii", errors="replace") != _checksum(body):
-        line.reason = "checksum mismatch (damaged or edited line)"
-        return line
-    try:
-        entry = JournalEntry.model_validate_json(body)
-    except ValidationError as err:
-        line.reason = f"not a journal record: {str(err).splitlines()[0]}"
-        return line
-    if (entry.row is None) == (entry.failure is None):
-        line.reason = "not a journal record: needs exactly one of row, failure"
-    elif entry.build != build:
-        line.reason = f"written by another build ({entry.build})"
-    else:
-        line.entry = entry
-    return line
 
 
-def _repair_tail(path: Path) -> None:
-    """Cut a torn last line so that new appends start on a line of their own."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with path.open("rb+") as fh:
-        fh.seek(-1, os.SEEK_END)
-        if fh.read(1) == b"\n":
-            return
-        fh.seek(0)
-        data = fh.read()
-        fh.truncate(data.rfind(b"\n") + 1)
 
 
 def _remove(path: Path) -> None:
@@ -474,47 +381,6 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """The one atomic write: a temporary file beside the target, fsynced, then renamed over it.
-
-    The temporary name is the writer's own (`.NAME.<pid>-<random>.tmp`): two processes writing one file at
-    once (two builds drawing the card, a push refreshing it) each rename a whole file, the last one wins."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _sweep(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()  # a disk-full write leaves no stray temporary file behind
-        raise
-    _fsync_dir(path.parent)
-
-
-def _sweep(path: Path) -> None:
-    """Remove the temporary files of `path` that killed writers left (their process is gone)."""
-    prefix = f".{path.name}."
-    for tmp in path.parent.glob(glob.escape(prefix) + "*tmp"):
-        pid = tmp.name[len(prefix):].split("-")[0]
-        if tmp.name == f"{prefix}tmp" or (pid.isdigit() and not _alive(int(pid))):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # it exists, and is another user's
-    return True
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -532,20 +398,6 @@ def _append(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename in `path` durable (a power cut after it then keeps the new name)."""
-    with contextlib.suppress(OSError):  # not every filesystem lets a folder be fsynced
-        _fsync_file(path)
-
-
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write a file atomically (text is UTF-8).
 
@@ -553,7 +405,7 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         StoreError: the OS refused (disk full, read-only, bad path), with what to do; the old file is kept.
     """
     with _os_errors(path):
-        _write_atomic(path, data.encode() if isinstance(data, str) else data)
+        atomic.write_atomic(path, data)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -590,18 +442,3 @@ def _os_message(root: Path, exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write {where}: {exc.strerror}; choose a folder you can write to as --out"
     return f"cannot write {where}: {exc.strerror or exc}; choose another --out"
-
-
-def read_manifest(build_dir: Path) -> dict[str, Any]:
-    """molspec.json as a plain dict, for the readers not yet moved to `molspec.records.read_manifest`.
-
-    Raises:
-        StoreError: it is missing or unreadable.
-    """
-    from molspec.records import ManifestError
-    from molspec.records import read_manifest as read_typed
-
-    try:
-        return read_typed(build_dir).model_dump(mode="json")
-    except ManifestError as err:
-        raise StoreError(err.message) from None

@@ -182,7 +182,7 @@ def test_failed_push_leaves_the_build_and_says_how_to_retry(fake_hub: HubSession
     fake_hub.hub.fail_next("commit", times=hub.MAX_ATTEMPTS, status=503)
     code, stdout, stderr = _cli(monkeypatch, capsys, "push", str(out))
     assert code == 1 and stdout == ""
-    assert stderr.startswith("error: could not reach the Hub") and f"molspec push {out} --repo {REPO}" in stderr
+    assert stderr.startswith("error[MOL720]: could not reach the Hub") and f"molspec push {out} --repo {REPO}" in stderr
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert _cli(monkeypatch, capsys, "push", str(out))[0] == 0  # the retry it printed works
 

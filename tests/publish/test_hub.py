@@ -17,6 +17,7 @@ from huggingface_hub.errors import RepositoryNotFoundError
 from molspec.publish import cli as publish_cli
 from molspec.publish import hub
 from molspec.publish.hub import HubTimeouts, PushError, PushResult, push
+from molspec.records import ManifestError
 from tests.publish.builds import GIT_COMMIT, SPEC_PATH, make_build, rows_of, spec_sha
 from tests.publish.conftest import HubSession, _patch_hub_constants
 
@@ -217,7 +218,7 @@ def test_build_holding_the_token_is_refused(fake_hub: HubSession, tmp_path: Path
 
 
 def test_bad_build_dirs(fake_hub: HubSession, tmp_path: Path) -> None:
-    with pytest.raises(PushError, match="molspec.json is missing"):
+    with pytest.raises(ManifestError, match="molspec.json is missing"):  # MOL701, as for every command
         push(tmp_path, REPO)
     build = make_build(tmp_path / "a")
     with pytest.raises(PushError, match="NAMESPACE/NAME"):
