@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--engine", default="vllm")
     ap.add_argument("--model", default="builtin:smollm2-135m-instruct")
-    ap.add_argument("--judge", default="cue", help="the labeler that scores fidelity (not the gate's, which is learned)")
+    ap.add_argument("--judge", default="cue", help="the labeler that scores fidelity (the gate uses learned)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/molspec-fidelity"))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

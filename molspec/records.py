@@ -332,6 +332,7 @@ class Manifest(Record):
     answer: AnswerInfo
     output: OutputInfo
     splits: dict[str, SplitInfo]
+    bonds: dict[str, str] = Field(default_factory=dict, description="bond name -> kind (covalent, hydrogen, ...)")
     graphs: dict[str, GraphInfo]
     planned: PlannedInfo
     realised: RealisedInfo

@@ -72,22 +72,9 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def hub_repo(m: Manifest | dict[str, Any]) -> str | None:
+def hub_repo(m: Manifest) -> str | None:
     """The spec's `output { hub = "NS/NAME" }`, if it has one."""
-    typed = m if isinstance(m, Manifest) else Manifest.model_validate(m)  # a dict: see read_manifest
-    return typed.output.hub or None
-
-
-def read_manifest(build_dir: Path) -> dict[str, Any]:
-    """Transitional, for publish/cli.py until it reads `molspec.records.read_manifest` itself: molspec.json as
-    a dict (ValueError with the reason when it is missing or unreadable). Nothing in the card uses it."""
-    from molspec.records import ManifestError
-    from molspec.records import read_manifest as read
-
-    try:
-        return read(Path(build_dir)).model_dump(mode="json")
-    except ManifestError as err:
-        raise ValueError(err.message) from None
+    return m.output.hub or None
 
 
 def size_category(rows: int) -> str:

@@ -57,6 +57,7 @@ def manifest(p: Prepared, command: str, res: BuildResult, rows: list[Row], faile
                                        done=sum(r.split == s.spec.name for r in rows),
                                        failed=sum(f.split == s.spec.name for f in failed.values()))
                 for s in plan.splits},
+        bonds={name: b.kind for name, b in spec.bonds.items()},
         graphs={c.name: GraphInfo(bonds=list(c.bonds), start=c.start.tolist(), transitions=c.trans.tolist(),
                                   end=c.end.tolist(), steps=(c.min_steps, c.max_steps)) for c in plan.chains},
         planned=PlannedInfo.model_validate(plan_stats(plan).to_json()),

@@ -49,8 +49,10 @@ def read_rows(build_dir: Path, manifest: Manifest, limit: int | None = None) -> 
 
 
 def bond_kinds(build_dir: Path, manifest: Manifest) -> dict[str, str]:
-    """Bond name -> kind (covalent, hydrogen, vdw, plain), from the build's own copy of its spec; {} when that
-    copy cannot be read (the names then count as the labeler's own)."""
+    """Bond name -> kind (covalent, hydrogen, vdw, plain): the manifest's record, else (a build made before
+    molspec recorded it) the build's own copy of its spec; {} when neither can be read."""
+    if manifest.bonds:
+        return dict(manifest.bonds)
     from molspec.check import check_program
     from molspec.lang.imports import load_program
 
