@@ -200,7 +200,7 @@ def run_config(p: Prepared, opts: BuildOptions, engine_info: dict[str, Any]) -> 
     gate = p.spec.fidelity
     return RunConfig(window=opts.window or default_window(p.engine), seed=p.plan.seed,
                      base=p.spec.model.sampling, metadata=build_metadata(p, engine_info), gate=gate,
-                     labeler=get_labeler(gate.labeler))
+                     labeler=get_labeler(gate.labeler) if gate.gate else None)  # gate off: no labels, no cost
 
 
 def validated_scan(p: Prepared, store: Store) -> Scan:

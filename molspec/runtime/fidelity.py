@@ -24,7 +24,7 @@ SENTENCE_END = re.compile(r"""[.!?](?:["')\]]|\$\$?)?(?=\s|$)|\n""")
 WORD = re.compile(r"\w+")
 ECHO_SHARE = 0.5  # of a step's word 4-grams found in the prompt frame or the question
 DUPLICATE_SHARE = 0.7  # of a step's word 3-grams found in one earlier step of the walk
-CONTEXT_STEPS = 4  # earlier steps the labeler sees with a new step
+CONTEXT_STEPS = 2  # earlier steps the labeler sees with a new step (its context features look one back)
 MIN_KEPT = 0.3  # a cut step is trimmed only when its complete sentences keep this share of it
 
 REASON_HINTS = {
