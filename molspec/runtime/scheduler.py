@@ -219,7 +219,8 @@ def _request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
         user = msgs[-1]["content"]
         if attempt:
             msgs = (*msgs[:-1], {"role": "user", "content": restated(user, bond, s.trial.attempts[-1].problems)})
-        s.frame = frame_of(user, s.job.question.question, [t.text for t in s.steps])
+        # The frame is the prompt as sent: a retry's restated hints are words the step must not echo either.
+        s.frame = frame_of(msgs[-1]["content"], s.job.question.question, [t.text for t in s.steps])
         sampling = bond.sampling.over(cfg.base)
         meta = {"sample": s.job.index, "step": step, "bond": bond.name, "kind": bond.kind, "attempt": attempt}
     else:
