@@ -8,8 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from molspec.engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
+
 EXIT_OK, EXIT_BAD = 0, 1
 
+
+# The labelers' names, written here so that building the CLI's parser loads no labeler (structure.label.LABELERS
+# is the same tuple; tests/structure keeps them equal).
+LABELER_CHOICES = ("learned", "learned-blind", "cue", "llm")
 
 # ---------------------------------------------------------------- extract
 
@@ -17,8 +23,10 @@ def extract_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("traces", nargs="+", metavar="TRACES", help=".jsonl / .parquet files, folders or Hub dataset ids")
     sp.add_argument("-o", "--out", required=True, metavar="OUT.mol", help="where to write the graph")
     sp.add_argument("--name", default="teacher", help="the graph's name (default: teacher)")
-    sp.add_argument("--labeler", choices=("cue", "llm"), default="cue", help="cue: fast, no model; llm: an LLM judge")
-    sp.add_argument("--engine", default="vllm", help="engine of the llm labeler")
+    sp.add_argument("--labeler", choices=LABELER_CHOICES, default="learned",
+                    help="learned (default): trained from hand labels, CPU; learned-blind: the same, blind to "
+                         "opening cue words; cue: rules; llm: an LLM judge scoring the bonds by log-probabilities")
+    sp.add_argument("--engine", choices=ENGINE_NAMES, default=DEFAULT_ENGINE, help="engine of the llm labeler")
     sp.add_argument("--model", default="builtin:smollm2-135m-instruct", help="model of the llm labeler")
     sp.add_argument("--alpha", type=float, default=0.5, help="additive smoothing of the counts (default 0.5)")
     sp.add_argument("--bonds", choices=("declare", "use", "none"), default="declare",
@@ -30,14 +38,8 @@ def extract_run(args: argparse.Namespace) -> int:
     from molspec.lang.fmt import format_text
     from molspec.structure.extract import extract
     from molspec.structure.label import get_labeler
-    from molspec.structure.traces import TraceError
-
-    labeler = _labeler(args) if args.labeler == "llm" else get_labeler("cue")
-    try:
-        result = extract(args.traces, labeler=labeler, alpha=args.alpha, keep_labels=bool(args.labels))
-    except TraceError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_BAD
+    labeler = _labeler(args) if args.labeler == "llm" else get_labeler(args.labeler)
+    result = extract(args.traces, labeler=labeler, alpha=args.alpha, keep_labels=bool(args.labels))  # MOL410
     g = result.graph
     if g.n_traces == 0:
         print("error: no traces found in " + ", ".join(args.traces), file=sys.stderr)
@@ -84,14 +86,9 @@ def compare_arguments(sp: argparse.ArgumentParser) -> None:
 def compare_run(args: argparse.Namespace) -> int:
     from molspec.structure.compare import compare
     from molspec.structure.graphs import load_graph
-    from molspec.structure.traces import TraceError
 
-    try:
-        name_a, a = load_graph(args.a)
-        name_b, b = load_graph(args.b)
-    except TraceError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_BAD
+    name_a, a = load_graph(args.a)  # TraceError (MOL410) and spec errors print through cli.main
+    name_b, b = load_graph(args.b)
     c = compare(a, b)
     if args.json:
         print(json.dumps({"a": name_a, "b": name_b, **c.to_dict()}, indent=2))

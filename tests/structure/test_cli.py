@@ -103,3 +103,10 @@ def test_teachers_are_compatible_isomers(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["compare", str(tmp_path / "deepseek-r1.mol"), str(tmp_path / "qwq-32b.mol"), "--json"]) == 0
     c = json.loads(capsys.readouterr().out)
     assert c["r"] >= 0.9 and c["verdict"] == "compatible"  # the paper: teachers' graphs agree at r > 0.9
+
+
+def test_the_cli_names_every_labeler() -> None:
+    from molspec.structure.cli import LABELER_CHOICES
+    from molspec.structure.label import LABELERS
+
+    assert set(LABELER_CHOICES) == set(LABELERS)
