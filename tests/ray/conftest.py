@@ -36,11 +36,12 @@ def rows(out: Path) -> list[dict[str, Any]]:
 
 def journal(out: Path) -> dict[str, list[int]]:
     """Writer name -> the sample indices it journalled (successes and failures), in order."""
-    import json
+    from molspec.runtime.journal import JournalEntry
 
     found = {}
     for path in sorted((out / ".molspec" / "journal").glob("*.jsonl")):
-        found[path.stem] = [json.loads(line)["sample_index"] for line in path.read_text().splitlines()]
+        entries = [JournalEntry.model_validate_json(line.split(" ", 1)[1]) for line in path.read_text().splitlines()]
+        found[path.stem] = [e.index for e in entries]  # each line is `<checksum> <JournalEntry JSON>`
     return found
 
 

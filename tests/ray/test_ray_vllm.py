@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import molspec
+from molspec.pipeline import build_ray
 from molspec.runtime.build import BuildOptions
-from molspec.runtime.ray_executor import build_ray
 from tests.ray.conftest import CPUS_PER_REPLICA, journal, rows
 from tests.runtime.conftest import write_spec
 from tests.support.tiny_model import build_tiny_model
