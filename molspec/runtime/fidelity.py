@@ -70,9 +70,14 @@ class StepTrial:
 
 
 def attempt_of(text: str, n_tokens: int, finish_reason: str, bond: BondSpec, frame: str, question: str,
-               earlier: Sequence[str], labeler: Labeler | None) -> Attempt:
-    """One completion checked: hygiene, then (when a labeler is given) its label read in context."""
-    kept, problems, repair = check_text(text, finish_reason, frame, question, earlier)
+               earlier: Sequence[str], labeler: Labeler | None,
+               earlier_grams: Sequence[frozenset[tuple[str, ...]]] | None = None) -> Attempt:
+    """One completion checked: hygiene, then (when a labeler is given) its label read in context.
+
+    `earlier_grams`: the earlier steps' word 3-grams, when the caller keeps them (`grams3`), so that a long
+    walk does not count them again at every step."""
+    grams = earlier_grams if earlier_grams is not None else [grams3(e) for e in earlier]
+    kept, problems, repair = check_text(text, finish_reason, frame, question, grams)
     context = list(earlier[-CONTEXT_STEPS:])  # enough for the labelers' context features, and O(1) per attempt
     label = labeler.label(question, [*context, kept])[-1] if labeler is not None and kept else None
     if label is not None and BOND_KINDS[label] != bond.kind:
@@ -96,9 +101,9 @@ def frame_of(user: str, question: str, earlier: Sequence[str]) -> str:
     return user
 
 
-def check_text(text: str, finish_reason: str, frame: str, question: str, earlier: Sequence[str]
-               ) -> tuple[str, tuple[str, ...], str | None]:
-    """Hygiene of one completion: (kept text, problems, repair)."""
+def check_text(text: str, finish_reason: str, frame: str, question: str,
+               earlier: Sequence[frozenset[tuple[str, ...]]]) -> tuple[str, tuple[str, ...], str | None]:
+    """Hygiene of one completion: (kept text, problems, repair); `earlier` holds the earlier steps' 3-grams."""
     text = text.strip()
     problems: list[str] = []
     repair = None
@@ -112,7 +117,8 @@ def check_text(text: str, finish_reason: str, frame: str, question: str, earlier
         return text, ("empty",), None
     if echoes(text, frame) or echoes(text, question):
         problems.append("echo")
-    if any(near_duplicate(text, e) for e in earlier):
+    mine = grams3(text)
+    if mine and any(len(mine & e) >= DUPLICATE_SHARE * len(mine) for e in earlier):
         problems.append("duplicate")
     return text, tuple(problems), repair
 
@@ -136,6 +142,11 @@ def echoes(text: str, source: str) -> bool:
     """Most of the step's word 4-grams come from `source` (the prompt frame, or the question)."""
     mine = _grams(text, 4)
     return bool(mine) and len(mine & _grams(source, 4)) >= ECHO_SHARE * len(mine)
+
+
+def grams3(text: str) -> frozenset[tuple[str, ...]]:
+    """A step's word 3-grams (what near-duplicate checks compare)."""
+    return _grams(text, 3)
 
 
 def near_duplicate(text: str, other: str) -> bool:

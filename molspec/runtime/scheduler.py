@@ -17,7 +17,7 @@ from molspec.diagnostics import MolspecError
 from molspec.engines.base import Completion, Engine, EngineError, Request, SamplingParams, StreamingEngine
 from molspec.engines.common import request_seed
 from molspec.records import BuildMetadata, Failure, Message, Row, Step
-from molspec.runtime.fidelity import StepTrial, attempt_of, fidelity, frame_of, partner, restated
+from molspec.runtime.fidelity import StepTrial, attempt_of, fidelity, frame_of, grams3, partner, restated
 from molspec.runtime.prompts import StepText, WalkContext, answer_messages, sft_messages, step_messages, thinking
 from molspec.runtime.verify import verify
 from molspec.sources import Question
@@ -45,6 +45,7 @@ class _Live:
     trial: StepTrial = field(default_factory=StepTrial)  # attempts at the current step
     frame: str = ""  # the current step's prompt without the question and the earlier steps
     partner: int | None = None
+    grams: list[frozenset[tuple[str, ...]]] = field(default_factory=list)  # each kept step's word 3-grams
 
 
 @dataclass
@@ -250,7 +251,7 @@ def _advance(spec: Spec, s: _Live, c: Completion, cfg: RunConfig, prog: Progress
     bond = spec.bonds[s.job.bonds[step]]
     earlier = [t.text for t in s.steps]
     s.trial.attempts.append(attempt_of(c.text, c.n_tokens, c.finish_reason, bond, s.frame, s.job.question.question,
-                                       earlier, cfg.labeler))
+                                       earlier, cfg.labeler, s.grams))
     if cfg.gate.gate and s.trial.attempts[-1].problems and len(s.trial.attempts) <= cfg.gate.retries:
         prog.retries += 1
         return None  # ask again: the next request restates the instruction, with a new seed
@@ -264,6 +265,7 @@ def _keep_best(spec: Spec, s: _Live, prog: Progress, failed_retry: str | None = 
     best = s.trial.best()
     reasons = s.trial.reasons() + ([s.trial.reasons_last()] if failed_retry else [])
     s.steps.append(StepText(bond.name, bond.kind, bond.title, best.text))
+    s.grams.append(grams3(best.text))
     s.records.append(Step(bond=bond.name, text=best.text, n_tokens=best.n_tokens, finish_reason=best.finish_reason,
                           label=best.label, attempts=len(s.trial.attempts) + bool(failed_retry), retries=reasons,
                           repair=best.repair, problems=list(best.problems) + ([failed_retry] if failed_retry else []),

@@ -17,7 +17,7 @@ from molspec.engines.base import Completion, Request
 from molspec.pipeline import build_plan
 from molspec.records import Failure, Row
 from molspec.runtime.build import BuildOptions, jobs, prepare, run_config
-from molspec.runtime.fidelity import check_text, echoes, near_duplicate, partner, restated, trim_to_sentence
+from molspec.runtime.fidelity import check_text, echoes, grams3, near_duplicate, partner, restated, trim_to_sentence
 from molspec.runtime.scheduler import Progress, run
 from molspec.structure.label import BOND_KINDS, BONDS
 from tests.runtime.conftest import write_spec
@@ -144,7 +144,7 @@ def test_echo_duplicate_and_empty_are_problems() -> None:
     earlier = ["We add 3 and 4 to get 7, and then we double it to get 14 apples."]
     assert near_duplicate("We add 3 and 4 to get 7, and then we double it to get 14 apples!", earlier[0])
     assert check_text("We add 3 and 4 to get 7, and then we double it to get 14 apples.", "stop", frame, "",
-                      earlier)[1] == ("duplicate",)
+                      [grams3(e) for e in earlier])[1] == ("duplicate",)
     assert check_text("   ", "stop", frame, "", [])[1] == ("empty",)
 
 
