@@ -8,13 +8,28 @@
 Pipeline and formats: docs/internals.md; labelling rules: docs/labelling-guide.md.
 """
 
-from molspec.structure.compare import Comparison, compare
-from molspec.structure.estimate import GraphCounter, LabelledTrace, StepCounts, StructureGraph, estimate, labels_to_json
-from molspec.structure.evaluate import Report, report
-from molspec.structure.extract import Extraction, extract, label_traces
-from molspec.structure.label import BONDS, CueLabeler, CueWeights, Labeler, get_labeler
-from molspec.structure.segment import SegmentConfig, Step, segment
-from molspec.structure.traces import Trace, TraceError, read_traces
+import importlib
+from typing import Any
+
+# Loaded on first use (PEP 562): `molspec check` builds the CLI, which imports molspec.structure.cli, and must
+# not pay for the labelers on the way.
+_HOME = {
+    "Comparison": "compare", "compare": "compare",
+    "GraphCounter": "estimate", "LabelledTrace": "estimate", "StepCounts": "estimate", "StructureGraph": "estimate",
+    "estimate": "estimate", "labels_to_json": "estimate",
+    "Report": "evaluate", "report": "evaluate",
+    "Extraction": "extract", "extract": "extract", "label_traces": "extract",
+    "BONDS": "label", "CueLabeler": "label", "CueWeights": "label", "Labeler": "label", "get_labeler": "label",
+    "SegmentConfig": "segment", "Step": "segment", "segment": "segment",
+    "Trace": "traces", "TraceError": "traces", "read_traces": "traces",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(f"molspec.structure.{_HOME[name]}"), name)
+    raise AttributeError(f"module 'molspec.structure' has no attribute {name!r}")
+
 
 __all__ = [
     "BONDS",
