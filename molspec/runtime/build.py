@@ -21,11 +21,12 @@ from molspec.plan.compile import Plan
 from molspec.provenance import GitInfo
 from molspec.records import MANIFEST, BuildMetadata, Failure, FidelityInfo, Manifest, Row, SamplingInfo, read_manifest
 from molspec.runtime.fidelity import fidelity_info
+from molspec.runtime.fs import write_json_atomic
 from molspec.runtime.journal import Scan
 from molspec.runtime.manifest import manifest
 from molspec.runtime.scheduler import Job, Progress, RunConfig, run
 from molspec.runtime.spec_copy import copy_spec
-from molspec.runtime.store import BuildKey, Store, write_json_atomic
+from molspec.runtime.store import BuildKey, Store
 from molspec.sources import Question
 from molspec.spec import Spec
 from molspec.version import __version__
