@@ -21,7 +21,7 @@ from molspec.runtime.fidelity import StepTrial, attempt_of, fidelity, frame_of, 
 from molspec.runtime.prompts import StepText, WalkContext, answer_messages, sft_messages, step_messages, thinking
 from molspec.runtime.verify import verify
 from molspec.sources import Question
-from molspec.spec import FidelitySpec, Sampling, Spec
+from molspec.spec import DEFAULT_SAMPLING, FidelitySpec, Sampling, Spec
 from molspec.structure.label import Labeler
 
 
@@ -229,8 +229,10 @@ def _request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
         sampling = spec.answer.sampling.over(cfg.base)
         meta = {"sample": s.job.index, "step": step, "bond": "answer", "kind": "answer"}
     retry = (attempt,) if attempt else ()  # a first attempt keeps the seed it has always had
-    params = SamplingParams(max_tokens=sampling.max_tokens or 384, temperature=sampling.temperature or 0.0,
-                            top_p=sampling.top_p or 1.0, seed=request_seed(cfg.seed, s.job.index, step, *retry))
+    full = sampling.over(DEFAULT_SAMPLING)  # what neither the step nor the model sets: the one defaults table
+    assert full.max_tokens is not None and full.temperature is not None and full.top_p is not None
+    params = SamplingParams(max_tokens=full.max_tokens, temperature=full.temperature, top_p=full.top_p,
+                            seed=request_seed(cfg.seed, s.job.index, step, *retry))
     key = f"{s.job.index}:{step}" + (f":{attempt}" if attempt else "")
     return Request(key=key, messages=msgs, params=params, meta=meta)
 
