@@ -144,13 +144,18 @@ def jobs(p: Prepared, indices: list[int]) -> Iterator[Job]:
                       question=p.bp.questions[sp.spec.source][int(w.question[r])])
 
 
+Generate = Callable[["Prepared", Store, list[int], Progress], None]  # runs the samples left to do
+
+
 def build(bp: BuildPlan, opts: BuildOptions, engine: Engine | None = None,
           on_round: Callable[[Progress, int], None] | None = None,
-          on_done: Callable[[Path], None] | None = None) -> BuildResult:
+          on_done: Callable[[Path], None] | None = None, generate: Generate | None = None) -> BuildResult:
     """Run (or resume) a build; returns its summary. The engine is created only if work remains.
 
     `on_done(out)` runs once the dataset and manifest are written, while the build still holds the
     directory's lock (the caller writes the card there, so no other build can interleave with it).
+    `generate` runs the samples left to do: by default the engine in this process; the Ray executor passes
+    its replicas, and everything else (lock, journal checks, finalize) is this same function.
 
     Raises:
         StoreError: `out` is not molspec's, is locked by another build, or holds another build.
@@ -165,7 +170,9 @@ def build(bp: BuildPlan, opts: BuildOptions, engine: Engine | None = None,
         scan = validated_scan(p, store)
         todo = [i for i in range(target) if i not in scan.done]
         prog = Progress()
-        if todo:
+        if todo and generate is not None:
+            generate(p, store, todo, prog)
+        elif todo:
             _generate(p, opts, store, todo, prog, engine, on_round)
         if not todo and unchanged(opts.out, target, sum(i < target for i in scan.done)):
             result = replace(from_manifest(opts.out, p, resumed=len(scan.done), wall_s=time.perf_counter() - started),

@@ -26,16 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from molspec.engines import ENGINES, EngineError, default_window
-from molspec.runtime.build import (
-    BuildOptions,
-    BuildPlan,
-    BuildResult,
-    Prepared,
-    finalize,
-    prepare,
-    run_config,
-    validated_scan,
-)
+from molspec.runtime.build import BuildOptions, BuildPlan, BuildResult, Prepared, build, run_config
 from molspec.runtime.ray_actors import Coordinator, Replica, ReplicaStatus, Shard
 from molspec.runtime.scheduler import Progress, RunConfig
 from molspec.runtime.store import Store, StoreError
@@ -71,36 +62,22 @@ def build_ray(bp: BuildPlan, opts: BuildOptions, replicas: int | None = None, ad
         MolspecError, StoreError, EngineError: as `build`; EngineError also when Ray is missing or every
         replica has failed (what was journalled stays: rerun to resume).
     """
-    started = time.perf_counter()
     opts = replace(opts, out=local_output(opts.out))
-    p = prepare(bp, opts)
-    store = Store(opts.out)
-    store.open(p.key(), fresh=opts.fresh)
-    try:
-        target = min(opts.limit or p.plan.samples, p.plan.samples)
-        scan = validated_scan(p, store)
-        finished = scan.done
-        todo = [i for i in range(target) if i not in finished]
-        prog = Progress()
-        if todo:
-            ray = import_ray()
-            ours = not ray.is_initialized()
+
+    def on_replicas_of_ray(p: Prepared, store: Store, todo: list[int], prog: Progress) -> None:
+        ray = import_ray()
+        ours = not ray.is_initialized()
+        if ours:
+            ray.init(address=address)
+        try:
+            driver = _Driver(ray, p, opts, store, todo, replicas, shard_size, gpus_per_replica, cpus_per_replica,
+                             max_restarts)
+            driver.run(prog, on_round, on_replicas)
+        finally:
             if ours:
-                ray.init(address=address)
-            try:
-                driver = _Driver(ray, p, opts, store, todo, replicas, shard_size, gpus_per_replica,
-                                 cpus_per_replica, max_restarts)
-                driver.run(prog, on_round, on_replicas)
-            finally:
-                if ours:
-                    ray.shutdown()
-        result = finalize(p, store, opts, target, len(finished), prog, time.perf_counter() - started,
-                          rejected=len(scan.rejected))
-        if on_done is not None:
-            on_done(opts.out)
-        return result
-    finally:
-        store.close()
+                ray.shutdown()
+
+    return build(bp, opts, on_done=on_done, generate=on_replicas_of_ray)
 
 
 def import_ray() -> Any:
