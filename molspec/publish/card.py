@@ -228,6 +228,8 @@ def _provenance(m: Manifest) -> str:
     rows = [["spec", f"`{m.spec.path}`"], ["spec sha256", f"`{m.spec.sha256}`"],
             ["git commit", f"`{commit}`" if commit else "none (the spec was not in a git repository)"],
             ["git working tree", tree if commit else "n/a"],
+            ["seed questions sha256", f"`{m.data.sha256}` ("
+             + ", ".join(f"{name}: {n:,} questions" for name, n in sorted(m.data.sources.items())) + ")"],
             ["molspec version", f"`{m.molspec_version}`"], ["created", m.created]]
     return md.table(["", ""], rows)
 
