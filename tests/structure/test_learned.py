@@ -17,6 +17,7 @@ from molspec.structure.label import BONDS, Labeler, get_labeler
 from molspec.structure.labelset import FIXTURES, load, span_sha1, split_of
 from molspec.structure.learned import LearnedLabeler, Model, shipped_model
 from molspec.structure.traces import read_traces
+from tests.structure.test_label import TRACE  # the same six-step trace the cue labeler's tests read
 
 ROOT = Path(__file__).resolve().parents[2]
 SPLIT_MODEL = FIXTURES / "learned_train_split.json"
@@ -25,14 +26,6 @@ SPLIT_MODEL = FIXTURES / "learned_train_split.json"
 MEASURED = 0.712
 MARGIN = 0.03
 CLASS_FLOOR = 0.5
-TRACE = [
-    "Okay, the problem asks for the sum of two numbers whose product is 12 and difference is 1.",
-    "Let me denote them a and b with a > b. Then a - b = 1 and a * b = 12.",
-    "Since a = b + 1, substituting gives b(b + 1) = 12, so b^2 + b - 12 = 0, therefore b = 3 and a = 4.",
-    "Wait, let me check that: 4 * 3 = 12 and 4 - 3 = 1. Yes, correct.",
-    "Alternatively, maybe we could guess small factor pairs of 12 and see which differ by one.",
-    "So the answer is 7.",
-]
 
 
 @pytest.fixture(scope="module")
