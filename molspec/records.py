@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from molspec.diagnostics import PlainError
 
 MANIFEST = "molspec.json"
+VARIANTS_MANIFEST = "variants.json"  # the top of a variant build: one build directory per variant below it
 
 
 class Record(BaseModel):
@@ -319,10 +320,19 @@ class Summary(Record):
     rejected: int = Field(default=0, description="damaged journal records set aside and redone")
 
 
+class VariantInfo(Record):
+    """Which variant of a spec a build is (absent for a spec without variants)."""
+
+    name: str = Field(description="the variant's name: the dataset config it becomes")
+    changes: list[str] = Field(description="what it changes in the base spec, e.g. 'graph quick', 'drop reflect'")
+    group_sha256: str = Field(description="the whole spec's hash (base and every variant): names the group")
+
+
 class Manifest(Record):
     """molspec.json: everything about a finished build that the card, push and analyze need."""
 
     molspec_version: str
+    variant: VariantInfo | None = None
     spec: SpecInfo
     dataset: DatasetInfo
     engine: EngineInfo
@@ -366,3 +376,56 @@ def read_manifest(build_dir: Path) -> Manifest:
     except (OSError, ValueError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ManifestError(f"cannot read {path}: {first}. Rebuild the dataset to regenerate it.") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Variant builds: one directory per variant under a group directory (docs/build-directory.md)
+# --------------------------------------------------------------------------------------------------
+
+
+class CacheInfo(Record):
+    """The content-addressed step cache of a build (runtime/cache.py)."""
+
+    hits: int = Field(description="requests answered from the cache in this run")
+    misses: int = Field(description="requests the engine generated in this run")
+    entries: int = Field(description="completions stored in the cache")
+
+
+class VariantEntry(Record):
+    name: str = Field(description="the variant's name; its build directory and dataset config")
+    path: str = Field(description="its build directory, relative to the group directory")
+    spec_sha256: str = Field(description="the variant's whole-spec hash (its build identity)")
+    changes: list[str] = Field(description="what it changes in the base spec")
+    same_walks: bool = Field(description="its walks equal the base spec's (it changes only text or sampling)")
+
+
+class VariantsManifest(Record):
+    """variants.json: a variant build, written after every variant it built has finished."""
+
+    molspec_version: str
+    spec: str = Field(description="the spec file's name")
+    group_sha256: str = Field(description="hash of the base spec and every variant (names the Hub tag)")
+    dataset: str = Field(description="the dataset's Hub name from the spec")
+    seed: int
+    samples: int = Field(description="samples per variant (the same in all: they are paired)")
+    pairing: str = Field(description="one sentence: what is the same across the variants")
+    variants: list[VariantEntry]
+    cache: CacheInfo | None = None
+    command: str
+    created: str
+
+
+def read_variants_manifest(group_dir: Path) -> VariantsManifest | None:
+    """The group's variants.json, or None when `group_dir` is not a variant build.
+
+    Raises:
+        ManifestError: it is there but unreadable.
+    """
+    path = Path(group_dir) / VARIANTS_MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return VariantsManifest.model_validate_json(path.read_bytes())
+    except (OSError, ValueError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ManifestError(f"cannot read {path}: {first}. Rebuild the variants to regenerate it.") from None

@@ -214,6 +214,14 @@ class Spec(Model):
     output: OutputSpec = OutputSpec()
     fidelity: FidelitySpec = FidelitySpec()
     files: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+    # Variants (docs/language.md, "variant"): the base spec holds each variant as a whole spec, in spec order;
+    # a variant's spec names itself and lists what it changes. Neither is part of `sha256()`: a variant's
+    # build identity is its own content, and `group_sha256()` names the whole family.
+    variants: dict[str, Spec] = Field(default_factory=dict, exclude=True, repr=False)
+    variant: str | None = Field(default=None, exclude=True, repr=False)
+    changes: tuple[str, ...] = Field(default=(), exclude=True, repr=False)
+    variant_title: str | None = Field(default=None, exclude=True, repr=False)  # `variant NAME "title" { }`
+    variant_span: Span | None = Field(default=None, exclude=True, repr=False)
 
     @property
     def model(self) -> ModelSpec:
@@ -224,3 +232,8 @@ class Spec(Model):
         """Content hash of the meaning of the spec (formatting and comments do not change it)."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
+
+    def group_sha256(self) -> str:
+        """Hash of the base spec and every variant (name and content): what a variant build publishes as."""
+        parts = [self.sha256()] + [f"{name}={v.sha256()}" for name, v in self.variants.items()]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
