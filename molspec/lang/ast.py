@@ -155,7 +155,30 @@ class Fidelity(Node):
     body: Block
 
 
-Item = Union[Use, Dataset, Source, Model, Bond, Graph, Template, Answer, Output, Fidelity]  # noqa: UP007
+class Drop(Node):
+    """`drop NAME` in a variant: the bond leaves every graph."""
+
+    name: Ident
+
+
+class BondPatch(Node):
+    """`bond NAME { props }` in a variant: fields of an existing bond."""
+
+    name: Ident
+    body: Block
+
+
+class Variant(Node):
+    """`variant NAME ["title"] { items }`: the base spec with these items applied."""
+
+    name: Ident
+    title: Str | None
+    items: tuple[VariantItem, ...]
+
+
+Item = Union[Use, Dataset, Source, Model, Bond, Graph, Template, Answer, Output, Fidelity, Variant]  # noqa: UP007
+VariantItem = Union[Use, Dataset, Source, Model, Bond, Graph, Template, Answer, Output, Fidelity, Variant,  # noqa: UP007
+                    Drop, BondPatch]
 
 
 class File(Node):
@@ -169,5 +192,5 @@ class File(Node):
         return self.model_dump()
 
 
-for _cls in (ListV, Section, Block):
+for _cls in (ListV, Section, Block, Variant, File):
     _cls.model_rebuild()

@@ -169,6 +169,16 @@ class _Builder(Transformer[Token, Any]):
     def fidelity(self, meta: Any, children: builtins.list[Any]) -> ast.Fidelity:
         return ast.Fidelity(body=children[0], span=self._span(meta))
 
+    def drop(self, meta: Any, children: builtins.list[Any]) -> ast.Drop:
+        return ast.Drop(name=self._ident(children[0]), span=self._span(meta))
+
+    def bond_patch(self, meta: Any, children: builtins.list[Any]) -> ast.BondPatch:
+        return ast.BondPatch(name=self._ident(children[0]), body=children[1], span=self._span(meta))
+
+    def variant(self, meta: Any, children: builtins.list[Any]) -> ast.Variant:
+        name, title, *items = children
+        return ast.Variant(name=self._ident(name), title=title, items=tuple(items), span=self._span(meta))
+
     def start(self, meta: Any, children: builtins.list[Any]) -> ast.File:
         version = children[0] if children and isinstance(children[0], ast.Num) else None
         items = tuple(c for c in children if c is not None and not isinstance(c, ast.Num))

@@ -105,44 +105,68 @@ class Formatter:
     def file(self, f: ast.File) -> str:
         if f.version is not None:
             self._emit("", f"molspec {f.version.raw}", f.version)
-        prev: ast.Item | None = None
-        for item in f.items:
-            one_line = self._one_line_item(item)
-            grouped = (prev is not None and type(prev) is type(item) and isinstance(item, (ast.Use, ast.Bond))
-                       and one_line and self._one_line_item(prev))
-            if self.lines and not grouped:
-                self.lines.append("")
-            self._item(item)
-            prev = item
+        self._items(f.items, "")
         if self.pending and self.lines:
             self.lines.append("")
         self._leading(len(self.text) + 1, "")
         return "\n".join(self.lines).rstrip("\n") + "\n"
 
-    def _one_line_item(self, item: ast.Item) -> bool:
-        if isinstance(item, ast.Use):
+    def _items(self, items: Sequence[ast.VariantItem], indent: str) -> None:
+        """Items with one blank line between them, except runs of one-line `use`, `bond` and `drop` items."""
+        prev: ast.VariantItem | None = None
+        for item in items:
+            grouped = (prev is not None and type(prev) is type(item) and self._one_line_item(item, indent)
+                       and self._one_line_item(prev, indent))
+            if prev is not None and not grouped or prev is None and self.lines and not indent:
+                self.lines.append("")
+            self._item(item, indent)
+            prev = item
+
+    def _one_line_item(self, item: ast.VariantItem, indent: str) -> bool:
+        if isinstance(item, (ast.Use, ast.Drop)):
             return True
-        if isinstance(item, ast.Bond):
+        if isinstance(item, (ast.Bond, ast.BondPatch)):
             head, body = self._head(item)
-            return body is None or self._fits("", head, body)
+            return body is None or self._fits(indent, head, body)
         return False
 
     def _fits(self, indent: str, head: str, body: ast.Block) -> bool:
         inline = self._inline(body)
         return inline is not None and len(indent + head) + 1 + len(inline) <= WIDTH
 
-    def _item(self, item: ast.Item) -> None:
+    def _item(self, item: ast.VariantItem, indent: str) -> None:
         if isinstance(item, ast.Use):
-            self._emit("", f"use {value_text(item.path)}", item)
+            self._emit(indent, f"use {value_text(item.path)}", item)
+        elif isinstance(item, ast.Drop):
+            self._emit(indent, f"drop {item.name.name}", item)
         elif isinstance(item, ast.Graph):
-            self._graph(item)
+            self._graph(item, indent)
         elif isinstance(item, ast.Template):
-            self._emit("", f"template {item.name.name} {value_text(item.body)}", item)
+            self._emit(indent, f"template {item.name.name} {value_text(item.body)}", item)
+        elif isinstance(item, ast.Variant):
+            self._variant(item, indent)
         else:
             head, body = self._head(item)
-            self._block(head, body, item, "")
+            self._block(head, body, item, indent)
 
-    def _head(self, item: ast.Item) -> tuple[str, ast.Block | None]:
+    def _variant(self, v: ast.Variant, indent: str) -> None:
+        """On one line when empty or only drops (`{ drop reflect }`), else one item per line."""
+        title = f" {value_text(v.title)}" if v.title is not None else ""
+        head = f"variant {v.name.name}{title}"
+        drops = [i.name.name for i in v.items if isinstance(i, ast.Drop)]
+        if not self._has_comment(v) and len(drops) == len(v.items):
+            inline = head + (" { " + "  ".join(f"drop {d}" for d in drops) + " }" if drops else " {}")
+            if len(indent + inline) <= WIDTH:
+                self._emit(indent, inline, v)
+                return
+        self._leading(v.sp.start, indent)
+        self.lines.append(f"{indent}{head} {{")
+        first = v.items[0].sp.start if v.items else v.sp.end
+        self._trailing(v.name.sp.end, limit=first)
+        self._items(v.items, indent + INDENT)
+        self._close(v.sp.end, indent, v)
+
+    def _head(self, item: ast.VariantItem) -> tuple[str, ast.Block | None]:
         if isinstance(item, ast.Dataset):
             return f"dataset {value_text(item.name)}", item.body
         if isinstance(item, ast.Source):
@@ -152,6 +176,8 @@ class Formatter:
         if isinstance(item, ast.Bond):
             title = f" {value_text(item.title)}" if item.title is not None else ""
             return f"bond {item.name.name} : {item.kind.name}{title}", item.body
+        if isinstance(item, ast.BondPatch):
+            return f"bond {item.name.name}", item.body
         if isinstance(item, ast.Answer):
             return "answer", item.body
         if isinstance(item, ast.Fidelity):
@@ -208,17 +234,17 @@ class Formatter:
             self._emit(indent, self._prop_text(prop), prop)
 
     # ---------------------------------------------------------------- graphs
-    def _graph(self, g: ast.Graph) -> None:
+    def _graph(self, g: ast.Graph, indent: str) -> None:
         mode = f" : {g.mode.name}" if g.mode is not None else ""
-        self._leading(g.sp.start, "")
-        self.lines.append(f"graph {g.name.name}{mode} {{")
+        self._leading(g.sp.start, indent)
+        self.lines.append(f"{indent}graph {g.name.name}{mode} {{")
         first = g.stmts[0].sp.start if g.stmts else g.sp.end
         self._trailing(g.name.sp.end, limit=first)
         width = max((len(s.source.name) for s in g.stmts if isinstance(s, ast.Row)), default=0)
         for stmt in g.stmts:
             if isinstance(stmt, ast.Row):
                 edges = " | ".join(f"{e.target.name} {value_text(e.weight)}" for e in stmt.edges)
-                self._emit(INDENT, f"{stmt.source.name.ljust(width)} -> {edges}", stmt)
+                self._emit(indent + INDENT, f"{stmt.source.name.ljust(width)} -> {edges}", stmt)
             else:
-                self._prop(stmt, INDENT)
-        self._close(g.sp.end, "", g)
+                self._prop(stmt, indent + INDENT)
+        self._close(g.sp.end, indent, g)

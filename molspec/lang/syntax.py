@@ -35,7 +35,7 @@ SYNTAX_ERRORS: dict[str, tuple[str, str, list[str]]] = {
     "MOL009": ("a bond needs a kind", "write `bond NAME : KIND \"Title\" { ... }`; kinds: covalent, hydrogen, "
                "vdw, plain", ['bond deep "Deep" { }', "bond deep { }"]),
     "MOL010": ("a top-level item must start with a keyword",
-               "items are: use, dataset, source, model, bond, graph, template, answer, output, fidelity",
+               "items are: use, dataset, source, model, bond, graph, template, answer, output, fidelity, variant",
                ["foo { }", "molspec 1 foo = 3", "samples = 3", 'dataset "x" { } foo']),
     "MOL015": ("a block is written without '='", "write `options { ... }`, not `options = { ... }`",
                ['model m { options = { } }', 'dataset "x" { split train = { } }']),
