@@ -78,24 +78,62 @@ def _labeler(args: argparse.Namespace) -> Any:
 # ---------------------------------------------------------------- compare
 
 def compare_arguments(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("a", metavar="A", help="a spec (spec.mol or spec.mol:GRAPH), a build directory or traces")
-    sp.add_argument("b", metavar="B", help="the same kinds as A")
+    sp.add_argument("a", metavar="A", help="a spec (spec.mol or spec.mol:GRAPH), a build directory, traces, or a "
+                                           "variant build (alone: every variant against the first)")
+    sp.add_argument("b", metavar="B", nargs="?", help="the same kinds as A (e.g. two variants: GROUP/a GROUP/b)")
+    sp.add_argument("--base", metavar="VARIANT", help="with a variant build: compare with this variant "
+                                                      "(default: the first)")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def compare_run(args: argparse.Namespace) -> int:
-    from molspec.structure.compare import compare
+    from molspec.structure.group import is_group
+
+    if args.b is None:
+        if not is_group(Path(args.a)):
+            print(f"error: {args.a} is not a variant build (no variants.json): compare it with a second spec, "
+                  "build directory or traces, `molspec compare A B`", file=sys.stderr)
+            return EXIT_BAD
+        return _compare_group(args)
+    if args.base or is_group(Path(args.a)) or is_group(Path(args.b)):
+        print("error: a variant build is compared alone (`molspec compare GROUP [--base VARIANT]`); to compare two "
+              "of its variants, name their directories: `molspec compare GROUP/a GROUP/b`", file=sys.stderr)
+        return EXIT_BAD
+    return _compare_two(args)
+
+
+def _compare_two(args: argparse.Namespace) -> int:
+    from molspec.structure.compare import bond_differences, compare
+    from molspec.structure.compare_variants import GUIDANCE, bond_table
     from molspec.structure.graphs import load_graph
 
     name_a, a = load_graph(args.a)  # TraceError (MOL410) and spec errors print through cli.main
     name_b, b = load_graph(args.b)
-    c = compare(a, b)
+    c, diffs = compare(a, b), bond_differences(a, b)
     if args.json:
-        print(json.dumps({"a": name_a, "b": name_b, **c.to_dict()}, indent=2))
+        print(json.dumps({"a": name_a, "b": name_b, **c.to_dict(), "per_bond": [d.to_dict() for d in diffs]},
+                         indent=2))
     else:
         print(f"{name_a}  vs  {name_b}")
         print(f"  {c.summary()}")
-        print("  paper's guidance: r >= 0.9 compatible (teachers agree), r < 0.8 incompatible (do not mix)")
+        print(f"  {GUIDANCE}")
+        print("\n".join(["", "per bond (b - a)", *bond_table(diffs, "a", "b")]))
+    return EXIT_OK
+
+
+def _compare_group(args: argparse.Namespace) -> int:
+    from molspec.structure.compare_variants import compare_group, text_report
+    from molspec.structure.group import open_group
+
+    group = open_group(Path(args.a))  # MOL701 prints through cli.main
+    pairs = compare_group(group, args.base)
+    base = args.base or group.variants[0].name
+    if args.json:
+        print(json.dumps({"group": str(args.a), "base": base, "pairing": group.manifest.pairing,
+                          "pairs": [p.to_dict() for p in pairs]}, indent=2))
+    else:
+        print(text_report(pairs, f"{args.a}: {len(group.variants)} variants, each against {base} "
+                                 f"(structure of the walks their rows realised)"))
     return EXIT_OK
 
 
