@@ -13,6 +13,7 @@ from molspec.check.lower import lower
 from molspec.check.size import check_size
 from molspec.check.sources import check_sources
 from molspec.check.templates import check_templates
+from molspec.check.variants import has_variants, lower_variants
 from molspec.diagnostics import Diagnostic
 from molspec.lang.imports import Program
 from molspec.spec import Spec
@@ -27,4 +28,7 @@ def check_program(prog: Program) -> tuple[Spec | None, list[Diagnostic]]:
     if spec is not None:
         for check in CHECKS:
             diags += check(spec)
+        if has_variants(prog):  # a spec without variants pays nothing for them
+            spec, found = lower_variants(prog, spec, diags)
+            diags += found
     return spec, sorted(diags, key=lambda d: d.span.sort_key())
