@@ -53,6 +53,17 @@ def write_card(build_dir: Path, repo: str | None = None) -> Path:
     return path
 
 
+def write_group_card(group_dir: Path, repo: str | None = None) -> Path:
+    """Write the README.md of a variant build (one config per variant; see card_group.py).
+
+    Raises:
+        MolspecError: MOL701, the folder is not a readable variant build.
+    """
+    from molspec.publish.card_group import write_group_card as write
+
+    return write(group_dir, repo)
+
+
 def render_card(build_dir: Path, repo: str | None = None) -> str:
     """The README.md of a build directory; `repo` (NS/NAME) is the Hub repo the card tells readers to load.
 
@@ -85,7 +96,7 @@ def size_category(rows: int) -> str:
 def _render(build_dir: Path, m: Manifest, cs: CardStructure, repo: str | None) -> str:
     from huggingface_hub import DatasetCard
 
-    shards = _shards(build_dir, m)
+    shards = shards_of(build_dir, m)
     template = resources.files("molspec.publish").joinpath("templates", TEMPLATE).read_text(encoding="utf-8")
     values = context(build_dir, m, cs, shards, repo or hub_repo(m) or _placeholder_repo(m))
     text = str(DatasetCard.from_template(card_data(m, shards), template_str=template, **values))
@@ -106,10 +117,10 @@ def card_data(m: Manifest, shards: Shards) -> Any:
         license=m.dataset.license or None, language=list(m.dataset.language) or None,
         task_categories=["text-generation"], tags=list(TAGS), size_categories=[size_category(_total(shards))],
         pretty_name=m.dataset.name or "molspec dataset",
-        configs=[{"config_name": "default", "data_files": data_files}], dataset_info=_dataset_info())
+        configs=[{"config_name": "default", "data_files": data_files}], dataset_info=dataset_info())
 
 
-def _dataset_info() -> dict[str, Any]:
+def dataset_info() -> dict[str, Any]:
     """`dataset_info.features` exactly as `datasets` writes it, from the row schema.
 
     Split sizes are left out: `datasets` wants their arrow size too, which would mean reading every shard.
@@ -130,7 +141,7 @@ def _one_or_list(paths: list[str]) -> str | list[str]:
     return paths[0] if len(paths) == 1 else paths
 
 
-def _shards(build_dir: Path, m: Manifest) -> Shards:
+def shards_of(build_dir: Path, m: Manifest) -> Shards:
     """split -> [(path in the build dir, rows)], in the manifest's split order."""
     import pyarrow as pa
     import pyarrow.parquet as pq
