@@ -28,7 +28,7 @@ def apply_drops(spec: Spec, drops: list[ast.Drop]) -> tuple[Spec, list[Diagnosti
         graphs[name] = drop_from_graph(g, names)
         blame = next((d for d in drops if _mentions(g, d.name.name)), None)
         if blame is not None and g.valid:
-            diags += _broken(g, graphs[name], declared, kept, blame)
+            diags += _broken(g, graphs[name], declared, kept, blame, names)
     bonds = {n: b for n, b in spec.bonds.items() if n not in names}
     return spec.model_copy(update={"bonds": bonds, "graphs": graphs}), diags
 
@@ -54,7 +54,7 @@ def _mentions(g: GraphSpec, bond: str) -> bool:
 
 
 def _broken(before: GraphSpec, after: GraphSpec, declared: list[str], kept: list[str],
-            drop: ast.Drop) -> list[Diagnostic]:
+            drop: ast.Drop, dropped: set[str]) -> list[Diagnostic]:
     name = drop.name.name
     start = next((r for r in after.rows if r.source == "start"), None)
     if start is not None and not start.edges:
@@ -64,7 +64,7 @@ def _broken(before: GraphSpec, after: GraphSpec, declared: list[str], kept: list
     r0, r1 = _names(c0, reachable(c0)), _names(c1, reachable(c1))
     out = [_error(drop, f"dropping '{name}' leaves '{b}' unreachable in graph '{after.name}'",
                   f"'{b}' was reached only through '{name}'", _row(after, b))
-           for b in sorted(r0 - r1 - {name})]
+           for b in sorted(r0 - r1 - dropped)]
     out += [_error(drop, f"walks that reach '{b}' have nowhere to go once '{name}' is dropped in graph "
                    f"'{after.name}'", "every edge of this row leads to it", _row(after, b))
             for b in sorted((_stuck(c1) - _stuck(c0)) & r1)]

@@ -160,7 +160,8 @@ class _Edit:
         why = ("variants do not nest; declare each variant at the top level" if word == "variant" else
                "every variant builds the base spec's questions with the same seeds and sample count, which is "
                f"what pairs them; change `{word}` in the base spec (or write a second spec)")
-        self.diags.append(Diagnostic("MOL801", f"a variant cannot declare `{word}`", Label(_head(item)), help=why))
+        keyword = Span(item.sp.file, item.sp.start, item.sp.start + len(word), item.sp.line, item.sp.col)
+        self.diags.append(Diagnostic("MOL801", f"a variant cannot declare `{word}`", Label(keyword), help=why))
 
     def _twice(self, kind: str, name: str, node: ast.Node, where: Span) -> bool:
         first = self.done.get((kind, name))
