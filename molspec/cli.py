@@ -123,6 +123,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from molspec.plan.stats import plan_stats
 
     doc = load(args.spec)
+    if doc.raise_for_errors().variants:
+        return _plan_variants(args, doc)
     plan = doc.compile(seed=args.seed, samples=args.samples)
     stats = plan_stats(plan)
     if args.out:
@@ -132,6 +134,30 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(json.dumps({**stats.to_json(), **extra}, indent=2))
     else:
         print_stats(doc.path, plan, stats, out=args.out)
+    return EXIT_OK
+
+
+def _plan_variants(args: argparse.Namespace, doc: Any) -> int:
+    """Every variant's statistics side by side, with the pairing; `--out` writes one walk file per variant."""
+    from molspec.plan.output import print_variant_stats, write_walks
+    from molspec.plan.pairing import pairing
+    from molspec.plan.stats import plan_stats
+
+    plans = doc.compile_variants(seed=args.seed, samples=args.samples)
+    stats = {name: plan_stats(p) for name, p in plans.items()}
+    pairs = pairing({name: p.spec for name, p in plans.items()})
+    if args.out:
+        out = Path(args.out)
+        for name, p in plans.items():
+            write_walks(p, out.with_name(f"{out.stem}.{name}{out.suffix}"))
+    if args.json:
+        variants = {name: {"title": p.spec.variant_title, "changes": list(p.spec.changes), **stats[name].to_json()}
+                    for name, p in plans.items()}
+        print(json.dumps({"pairing": pairs.to_json(), "variants": variants}, indent=2))
+    else:
+        print_variant_stats(doc.path, plans, stats, pairs)
+        if args.out:
+            print(f"walks written next to {args.out}, one file per variant ({out.stem}.NAME{out.suffix})")
     return EXIT_OK
 
 
@@ -151,9 +177,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.out is not None and not args.out.strip():
         print("error: --out is empty: give the folder to build into (default: out/<spec name>)", file=sys.stderr)
         return EXIT_USAGE
+    problem = _variant_problem(args, doc)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     out = Path(args.out.removeprefix("file://")) if args.out else _default_out(args.spec)
     opts = BuildOptions(out=out, limit=args.limit, engine=args.engine, model=args.model, fresh=args.fresh,
-                        window=args.batch, gate=args.gate, command=_command_line())
+                        window=args.batch, gate=args.gate, command=_command_line(), cache=args.cache,
+                        variants=tuple(dict.fromkeys(args.variant or ())))
     display = ProgressLine()
     try:
         if args.executor == "ray":
@@ -167,6 +198,18 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.push:
         return _push_after_build(args, result.out)
     return EXIT_OK if result.done > 0 or result.target == 0 else EXIT_BAD_INPUT
+
+
+def _variant_problem(args: argparse.Namespace, doc: Any) -> str | None:
+    """Why the variant options cannot be used with this spec (unknown names, Ray), or None."""
+    from molspec.runtime.variants import unknown_variants
+
+    spec = doc.raise_for_errors()
+    problem: str | None = unknown_variants(spec, tuple(args.variant or ()))
+    if problem is None and spec.variants and args.executor == "ray":
+        problem = (f"{args.spec} declares variants; variant builds run on the local executor only "
+                   "(they share one step cache and engine): drop --executor ray")
+    return problem
 
 
 def _build_on_ray(args: argparse.Namespace, doc: Any, opts: Any) -> Any:
@@ -201,7 +244,12 @@ def _build_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--limit", type=_positive, metavar="N", help="build only the first N samples of the plan")
     sp.add_argument("--engine", choices=ENGINE_NAMES, help="override the engine")
     sp.add_argument("--model", metavar="M", help="override the model (hub id, local path, builtin:...)")
-    sp.add_argument("--fresh", action="store_true", help="discard an earlier build in DIR and start over")
+    sp.add_argument("--fresh", action="store_true",
+                    help="discard an earlier build in DIR and start over (the step cache is kept)")
+    sp.add_argument("--variant", action="append", metavar="NAME",
+                    help="build only this variant of the spec (repeatable; default: every variant)")
+    sp.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
+                    help="answer steps already generated from the step cache in DIR/.molspec (default: on)")
     sp.add_argument("--batch", type=_positive, metavar="N", help="samples in flight (engine batch size)")
     sp.add_argument("--gate", action=argparse.BooleanOptionalAction, default=None,
                     help="the fidelity gate: re-ask steps that miss their bond (default: the spec's fidelity.gate, on)")

@@ -1,6 +1,9 @@
 """The stages composed: spec → BuildPlan → build → card (→ push). The CLI and the Python API both call these.
 
     Document ──build_plan──▶ BuildPlan ──runtime.build──▶ BuildResult + molspec.json ──write_card──▶ README.md
+
+A spec with variants builds each selected variant that way into `out/<variant>/` (runtime.variants), then
+variants.json and the group card.
 """
 
 from __future__ import annotations
@@ -8,14 +11,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from molspec.api import Document, dataset_questions
 from molspec.engines import Engine
 from molspec.plan.compile import compile_plan
-from molspec.provenance import git_info
+from molspec.provenance import GitInfo, git_info
 from molspec.runtime.build import BuildOptions, BuildPlan, BuildResult
 from molspec.runtime.scheduler import Progress
+from molspec.runtime.store import StoreError
 from molspec.sources import Question
+from molspec.spec import Spec
+
+if TYPE_CHECKING:
+    from molspec.runtime.variants import VariantsResult
 
 
 def build_plan(doc: Document) -> BuildPlan:
@@ -25,9 +34,13 @@ def build_plan(doc: Document) -> BuildPlan:
         MolspecError: the spec has errors, or a source cannot be read.
     """
     spec = doc.raise_for_errors()
-    questions = dataset_questions(spec)
+    return plan_for(spec, dataset_questions(spec), git_info([Path(f) for f in spec.files]))
+
+
+def plan_for(spec: Spec, questions: dict[str, list[Question]], git: GitInfo) -> BuildPlan:
+    """The BuildPlan of one spec (or one variant) over questions already read."""
     plan = compile_plan(spec, {k: len(v) for k, v in questions.items()})
-    return BuildPlan(spec, plan, questions, data_sha256(questions), git_info([Path(f) for f in spec.files]))
+    return BuildPlan(spec, plan, questions, data_sha256(questions), git)
 
 
 def data_sha256(questions: dict[str, list[Question]]) -> str:
@@ -44,16 +57,46 @@ def data_sha256(questions: dict[str, list[Question]]) -> str:
 
 def build(doc: Document, opts: BuildOptions, engine: Engine | None = None,
           on_round: Callable[[Progress, int], None] | None = None) -> BuildResult:
-    """Compile, build (or resume) and write the card; returns the build's summary."""
+    """Compile, build (or resume) and write the card; returns the build's summary.
+
+    A spec with variants builds every variant (or those in `opts.variants`) under `opts.out` and returns a
+    `VariantsResult` (see `build_variants`).
+
+    Raises:
+        MolspecError: the spec has errors, a source cannot be read, `opts.variants` names no variant of it.
+        StoreError: the output folder cannot be used. EngineError: the engine cannot start or dies.
+    """
     from molspec.runtime.build import build as run_build
 
+    spec = doc.raise_for_errors()
+    if spec.variants or opts.variants:
+        return build_variants(doc, opts, engine=engine, on_round=on_round)
     return run_build(build_plan(doc), opts, engine=engine, on_round=on_round, on_done=write_card_of)
+
+
+def build_variants(doc: Document, opts: BuildOptions, engine: Engine | None = None,
+                   on_round: Callable[[Progress, int], None] | None = None) -> VariantsResult:
+    """Build the spec's variants (all, or `opts.variants`) into `opts.out/<variant>/`, then variants.json
+    and the group card; they share one step cache and their engines."""
+    from molspec.runtime.variants import build_variants as run_variants
+    from molspec.runtime.variants import selected
+
+    spec = doc.raise_for_errors()
+    chosen = selected(spec, opts.variants)
+    questions = dataset_questions(spec)
+    git = git_info([Path(f) for f in spec.files])
+    plans = {name: plan_for(v, questions, git) for name, v in chosen.items()}
+    return run_variants(spec, plans, opts, engine=engine, on_round=on_round, on_done=write_card_of,
+                        on_group_done=write_group_card_of)
 
 
 def build_ray(doc: Document, opts: BuildOptions, **kwargs: object) -> BuildResult:
     """As `build`, with the engine replicas on a Ray cluster (see runtime.ray_executor.build_ray)."""
     from molspec.runtime.ray_executor import build_ray as run_ray
 
+    if doc.raise_for_errors().variants:
+        raise StoreError(f"{doc.path} declares variants, and variant builds run on the local executor only",
+                         help="build it without --executor ray (the variants share one step cache and engine)")
     return run_ray(build_plan(doc), opts, on_done=write_card_of, **kwargs)  # type: ignore[arg-type]
 
 
@@ -65,3 +108,12 @@ def write_card_of(out: Path) -> None:
     from molspec.publish.card import write_card
 
     write_card(out)
+
+
+def write_group_card_of(group: Path) -> None:
+    """The variant group's card (README.md with one config per variant), where the card writer has one."""
+    from molspec.publish import card
+
+    write_group_card: Callable[[Path], None] | None = getattr(card, "write_group_card", None)
+    if write_group_card is not None:
+        write_group_card(group)

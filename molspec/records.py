@@ -347,6 +347,7 @@ class Manifest(Record):
     planned: PlannedInfo
     realised: RealisedInfo
     fidelity: FidelityInfo | None = None
+    cache: CacheInfo | None = Field(default=None, description="this run's step cache use (differs run to run)")
     failures: list[FailureInfo]
     summary: Summary
     files: dict[str, list[str]]

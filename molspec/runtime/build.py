@@ -19,7 +19,19 @@ import numpy as np
 from molspec.engines import Engine, create, default_window
 from molspec.plan.compile import Plan
 from molspec.provenance import GitInfo
-from molspec.records import MANIFEST, BuildMetadata, Failure, FidelityInfo, Manifest, Row, SamplingInfo, read_manifest
+from molspec.records import (
+    MANIFEST,
+    BuildMetadata,
+    CacheInfo,
+    Failure,
+    FidelityInfo,
+    Manifest,
+    Row,
+    SamplingInfo,
+    VariantInfo,
+    read_manifest,
+)
+from molspec.runtime.cache import CACHE_FILE, StepCache, cached, engine_identity
 from molspec.runtime.fidelity import fidelity_info
 from molspec.runtime.fs import write_json_atomic
 from molspec.runtime.journal import Scan
@@ -59,6 +71,9 @@ class BuildOptions:
         fresh: discard an existing build in `out` (only the files molspec wrote there).
         window: samples in flight (default per engine).
         command: the command line recorded in the card.
+        cache: answer requests from the step cache (.molspec/cache.jsonl) and store new completions there.
+        variant: which variant of its spec this build is (set by a variant build; recorded in the manifest).
+        variants: a variant build builds only these variants (empty: all of them).
     """
 
     out: Path
@@ -69,6 +84,9 @@ class BuildOptions:
     window: int | None = None
     gate: bool | None = None  # override the spec's `fidelity.gate` (part of the build's identity)
     command: str = ""
+    cache: bool = True
+    variant: VariantInfo | None = None
+    variants: tuple[str, ...] = ()
 
 
 @dataclass
@@ -89,6 +107,7 @@ class BuildResult:
     generate_s: float = 0.0  # of wall_s, the time in the scheduler and engine (engine start excluded)
     rejected: int = 0  # damaged journal records set aside (their samples were redone)
     fidelity: FidelityInfo | None = None
+    cache: CacheInfo | None = None  # this run's requests answered from the step cache / generated
     errors: list[str] = field(default_factory=list)
     files: dict[str, list[str]] = field(default_factory=dict)
 
@@ -145,17 +164,22 @@ def jobs(p: Prepared, indices: list[int]) -> Iterator[Job]:
 
 
 Generate = Callable[["Prepared", Store, list[int], Progress], None]  # runs the samples left to do
+EngineFor = Callable[["Prepared"], Engine]  # a started engine for a build, owned (and closed) by the caller
 
 
 def build(bp: BuildPlan, opts: BuildOptions, engine: Engine | None = None,
           on_round: Callable[[Progress, int], None] | None = None,
-          on_done: Callable[[Path], None] | None = None, generate: Generate | None = None) -> BuildResult:
+          on_done: Callable[[Path], None] | None = None, generate: Generate | None = None,
+          cache: StepCache | None = None, engine_for: EngineFor | None = None) -> BuildResult:
     """Run (or resume) a build; returns its summary. The engine is created only if work remains.
 
     `on_done(out)` runs once the dataset and manifest are written, while the build still holds the
     directory's lock (the caller writes the card there, so no other build can interleave with it).
     `generate` runs the samples left to do: by default the engine in this process; the Ray executor passes
     its replicas, and everything else (lock, journal checks, finalize) is this same function.
+    Requests go through the step cache: `cache` (a variant group's, owned by the caller) or, unless
+    `opts.cache` is off, the build directory's own `.molspec/cache.jsonl`. `engine_for` hands out an engine
+    the caller shares between builds (a variant group); without it and `engine`, the build starts its own.
 
     Raises:
         StoreError: `out` is not molspec's, is locked by another build, or holds another build.
@@ -170,16 +194,17 @@ def build(bp: BuildPlan, opts: BuildOptions, engine: Engine | None = None,
         scan = validated_scan(p, store)
         todo = [i for i in range(target) if i not in scan.done]
         prog = Progress()
+        info: CacheInfo | None = None
         if todo and generate is not None:
             generate(p, store, todo, prog)
         elif todo:
-            _generate(p, opts, store, todo, prog, engine, on_round)
+            info = _generate(p, opts, store, todo, prog, _Engines(engine, engine_for, cache), on_round)
         if not todo and unchanged(opts.out, target, sum(i < target for i in scan.done)):
             result = replace(from_manifest(opts.out, p, resumed=len(scan.done), wall_s=time.perf_counter() - started),
                              rejected=len(scan.rejected))
         else:
             result = finalize(p, store, opts, target, len(scan.done), prog, time.perf_counter() - started,
-                              rejected=len(scan.rejected))
+                              rejected=len(scan.rejected), cache=info)
         if on_done is not None:
             on_done(opts.out)
         return result
@@ -187,19 +212,41 @@ def build(bp: BuildPlan, opts: BuildOptions, engine: Engine | None = None,
         store.close()
 
 
-def _generate(p: Prepared, opts: BuildOptions, store: Store, todo: list[int], prog: Progress,
-              engine: Engine | None, on_round: Callable[[Progress, int], None] | None) -> None:
-    eng = engine or create(p.engine, p.model, p.options, p.plan.seed)
+@dataclass(frozen=True)
+class _Engines:
+    """Where a build's engine and step cache come from (given by the caller, or the build's own)."""
+
+    engine: Engine | None
+    engine_for: EngineFor | None
+    cache: StepCache | None
+
+
+def _generate(p: Prepared, opts: BuildOptions, store: Store, todo: list[int], prog: Progress, src: _Engines,
+              on_round: Callable[[Progress, int], None] | None) -> CacheInfo | None:
+    """Run the samples left to do on the engine, through the step cache; returns the cache's counts."""
+    own_cache = StepCache.open(store.meta / CACHE_FILE) if src.cache is None and opts.cache else None
+    step_cache = src.cache or own_cache
+    given = src.engine or (src.engine_for(p) if src.engine_for else None)
+    eng = given or create(p.engine, p.model, p.options, p.plan.seed)
+    front = cached(eng, step_cache, engine_identity(p.engine, p.model, p.options, p.plan.seed)) if step_cache \
+        else None
     try:
         cfg = run_config(p, opts, eng.describe())
         t = time.perf_counter()
-        run(p.spec, eng, jobs(p, todo), cfg, store.append, prog,
+        run(p.spec, front or eng, jobs(p, todo), cfg, store.append, prog,
             on_round=(lambda pr: on_round(pr, len(todo))) if on_round else None)
         prog.generate_s = time.perf_counter() - t
     finally:
         store.close_journal()
-        if engine is None:
-            eng.close()
+        try:
+            if front is not None:
+                front.close()
+            if own_cache is not None:
+                own_cache.close()
+        finally:
+            if given is None:
+                eng.close()
+    return front.info() if front is not None else None
 
 
 def run_config(p: Prepared, opts: BuildOptions, engine_info: dict[str, Any]) -> RunConfig:
@@ -280,7 +327,7 @@ def build_metadata(p: Prepared, engine_info: dict[str, Any]) -> BuildMetadata:
 
 
 def finalize(p: Prepared, store: Store, opts: BuildOptions, target: int, resumed: int, prog: Progress,
-             wall_s: float, rejected: int = 0) -> BuildResult:
+             wall_s: float, rejected: int = 0, cache: CacheInfo | None = None) -> BuildResult:
     """Write the dataset, the spec copy and, last, the manifest (its presence marks a finished finalize)."""
     scan = validated_scan(p, store)
     done = {i: r for i, r in scan.done.items() if i < target}
@@ -296,9 +343,9 @@ def finalize(p: Prepared, store: Store, opts: BuildOptions, target: int, resumed
     result = BuildResult(out=opts.out, planned=p.plan.samples, target=target, resumed=resumed, done=len(rows),
                          failed=len(failed), kept=len(kept), steps=prog.steps, tokens=prog.tokens,
                          wall_s=wall_s, accuracy=sum(graded) / len(graded) if graded else None, rejected=rejected,
-                         fidelity=fidelity_info(rows, p.spec),
+                         fidelity=fidelity_info(rows, p.spec), cache=cache,
                          errors=[f.error for f in failed.values()][:20], files=files, generate_s=prog.generate_s)
-    m: Manifest = manifest(p, opts.command, result, rows, failed, copy)
+    m: Manifest = manifest(p, opts.command, result, rows, failed, copy, variant=opts.variant)
     store.own([MANIFEST])
     write_json_atomic(opts.out / MANIFEST, m.model_dump(mode="json"))
     return result

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from molspec.records import FidelityInfo
+from molspec.records import CacheInfo, FidelityInfo
 from molspec.runtime.build import BuildResult
 from molspec.runtime.scheduler import Progress
+from molspec.runtime.variants import VariantsResult
 
 if TYPE_CHECKING:
     from molspec.runtime.ray_actors import ReplicaStatus
@@ -24,8 +26,12 @@ class ProgressLine:
         self.last = 0.0
         self._bar: Any = None
         self._task: Any = None
+        self._progress: Progress | None = None  # a variant build runs one Progress per variant
 
     def __call__(self, p: Progress, total: int) -> None:
+        if p is not self._progress:
+            self.close()  # the next variant: a bar of its own
+            self._bar, self._progress, self.last = None, p, 0.0
         if self.tty:
             self._draw(p, total)
             return
@@ -74,6 +80,8 @@ def _duration(s: float) -> str:
 
 
 def summary(r: BuildResult) -> str:
+    if isinstance(r, VariantsResult):
+        return variants_summary(r)
     acc = "n/a (no gold answers)" if r.accuracy is None else f"{100 * r.accuracy:.1f}%"
     lines = [
         f"built {r.out}",
@@ -85,6 +93,8 @@ def summary(r: BuildResult) -> str:
     ]
     if r.fidelity is not None and r.fidelity.overall is not None:
         lines.insert(3, "  fidelity   " + fidelity_text(r.fidelity))
+    if r.cache is not None:
+        lines.append("  cache      " + cache_text(r.cache))
     if r.rejected:
         lines.append(f"  journal    {r.rejected:,} damaged records set aside (.molspec/rejected.jsonl); "
                      "their samples were generated again")
@@ -93,6 +103,34 @@ def summary(r: BuildResult) -> str:
     if r.done < r.target:
         lines.append("  rerun the same command to retry the missing samples")
     lines.append(f"  load it    datasets.load_dataset(\"{r.out}\")")
+    return "\n".join(lines)
+
+
+def cache_text(c: CacheInfo, where: Path | None = None) -> str:
+    """`58 steps from the cache, 150 generated (150 stored)`: a step here is one engine request."""
+    return f"{c.hits:,} steps from the cache, {c.misses:,} generated ({c.entries:,} stored" + \
+        (f" in {where})" if where else ")")
+
+
+def variants_summary(r: VariantsResult) -> str:
+    """One line per variant built, then the shared cache, the pairing and how to load a variant."""
+    width = max((len(n) for n in r.variants), default=0)
+    lines = [f"built {len(r.variants)} variant{'s' * (len(r.variants) != 1)} of {r.spec} into {r.out}"]
+    for name, v in r.variants.items():
+        acc = "" if v.accuracy is None else f"; accuracy {100 * v.accuracy:.1f}%"
+        steps = "; nothing left to do" if v.cache is None and not v.steps else \
+            f"; {v.cache.hits:,} steps from the cache, {v.cache.misses:,} generated" if v.cache else ""
+        lines.append(f"  {name:<{width}}  {v.done:,} of {v.target:,} done ({v.resumed:,} from an earlier run), "
+                     f"{v.failed:,} failed, {v.kept:,} in the dataset{acc}{steps}; {v.wall_s:,.1f} s")
+    if r.cache is not None:
+        lines.append(f"  cache      {cache_text(r.cache, r.out / '.molspec' / 'cache.jsonl')}")
+    lines.append(f"  pairing    {r.pairing}")
+    if r.errors:
+        lines.append("  failures   " + "; ".join(r.errors[:3]) + (" ..." if len(r.errors) > 3 else ""))
+    if r.done < r.target:
+        lines.append("  rerun the same command to retry the missing samples")
+    if r.variants:
+        lines.append(f"  load it    datasets.load_dataset(\"{r.out}\", \"{next(iter(r.variants))}\")")
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ from molspec.records import (
     SpecInfo,
     SplitInfo,
     Summary,
+    VariantInfo,
 )
 from molspec.runtime.realised import realised_stats
 from molspec.runtime.spec_copy import SpecCopy
@@ -36,12 +37,13 @@ MAX_FAILURES = 1000  # failures listed in the manifest (the summary counts all)
 
 
 def manifest(p: Prepared, command: str, res: BuildResult, rows: list[Row], failed: dict[int, Failure],
-             copy: SpecCopy) -> Manifest:
+             copy: SpecCopy, variant: VariantInfo | None = None) -> Manifest:
     spec, plan = p.spec, p.plan
     assert spec.dataset is not None
     meta = BuildMetadata.model_validate_json(rows[0].metadata) if rows else None
     return Manifest(
         molspec_version=__version__,
+        variant=variant,
         spec=SpecInfo(path=spec.path, sha256=spec.sha256(), git_commit=p.bp.git.commit, git_dirty=p.bp.git.dirty,
                       files=copy.files, main=copy.main, self_contained=copy.self_contained, note=copy.note),
         dataset=DatasetInfo(name=spec.dataset.name, license=spec.dataset.license, seed=plan.seed,
@@ -63,6 +65,7 @@ def manifest(p: Prepared, command: str, res: BuildResult, rows: list[Row], faile
         planned=PlannedInfo.model_validate(plan_stats(plan).to_json()),
         realised=realised_stats(rows, plan.bonds),
         fidelity=res.fidelity,
+        cache=res.cache,
         failures=[FailureInfo(sample_index=i, error=f.error) for i, f in sorted(failed.items())][:MAX_FAILURES],
         summary=Summary(planned=res.planned, target=res.target, done=res.done, failed=res.failed, kept=res.kept,
                         accuracy=res.accuracy, rejected=res.rejected),

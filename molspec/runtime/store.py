@@ -6,6 +6,7 @@ Layout of a build directory (see docs/limits.md, "Files molspec owns"):
     .molspec/lock                held (flock) by the one build running in this directory
     .molspec/journal/<w>.jsonl   one line per finished sample, appended and fsynced per batch by writer <w>
     .molspec/rejected.jsonl      journal lines that failed validation, set aside (their samples are redone)
+    .molspec/cache.jsonl         the step cache (runtime/cache.py): kept by --fresh
     data/<split>-*.parquet       written at the end, swapped in as one folder
 
 A journal line is `<sha256[:16] of the JSON> <JSON>`; the JSON carries the build's key digest and one
@@ -31,11 +32,14 @@ import pyarrow.parquet as pq
 
 from molspec import atomic
 from molspec.records import SCHEMA, Failure, Row, row_dicts, rows_digest
+from molspec.runtime.cache import CACHE_FILE
 from molspec.runtime.fs import StoreError, _append, _os_errors, _remove, _write_all, write_atomic, write_json_atomic
 from molspec.runtime.journal import Line, Scan, journal_line, parse_line, repair_tail
 
 STATE_VERSION = 2
 CARD = ("README.md", "structure.png")  # written by the card after each build; owned from the claim on
+GROUP_MARK = "group.json"  # in .molspec/ of a variant build's group directory (runtime/variants.py)
+KEPT = ("lock", CACHE_FILE)  # what --fresh leaves in .molspec/: the lock it holds, the step cache
 KEY_TYPES: dict[str, type] = {"spec_sha256": str, "seed": int, "samples": int, "engine": str, "model": str}
 
 
@@ -87,6 +91,7 @@ class Store:
             with _os_errors(self.root):
                 self._claim()
                 self._take_lock()
+                self._refuse_group()
                 if fresh:
                     self._clear()
                 old = self._read_state()
@@ -108,6 +113,11 @@ class Store:
                              help="molspec only writes into a new or empty folder, or one it built before, so "
                                   "that it never replaces your files: choose another --out")
         self.meta.mkdir(parents=True, exist_ok=True)
+
+    def _refuse_group(self) -> None:
+        if (self.meta / GROUP_MARK).exists():
+            raise StoreError(f"{self.root} holds a variant build (one folder per variant below it); a spec without "
+                             "variants cannot build there: choose another --out")
 
     def _take_lock(self) -> None:
         fd = os.open(self.meta / "lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -138,7 +148,7 @@ class Store:
             if rel not in kept:
                 _remove(self.root / rel)
         for child in self.meta.iterdir():
-            if child.name != "lock":
+            if child.name not in KEPT:
                 _remove(child)
         self.own(kept)  # still molspec's: finalize replaces them, or removes the stale ones
 
