@@ -4,6 +4,8 @@
     doc.check()                  # -> list of diagnostics (never raises for a bad spec)
     plan = doc.compile()         # -> Plan; raises MolspecError when the spec has errors
     stats = doc.plan(samples=1000)
+    doc.variants                 # -> {name: Spec} of a spec with `variant` blocks, in spec order
+    plans = doc.compile_variants()
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from molspec.check import check_program
-from molspec.diagnostics import Diagnostic, MolspecError
+from molspec.diagnostics import Diagnostic, Label, MolspecError, Span, did_you_mean
 from molspec.lang.fmt import format_text
 from molspec.lang.imports import Program, load_program
 from molspec.plan.compile import Plan, compile_plan
@@ -34,6 +36,7 @@ class Document:
     program: Program
     spec: Spec | None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    _counts: dict[str, int] | None = field(default=None, init=False, repr=False)
 
     @property
     def path(self) -> str:
@@ -57,14 +60,41 @@ class Document:
             raise MolspecError(self.diagnostics, self.sources)
         return self.spec
 
-    def compile(self, seed: int | None = None, samples: int | None = None) -> Plan:
-        """The sampling plan. Reads the sources to count their questions.
+    @property
+    def variants(self) -> dict[str, Spec]:
+        """The spec's variants by name, in spec order (empty without `variant` blocks)."""
+        return dict(self.spec.variants) if self.spec is not None else {}
+
+    def variant(self, name: str) -> Spec:
+        """One variant's whole spec.
 
         Raises:
-            MolspecError: the spec has errors, or a source cannot be read.
+            MolspecError: MOL809 when the spec has no variant of that name (or errors).
         """
         spec = self.raise_for_errors()
-        return compile_plan(spec, question_counts(spec), seed=seed, samples=samples)
+        if name not in spec.variants:
+            hint = did_you_mean(name, spec.variants)
+            raise MolspecError([Diagnostic(
+                "MOL809", f"the spec has no variant '{name}'", Label(Span(self.path, 0, 0, 1, 1)),
+                help=hint or ("its variants: " + ", ".join(spec.variants) if spec.variants else
+                              "it declares no `variant` blocks"))], self.sources)
+        return spec.variants[name]
+
+    def compile(self, seed: int | None = None, samples: int | None = None, variant: str | None = None) -> Plan:
+        """The sampling plan (of the base spec, or of one variant). Reads the sources to count their questions
+        (once per document: every variant has the base spec's sources).
+
+        Raises:
+            MolspecError: the spec has errors, the variant does not exist, or a source cannot be read.
+        """
+        spec = self.raise_for_errors() if variant is None else self.variant(variant)
+        if self._counts is None:
+            self._counts = question_counts(self.raise_for_errors())
+        return compile_plan(spec, self._counts, seed=seed, samples=samples)
+
+    def compile_variants(self, seed: int | None = None, samples: int | None = None) -> dict[str, Plan]:
+        """The plan of every variant, in spec order (empty without variants)."""
+        return {name: self.compile(seed=seed, samples=samples, variant=name) for name in self.variants}
 
     def plan(self, seed: int | None = None, samples: int | None = None) -> PlanStats:
         """Statistics of the plan (what `molspec plan` prints)."""

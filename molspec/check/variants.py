@@ -142,7 +142,7 @@ class _Edit:
                 for f, items in zip(self.prog.files, self.items, strict=True)]
 
     def apply(self, item: ast.VariantItem) -> None:
-        if isinstance(item, tuple(REFUSED)):
+        if isinstance(item, (ast.Dataset, ast.Source, ast.Use, ast.Variant)):
             self._refuse(item)
         elif isinstance(item, ast.Drop):
             self._drop(item)
@@ -155,8 +155,8 @@ class _Edit:
         else:
             self._patch_single(item)
 
-    def _refuse(self, item: ast.Node) -> None:
-        word = REFUSED[type(item)]  # type: ignore[index]
+    def _refuse(self, item: ast.Dataset | ast.Source | ast.Use | ast.Variant) -> None:
+        word = REFUSED[type(item)]
         why = ("variants do not nest; declare each variant at the top level" if word == "variant" else
                "every variant builds the base spec's questions with the same seeds and sample count, which is "
                f"what pairs them; change `{word}` in the base spec (or write a second spec)")

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from molspec.atomic import atomic_path
 from molspec.plan.compile import Plan, Walks
-from molspec.plan.stats import PlanStats
+from molspec.plan.pairing import Pairing
+from molspec.plan.stats import PlanStats, self_loops, top_transition
 
 
 def print_stats(path: str, plan: Plan, stats: PlanStats, out: str | None = None,
@@ -98,3 +99,38 @@ def _write_jsonl(plan: Plan, tmp: Path) -> None:
         for w in plan.iter_walks(0, plan.samples):
             for row in _table(plan, w).to_pylist():
                 fh.write(json.dumps(row) + "\n")
+
+
+def print_variant_stats(path: str, plans: dict[str, Plan], stats: dict[str, PlanStats], pairing: Pairing,
+                        console: Console | None = None) -> None:
+    """The statistics of every variant side by side, and the pairing in words."""
+    con = console or Console(highlight=False, soft_wrap=True)
+    first = next(iter(stats.values()))
+    con.print(f"[bold]plan of {path}[/bold]  (seed {first.seed}, {len(plans)} variants)")
+    for name, sp in first.splits.items():
+        con.print(f"  split {name:<12} {sp['samples']:>10,} samples   source {sp['source']} "
+                  f"({sp['questions']:,} questions)")
+    con.print(f"  {pairing.sentence()}", markup=False)
+    if first.estimated:
+        con.print(f"  (estimated from {first.walked:,} walks per variant)")
+    con.print(variant_table(plans, stats), markup=False)
+
+
+def variant_table(plans: dict[str, Plan], stats: dict[str, PlanStats]) -> str:
+    """The side-by-side table as plain text (a column per variant, never wrapped)."""
+    both = [(p, stats[n]) for n, p in plans.items()]
+    rows = [["", *plans],
+            ["changes", *[", ".join(p.spec.changes) or "-" for p, _ in both]],
+            ["graphs", *[", ".join(p.graphs) for p, _ in both]],
+            ["mean steps", *[f"{s.steps['mean']:.2f}" for _, s in both]],
+            ["p50 / p95 / max", *[f"{s.steps['p50']} / {s.steps['p95']} / {s.steps['max']}" for _, s in both]]]
+    for b in dict.fromkeys(b for p in plans.values() for b in p.bonds):
+        rows.append([f"share {b}", *[_pct(s.bond_shares.get(b)) if b in p.bonds else "dropped" for p, s in both]])
+    rows += [["self-loops", *[_pct(self_loops(s)) for _, s in both]],
+             ["top transition", *[top_transition(s) for _, s in both]],
+             ["engine calls", *[f"{s.engine_calls:,}" for _, s in both]],
+             ["token budget", *[f"{s.max_tokens:,}" for _, s in both]]]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                       for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
+                     for r in rows)

@@ -9,6 +9,7 @@ variant has the same split, question and Philox draws. Its walks are the base's 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -33,3 +34,54 @@ def same_walks(a: Spec, b: Spec) -> bool:
     """Both specs draw identical walks: paired, the same bonds in the same order, equal graphs."""
     return (paired(a, b) and tuple(a.bonds) == tuple(b.bonds)
             and _content(a.graphs) == _content(b.graphs))
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """How a spec's variants pair with the first one (the reference).
+
+    Attributes:
+        reference: the first variant.
+        unpaired: variants whose sample i may have another question or seed than the reference's.
+        same_walks: each variant that starts a class of identical walks -> the later variants in that class.
+    """
+
+    reference: str
+    unpaired: tuple[str, ...]
+    same_walks: dict[str, tuple[str, ...]]
+
+    @property
+    def own_walks(self) -> tuple[str, ...]:
+        """Variants (other than the reference) that walk their own graphs from the same draws."""
+        return tuple(v for v in self.same_walks if v != self.reference and v not in self.unpaired)
+
+    def sentence(self) -> str:
+        """The pairing in words, for `molspec plan` and the cards."""
+        if self.unpaired:
+            head = f"not paired: {', '.join(self.unpaired)} draw other questions or seeds than {self.reference}"
+        else:
+            head = "paired: sample i has the same question and seed in every variant"
+        parts = [head] + [f"same walks as {first}: {', '.join(rest)}"
+                          for first, rest in self.same_walks.items() if rest]
+        if self.own_walks:
+            parts.append(f"other walks from the same draws: {', '.join(self.own_walks)}")
+        return "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reference": self.reference, "paired": not self.unpaired, "unpaired": list(self.unpaired),
+                "same_walks": {k: list(v) for k, v in self.same_walks.items()}, "text": self.sentence()}
+
+
+def pairing(variants: dict[str, Spec]) -> Pairing:
+    """The pairing of a non-empty family of variants, in spec order."""
+    names = list(variants)
+    ref = variants[names[0]]
+    classes: dict[str, list[str]] = {}
+    for name in names:
+        first = next((c for c in classes if same_walks(variants[c], variants[name])), None)
+        if first is None:
+            classes[name] = []
+        else:
+            classes[first].append(name)
+    return Pairing(reference=names[0], unpaired=tuple(n for n in names if not paired(ref, variants[n])),
+                   same_walks={k: tuple(v) for k, v in classes.items()})

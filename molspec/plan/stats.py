@@ -6,7 +6,7 @@ memory than one chunk; beyond STATS_WALKS samples they are estimated from that m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ class PlanStats:
     max_tokens: int
     splits: dict[str, dict[str, Any]]
     walked: int = 0  # walks the statistics were computed from; fewer than `samples` means estimated
+    pair_counts: list[list[int]] = field(default_factory=list)  # transitions a -> b counted, in transitions' order
 
     @property
     def estimated(self) -> bool:
@@ -77,7 +78,7 @@ def plan_stats(plan: Plan, budget: int = STATS_WALKS) -> PlanStats:
         engine_calls=total_steps + plan.samples, max_tokens=_token_budget(plan, steps),
         splits={s.spec.name: {"samples": s.spec.samples, "graphs": list(s.spec.graphs), "source": s.spec.source,
                               "questions": s.question_slice[1] - s.question_slice[0]} for s in plan.splits},
-        walked=drawn)
+        walked=drawn, pair_counts=trans.tolist())
 
 
 def _quota(plan: Plan, budget: int) -> list[tuple[SplitPlan, int]]:
@@ -114,3 +115,27 @@ def _token_budget(plan: Plan, counts: npt.NDArray[np.int64]) -> int:
 
 def _r(x: float) -> float:
     return round(float(x), 4)
+
+
+def transition_shares(stats: PlanStats) -> dict[tuple[str, str], float]:
+    """The share of each transition a -> b among all transitions of the walks the statistics drew."""
+    bonds = stats.transitions["bonds"]
+    total = sum(map(sum, stats.pair_counts))
+    if total == 0:
+        return {}
+    return {(bonds[i], bonds[j]): n / total for i, row in enumerate(stats.pair_counts)
+            for j, n in enumerate(row) if n}
+
+
+def self_loops(stats: PlanStats) -> float:
+    """The share of transitions that stay on the same bond (deep -> deep)."""
+    return sum(v for (a, b), v in transition_shares(stats).items() if a == b)
+
+
+def top_transition(stats: PlanStats) -> str:
+    """The most frequent transition and its share, e.g. `deep->deep 21%`."""
+    shares = transition_shares(stats)
+    if not shares:
+        return "-"
+    (a, b), v = max(shares.items(), key=lambda kv: kv[1])
+    return f"{a}->{b} {100 * v:.0f}%"
