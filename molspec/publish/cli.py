@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,8 +41,11 @@ def push_dir(out: Path, repo: str | None = None, revision: str | None = None, pr
     """Push the build in `out`; prints the outcome and returns the exit code (0 ok, 1 failed, 2 usage)."""
     from molspec.publish.hub import push
     from molspec.records import read_manifest
+    from molspec.structure.group import is_group
 
     out = Path(out)
+    if is_group(out):
+        return _push_group(out, repo, revision, private, message)
     manifest = read_manifest(out)  # ManifestError (MOL701) says what is missing and how to build it
     repo = repo or manifest.output.hub
     if not repo:
@@ -59,6 +63,30 @@ def push_dir(out: Path, repo: str | None = None, revision: str | None = None, pr
     return EXIT_OK
 
 
+def _push_group(out: Path, repo: str | None, revision: str | None, private: bool, message: str | None) -> int:
+    """Push a variant build as one repo (a config per variant); prints how to load each."""
+    from molspec.publish.card_group import render_group_card, write_group_card
+    from molspec.publish.hub import push
+    from molspec.structure.group import open_group
+
+    group = open_group(out)  # MOL701 names a missing or damaged variant
+    first = group.variants[0].manifest
+    repo = repo or first.output.hub
+    if not repo:
+        print("error: no Hub repo to push to: pass --repo NS/NAME, or set `output { hub = \"NS/NAME\" }` in the "
+              "spec and rebuild.", file=sys.stderr)
+        return EXIT_USAGE
+    _warn_dirty(first)
+    _refresh(out, repo, lambda r: render_group_card(out, r), lambda: write_group_card(out, repo))
+    _quiet_hub()
+    result = push(out, repo, revision=revision, private=private or first.output.private, message=message)
+    print(result.summary())
+    print(f"  browse   {result.url}")
+    for v in group.variants:
+        print(f'  load it  datasets.load_dataset("{result.repo}", "{v.name}", revision="{result.tag}")')
+    return EXIT_OK
+
+
 def _warn_dirty(manifest: Manifest) -> None:
     spec = manifest.spec
     if spec.git_dirty:
@@ -70,18 +98,25 @@ def _warn_dirty(manifest: Manifest) -> None:
 
 def _refresh_card(out: Path, repo: str) -> None:
     """(Re)write the card and picture so the card names `repo`; a README edited by hand is left alone."""
-    from molspec.publish.card import README, render_card, write_card
+    from molspec.publish.card import render_card, write_card
+
+    _refresh(out, repo, lambda r: render_card(out, r), lambda: write_card(out, repo))
+
+
+def _refresh(out: Path, repo: str, render: Callable[[str], str], write: Callable[[], object]) -> None:
+    """Write the card anew for `repo` unless it is edited by hand (it differs from what molspec renders)."""
+    from molspec.publish.card import README
 
     readme = out / README
     if readme.is_file():
         current = readme.read_text(encoding="utf-8")
-        named = re.search(r'load_dataset\("([^"]+)"\)', current)  # the repo the card was rendered for
-        if named and named[1] == repo and current == render_card(out, repo):
+        named = re.search(r'load_dataset\("([^"]+)"', current)  # the repo the card was rendered for
+        if named and named[1] == repo and current == render(repo):
             return
-        if not named or current != render_card(out, named[1]):
+        if not named or current != render(named[1]):
             print(f"note: {readme} was edited after the build; pushing it as it is.", file=sys.stderr)
             return
-    write_card(out, repo)
+    write()
 
 
 def _quiet_hub() -> None:

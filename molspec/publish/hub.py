@@ -9,11 +9,9 @@ printed, written, or put into any error message.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shlex
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,9 +20,11 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, ge
 from huggingface_hub.errors import RepositoryNotFoundError
 
 from molspec.engines.redact import redact
+from molspec.publish.hub_local import LocalFile, build_folders, collect_files, collect_group_files, managed
 from molspec.publish.hub_net import HubTimeouts, PushError, RetryPolicy, bounded_session, with_retries
 from molspec.publish.hub_schema import Change, card_features, check_schema, front_matter
 from molspec.records import Manifest, read_manifest
+from molspec.structure.group import Group, is_group, open_group
 
 REPO_TYPE = "dataset"
 BRANCH = "main"
@@ -32,7 +32,7 @@ MAX_ATTEMPTS = 4
 BACKOFF_BASE_S = 1.0  # waits 1, 2, 4 s between the 4 attempts
 BACKOFF_MAX_S = 30.0
 TAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-__all__ = ["HubTimeouts", "PushError", "PushResult", "collect_files", "push"]
+__all__ = ["HubTimeouts", "LocalFile", "PushError", "PushResult", "collect_files", "push"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +67,6 @@ class PushResult:
             f"pushed {len(self.uploaded)} file(s), deleted {len(self.deleted)} from {self.repo}: "
             f"{self.tag} -> commit {self.commit[:8]}"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class LocalFile:
-    path: str  # path in the repo, "/"-separated
-    source: Path
-    sha256: str
-    git_oid: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +117,11 @@ def push(
     """Publish `build_dir` (see docs/internals.md) to the dataset repo `repo` and tag it.
 
     Args:
-        build_dir: a `molspec build` output directory.
+        build_dir: a `molspec build` output directory; a variant build (variants.json) is one repo with a
+            config per variant (docs/publishing.md).
         repo: "namespace/name" of the dataset repo; created (private if asked) when missing.
-        revision: the tag to create; default `spec-<first 8 hex of the spec sha256>`.
+        revision: the tag to create; default `spec-<first 8 hex of the spec sha256>` (of the group sha256
+            for a variant build).
         private: create the repo private; refuse to push into an existing public repo.
         token: Hub token; default `HF_TOKEN`, then the stored `hf auth login` token.
         message: commit title (a token in it is masked); the description always names the spec path,
@@ -141,11 +135,16 @@ def push(
     """
     build_dir = Path(build_dir)
     timeouts = timeouts or HubTimeouts.from_env()
-    manifest = read_manifest(build_dir)  # ManifestError (MOL701) when it is not a build
-    request = _request(build_dir, repo, revision, private, manifest, message)
+    group = open_group(build_dir) if is_group(build_dir) else None  # MOL701 for a damaged variant build
+    if group is not None:
+        request = _group_request(group, repo, revision, private, message)
+    else:
+        manifest = read_manifest(build_dir)  # ManifestError (MOL701) when it is not a build
+        request = _request(build_dir, repo, revision, private, manifest, message)
     secret = _resolve_token(token)
     request = replace(request, title=redact(request.title, [secret]), description=redact(request.description, [secret]))
-    local = collect_files(build_dir, secret)
+    local = collect_files(build_dir, secret) if group is None else \
+        collect_group_files(build_dir, {v.entry.path: v.dir for v in group.variants}, secret)
     api = HfApi(token=secret)
     retry_cmd = _retry_command(build_dir, repo, revision, private)
     policy = RetryPolicy(MAX_ATTEMPTS, BACKOFF_BASE_S, BACKOFF_MAX_S)
@@ -169,15 +168,9 @@ def _request(
     manifest: Manifest,
     message: str | None,
 ) -> Request:
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
-        raise PushError(f"'{repo}' is not a dataset repo id; use the form NAMESPACE/NAME (e.g. acme/gsm8k-mole).")
     spec = manifest.spec
     sha, path, commit = spec.sha256, spec.path, spec.git_commit or "unknown"
-    if revision is None and not sha:
-        raise PushError(f"{build_dir}/molspec.json has no spec.sha256 to name the tag; pass --revision TAG.")
-    tag = revision or f"spec-{sha[:8]}"
-    if not TAG_NAME.fullmatch(tag) or tag == BRANCH:
-        raise PushError(f"'{tag}' cannot be a tag name; use letters, digits, '.', '_' or '-' (and not '{BRANCH}').")
+    tag = _tag(repo, revision, sha, f"{build_dir}/molspec.json has no spec.sha256")
     dirty = " (with uncommitted changes)" if spec.git_dirty else ""
     title = message or f"molspec build of {path} (spec sha256 {sha}, git commit {commit}{dirty})"
     description = (
@@ -187,65 +180,31 @@ def _request(
     return Request(build_dir, repo, tag, private, title, description)
 
 
-def _hash_file(path: Path, secret: bytes) -> tuple[str, str, bool]:
-    """(sha256, git blob oid, holds the secret): LFS files are compared by sha256, regular ones by oid."""
-    size = path.stat().st_size
-    sha256, sha1 = hashlib.sha256(), hashlib.sha1(b"blob %d\0" % size)
-    tail, found = b"", False
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            sha256.update(chunk)
-            sha1.update(chunk)
-            found = found or secret in tail + chunk  # the tail catches a token split across chunks
-            tail = chunk[-len(secret) :]
-    return sha256.hexdigest(), sha1.hexdigest(), found
+def _group_request(group: Group, repo: str, revision: str | None, private: bool, message: str | None) -> Request:
+    g, spec = group.manifest, group.variants[0].manifest.spec
+    tag = _tag(repo, revision, g.group_sha256, f"{group.dir}/variants.json has no group_sha256")
+    commit = spec.git_commit or "unknown"
+    dirty = " (with uncommitted changes)" if spec.git_dirty else ""
+    names = ", ".join(v.name for v in group.variants)
+    title = message or (f"molspec variant build of {g.spec} ({len(group.variants)} variants: {names}; "
+                        f"group sha256 {g.group_sha256}, git commit {commit}{dirty})")
+    lines = [f"spec: {g.spec}", f"group sha256: {g.group_sha256}", f"git commit: {commit}{dirty}",
+             *(f"variant {v.name}: spec sha256 {v.entry.spec_sha256}; changes: {', '.join(v.entry.changes) or '-'}"
+               for v in group.variants),
+             f"molspec version: {g.molspec_version}", f"command: {g.command}"]
+    return Request(group.dir, repo, tag, private, title, "\n".join(lines) + "\n")
 
 
-def _publishable(build_dir: Path) -> Iterable[Path]:
-    """The files molspec wrote in the build (its owned.json): data/**, spec/**, README.md, *.png and
-    molspec.json among them; never .molspec/, hidden files, or a file of the user's that sits beside them."""
-    from molspec.runtime.store import Store
-
-    for rel in Store(build_dir).owned():
-        path = build_dir / rel
-        if rel.endswith("/") and path.is_dir():
-            yield from (p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(build_dir)))
-        elif path.is_file() and not _hidden(Path(rel)):
-            yield path
-
-
-def _hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
-
-
-def collect_files(build_dir: Path, secret: str) -> dict[str, LocalFile]:
-    """The files a push publishes, keyed by their path in the repo; refuses any that contains `secret`."""
-    files = {}
-    for source in sorted(set(_publishable(build_dir))):
-        repo_path = source.relative_to(build_dir).as_posix()
-        sha256, git_oid, leaks = _hash_file(source, secret.encode())
-        if leaks:
-            raise PushError(
-                f"{source} contains the Hub token this push would use, so nothing was pushed. "
-                "Remove the token from the spec or engine options (read it from the environment instead), "
-                "rebuild, and push again; consider revoking the token."
-            )
-        files[repo_path] = LocalFile(repo_path, source, sha256, git_oid)
-    if not any(p.startswith("data/") and p.endswith(".parquet") for p in files):
-        raise PushError(
-            f"{build_dir}/data holds no parquet shards, so there is nothing to publish. "
-            f"Finish the build (`molspec build SPEC --out {build_dir}` resumes it) and push again."
-        )
-    return files
-
-
-def _managed(path: str) -> bool:
-    """Remote paths a push owns: it deletes them when the build no longer has them."""
-    return (
-        path.startswith(("data/", "spec/"))
-        or path in ("README.md", "molspec.json")
-        or ("/" not in path and path.endswith(".png"))
-    )
+def _tag(repo: str, revision: str | None, sha: str, no_sha: str) -> str:
+    """The tag a push creates (the given revision, else `spec-<sha[:8]>`), after checking the repo id."""
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+        raise PushError(f"'{repo}' is not a dataset repo id; use the form NAMESPACE/NAME (e.g. acme/gsm8k-mole).")
+    if revision is None and not sha:
+        raise PushError(f"{no_sha} to name the tag; pass --revision TAG.")
+    tag = revision or f"spec-{sha[:8]}"
+    if not TAG_NAME.fullmatch(tag) or tag == BRANCH:
+        raise PushError(f"'{tag}' cannot be a tag name; use letters, digits, '.', '_' or '-' (and not '{BRANCH}').")
+    return tag
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,7 +239,8 @@ def _read_remote(api: HfApi, repo: str, revision: str = BRANCH) -> Remote | None
 def _diff(local: dict[str, LocalFile], remote: Remote) -> tuple[list[LocalFile], list[str]]:
     """(files to upload, remote paths to delete) that turn `remote` into the build."""
     uploads = [f for p, f in local.items() if p not in remote.files or not remote.files[p].same_as(f)]
-    deletes = sorted(p for p in remote.files if _managed(p) and p not in local)
+    builds = build_folders(local) | build_folders(remote.files)  # variants' folders, here or there
+    deletes = sorted(p for p in remote.files if managed(p, builds) and p not in local)
     return uploads, deletes
 
 

@@ -26,12 +26,17 @@ Columns = dict[str, str]  # column name -> type (arrow type string or card featu
 
 
 def _split_of(path: str) -> str | None:
-    """The split a shard belongs to: data/train-00000-of-00001.parquet -> train (data/cfg/x-... -> cfg/x)."""
+    """The split a shard belongs to: data/train-00000-of-00001.parquet -> train (data/cfg/x-... -> cfg/x), and
+    a variant's shard no_reflect/data/train-... -> no_reflect:train (a variant build's config)."""
+    variant = ""
     if not path.startswith("data/"):
-        return None
+        variant, _, path = path.partition("/")
+        if not path.startswith("data/"):
+            return None
     folder, _, name = path[len("data/") :].rpartition("/")
     match = SHARD.match(name)
-    return None if match is None else (f"{folder}/" if folder else "") + match["split"]
+    return None if match is None else (f"{variant}:" if variant else "") + (f"{folder}/" if folder else "") + \
+        match["split"]
 
 
 def _first_shards(paths: Iterable[str]) -> dict[str, str]:
