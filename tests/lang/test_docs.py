@@ -13,7 +13,7 @@ from tests.lang.corpus import ROOT
 
 LANGUAGE = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
 DIAGNOSTICS = (ROOT / "docs" / "diagnostics.md").read_text(encoding="utf-8")
-ITEM = re.compile(r"^(molspec|use|dataset|source|model|bond|graph|template|answer|output|fidelity)\b")
+ITEM = re.compile(r"^(molspec|use|dataset|source|model|bond|graph|template|answer|output|fidelity|variant)\b")
 
 
 def codes_in_source() -> set[str]:
