@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from molspec.cli import main
 
 MOLSPEC = [str(Path(sys.executable).with_name("molspec"))]  # the installed console script
-VOLATILE = ("created", "wall_s", "command")  # molspec.json fields that differ between two runs of one build
+VOLATILE = ("created", "wall_s", "command", "cache")  # molspec.json fields that differ between two runs of one build
 TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
