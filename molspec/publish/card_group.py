@@ -164,17 +164,8 @@ def shares_table(facts: list[VariantFacts]) -> str:
 
 
 def pairing_sentence(group: Group) -> str:
-    """What is the same across the variants, and which of them keep the base walks."""
-    same = [v.name for v in group.variants if v.entry.same_walks]
-    other = [v.name for v in group.variants if not v.entry.same_walks]
-    text = group.manifest.pairing.rstrip(".") + "."
-    if same and other:
-        text += (f" {_names(same)} {'draws' if len(same) == 1 else 'draw'} the same bond walks; {_names(other)} "
-                 f"{'walks' if len(other) == 1 else 'walk'} {'its' if len(other) == 1 else 'their'} own graph with "
-                 "the same questions and seeds.")
-    elif same:
-        text += " Every variant draws the same bond walks."
-    return text + " Rows pair up by `id` (also `sample_index` and `question`)."
+    """What is the same across the variants (variants.json says it, walks included), and how rows pair up."""
+    return group.manifest.pairing.rstrip(".") + ". Rows pair up by `id` (also `sample_index` and `question`)."
 
 
 def cache_sentence(group: Group) -> str:
@@ -203,8 +194,3 @@ def verdict_of(r: float) -> str:
     from molspec.structure.compare import verdict
 
     return verdict(r)
-
-
-def _names(names: list[str]) -> str:
-    quoted = [f"`{n}`" for n in names]
-    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]

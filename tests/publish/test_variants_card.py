@@ -13,15 +13,13 @@ from huggingface_hub import DatasetCard, metadata_load
 
 from molspec.publish.card import write_group_card
 from molspec.publish.card_group import render_group_card
-from molspec.records import features, read_manifest
+from molspec.records import features, read_manifest, read_variants_manifest
 from tests.publish.variant_builds import NAMES, copy_group, make_group
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    group = make_group(tmp_path_factory.mktemp("variants") / "ablations")
-    write_group_card(group)
-    return group
+    return make_group(tmp_path_factory.mktemp("variants") / "ablations")  # the build writes the group card
 
 
 def _table(card: str, header: str) -> dict[str, dict[str, str]]:
@@ -57,12 +55,14 @@ def test_front_matter_has_a_config_per_variant(built: Path) -> None:
     assert meta["license"] == "mit" and "ablation" in meta["tags"]
 
 
-def test_each_config_loads_locally(built: Path) -> None:
+def test_each_config_loads_locally(built: Path, tmp_path: Path) -> None:
+    cache = str(tmp_path / "cache")  # a fresh datasets cache: nothing read from an earlier run
     for name in NAMES:
-        loaded = datasets.load_dataset(str(built), name)
+        loaded = datasets.load_dataset(str(built), name, cache_dir=cache)
         assert set(loaded) == {"train"}
         assert list(loaded["train"]) == _rows(built / name)
-    assert list(datasets.load_dataset(str(built), split="train")) == _rows(built / "r1")  # the default config
+    # Without a name: the first variant (the default config).
+    assert list(datasets.load_dataset(str(built), split="train", cache_dir=cache)) == _rows(built / "r1")
 
 
 def test_the_table_compares_the_variants(built: Path) -> None:
@@ -70,7 +70,7 @@ def test_the_table_compares_the_variants(built: Path) -> None:
     table = _table(card, "config")
     assert list(table) == list(NAMES)
     assert table["r1"]["changes"] == "the base spec" and table["r1"]["r planned"] == "reference"
-    assert table["no_reflect"]["changes"] == "`drop reflect`" and table["qwq"]["changes"] == "`graph quick`"
+    assert table["no_reflect"]["changes"] == "`drop reflect`" and table["qwq"]["changes"] == "`graph teacher`"
     assert [table[n]["walks"] for n in NAMES] == ["base", "own", "own", "base"]
     # terse_answer draws r1's walks: its planned structure is r1's exactly.
     assert table["terse_answer"]["r planned"] == "1.00 (compatible)"
@@ -91,13 +91,16 @@ def test_the_table_compares_the_variants(built: Path) -> None:
 
 def test_pairing_cache_and_how_to_load(built: Path) -> None:
     card = (built / "README.md").read_text()
-    assert ("Sample i has the same question and seed in every variant. `r1` and `terse_answer` draw the same bond "
-            "walks; `qwq` and `no_reflect` walk their own graph with the same questions and seeds.") in card
-    assert "58 of 208 step requests (27.9%) came from the step cache, 150 were generated" in card
+    g = read_variants_manifest(built)
+    assert g is not None and g.cache is not None
+    assert g.pairing in card and "`r1` and `terse_answer` also walk the same bonds" in g.pairing
+    asked = g.cache.hits + g.cache.misses
+    assert g.cache.hits > 0
+    assert (f"{g.cache.hits:,} of {asked:,} step requests ({100 * g.cache.hits / asked:.1f}%) came from the step "
+            f"cache, {g.cache.misses:,} were generated") in card
     for name in NAMES:
-        assert f'{name} = load_dataset("molspec/quickstart", "{name}", split="train")' in card
-    tag = "spec-" + read_manifest(built / "r1").variant.group_sha256[:8]  # type: ignore[union-attr]
-    assert f'revision="{tag}"' in card
+        assert f'{name} = load_dataset("molspec/ablations", "{name}", split="train")' in card
+    assert f'revision="spec-{g.group_sha256[:8]}"' in card
 
 
 def test_the_card_is_rewritten_only_when_it_changes(built: Path, tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def test_push_publishes_one_repo_with_a_config_per_variant(
         shards = sorted(p.relative_to(group).as_posix() for p in (group / name / "data").glob("*.parquet"))
         assert shards and all(files[s] == (group / s).read_bytes() for s in shards)
         assert files[f"{name}/molspec.json"] == (group / name / "molspec.json").read_bytes()
-        assert f"{name}/spec/quickstart.mol" in files
+        assert f"{name}/spec/ablations.mol" in files
     # The card names the repo it was pushed to, and its configs are the variants.
     card = files["README.md"].decode()
     assert f'load_dataset("{REPO}", "no_reflect", split="train")' in card
