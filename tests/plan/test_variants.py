@@ -121,3 +121,11 @@ def test_plan_out_writes_one_walk_file_per_variant(tmp_path: Path, capsys: pytes
     rows = {n: [json.loads(line) for line in (tmp_path / f"walks.{n}.jsonl").read_text().splitlines()]
             for n in ("r1", "terse_answer")}
     assert rows["r1"] == rows["terse_answer"] and len(rows["r1"]) == 8
+
+
+def test_plan_text_golden(capsys: pytest.CaptureFixture[str], update_goldens: bool,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole human summary of `molspec plan examples/ablations.mol`, for review."""
+    monkeypatch.chdir(ROOT)
+    assert main(["plan", "examples/ablations.mol"]) == 0
+    check_golden(FIXTURE.with_name("ablations.plan.txt"), capsys.readouterr().out, update_goldens)
