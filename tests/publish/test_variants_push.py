@@ -56,7 +56,7 @@ def _load(name: str, revision: str | None = None) -> list[dict[str, Any]]:
 
 
 def _tag(group: Path) -> str:
-    return "spec-" + json.loads((group / "variants.json").read_text())["group_sha256"][:8]
+    return "spec-" + str(json.loads((group / "variants.json").read_text())["group_sha256"])[:8]
 
 
 def test_push_publishes_one_repo_with_a_config_per_variant(
@@ -82,7 +82,7 @@ def test_push_publishes_one_repo_with_a_config_per_variant(
     # The card names the repo it was pushed to, and its configs are the variants.
     card = files["README.md"].decode()
     assert f'load_dataset("{REPO}", "no_reflect", split="train")' in card
-    meta = metadata_load(group / "README.md")
+    meta = metadata_load(group / "README.md") or {}
     assert [c["config_name"] for c in meta["configs"]] == list(NAMES)
     # `load_dataset(repo, name)` reads each variant, from the branch and from the tag.
     loaded = {name: _load(name) for name in NAMES}
@@ -119,8 +119,8 @@ def test_a_variant_left_out_is_deleted_and_the_old_tag_keeps_it(
     files = fake_hub.hub.files(REPO)
     assert not any(p.startswith("qwq/") for p in files)
     assert any(p.startswith("no_reflect/data/") for p in files)
-    assert [c["config_name"] for c in metadata_load(group / "README.md")["configs"]] == ["r1", "no_reflect",
-                                                                                          "terse_answer"]
+    configs = (metadata_load(group / "README.md") or {})["configs"]
+    assert [c["config_name"] for c in configs] == ["r1", "no_reflect", "terse_answer"]
     assert any(p.startswith("qwq/data/") for p in fake_hub.hub.files(REPO, revision=first_tag))
     assert _load("no_reflect", revision="v2") == _local_rows(group / "no_reflect")
 
