@@ -24,6 +24,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
 from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
+from molspec.template_bound import TRACE_FREE, Shape, shape_of
 
 MAX_RENDERED = 1_000_000  # characters of one rendered prompt
 MAX_REPEAT = 100_000  # items or characters made by `*` (and by a width, padding or count argument)
@@ -137,14 +138,33 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
 
 class BoundedTemplate(Template):
-    """A template whose `render` streams under the size and line budgets."""
+    """A template whose `render` streams under the size and line budgets.
+
+    `shape` (set by `compile_template`) bounds a render's trace events from the generated code: a render
+    proven to stay under TRACE_FREE events, where the line budget can never act, runs without its trace."""
+
+    shape: Shape | None = None
 
     def render(self, *args: Any, **kwargs: Any) -> str:
-        ctx = self.new_context(dict(*args, **kwargs))
+        variables = dict(*args, **kwargs)
+        ctx = self.new_context(variables)
+        traced = self.shape is None or self.shape.bound(variables) >= TRACE_FREE
         try:
-            return "".join(_budgeted(self.root_render_func(ctx)))
+            return "".join(_budgeted(self.root_render_func(ctx))) if traced else _untraced(self.root_render_func(ctx))
         except Exception:  # noqa: BLE001  (Jinja's own handler rewrites the traceback to template lines)
             self.environment.handle_exception()
+
+
+def _untraced(chunks: Iterator[str]) -> str:
+    """The chunks of a render joined, under the size budget (what `_budgeted` does, without the trace)."""
+    parts: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_RENDERED:
+            raise _refuse(f"the rendered text passes {MAX_RENDERED:,} characters", MAX_RENDERED)
+        parts.append(chunk)
+    return "".join(parts)
 
 
 def _budgeted(chunks: Iterator[str]) -> Iterator[str]:
@@ -212,7 +232,7 @@ def _inline_set(source: str, at: int) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def compile_template(source: str) -> Template:
+def compile_template(source: str) -> BoundedTemplate:
     """Compile once per distinct source (the runtime renders the same few templates millions of times).
 
     Raises:
@@ -223,9 +243,13 @@ def compile_template(source: str) -> Template:
     if depth > MAX_NESTING:
         raise _refuse(f"the template nests {depth} blocks or brackets deep", MAX_NESTING)
     try:
-        return environment().from_string(source)
+        template = environment().from_string(source)
+        python = str(environment().compile(source, raw=True))
     except (RecursionError, SyntaxError):  # Python's parser refuses deep nesting of the generated code
         raise _refuse("the template nests too deeply", MAX_NESTING) from None
+    assert isinstance(template, BoundedTemplate)
+    template.shape = shape_of(python, template.root_render_func.__code__, template.blocks)
+    return template
 
 
 class TemplateRenderError(MolspecError):
