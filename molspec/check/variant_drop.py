@@ -26,8 +26,8 @@ def apply_drops(spec: Spec, drops: list[ast.Drop]) -> tuple[Spec, list[Diagnosti
     diags: list[Diagnostic] = []
     for name, g in spec.graphs.items():
         graphs[name] = drop_from_graph(g, names)
-        blame = next((d for d in drops if _mentions(g, d.name.name)), None)
-        if blame is not None and g.valid:
+        blame = [d for d in drops if _mentions(g, d.name.name)]
+        if blame and g.valid:
             diags += _broken(g, graphs[name], declared, kept, blame, names)
     bonds = {n: b for n, b in spec.bonds.items() if n not in names}
     return spec.model_copy(update={"bonds": bonds, "graphs": graphs}), diags
@@ -54,26 +54,34 @@ def _mentions(g: GraphSpec, bond: str) -> bool:
 
 
 def _broken(before: GraphSpec, after: GraphSpec, declared: list[str], kept: list[str],
-            drop: ast.Drop, dropped: set[str]) -> list[Diagnostic]:
-    name = drop.name.name
+            blame: list[ast.Drop], dropped: set[str]) -> list[Diagnostic]:
+    """The drop errors of one graph, at the first drop that touches it (naming every such drop)."""
+    drop = blame[0]
+    name = _listed([d.name.name for d in blame])
+    verb = "is" if len(blame) == 1 else "are"
     start = next((r for r in after.rows if r.source == "start"), None)
     if start is not None and not start.edges:
-        return [_error(drop, f"walks of graph '{after.name}' cannot start once '{name}' is dropped",
-                       "every edge of its start row leads to it", start)]
+        return [_error(drop, f"walks of graph '{after.name}' cannot start once {name} {verb} dropped",
+                       "every edge of its start row leads to a dropped bond", start)]
     c0, c1 = chain(before, declared), chain(after, kept)
     r0, r1 = _names(c0, reachable(c0)), _names(c1, reachable(c1))
-    out = [_error(drop, f"dropping '{name}' leaves '{b}' unreachable in graph '{after.name}'",
-                  f"'{b}' was reached only through '{name}'", _row(after, b))
+    out = [_error(drop, f"dropping {name} leaves '{b}' unreachable in graph '{after.name}'",
+                  f"'{b}' was reached only through {name}", _row(after, b))
            for b in sorted(r0 - r1 - dropped)]
-    out += [_error(drop, f"walks that reach '{b}' have nowhere to go once '{name}' is dropped in graph "
-                   f"'{after.name}'", "every edge of this row leads to it", _row(after, b))
+    out += [_error(drop, f"walks that reach '{b}' have nowhere to go once {name} {verb} dropped in graph "
+                   f"'{after.name}'", "every edge of this row leads to a dropped bond", _row(after, b))
             for b in sorted((_stuck(c1) - _stuck(c0)) & r1)]
     if c1.uses_end:
         ends0 = _names(c0, can_end(c0))
-        out += [_error(drop, f"walks that reach '{b}' can never end once '{name}' is dropped in graph "
-                       f"'{after.name}'", f"'{b}' could end only through '{name}'", _row(after, b))
+        out += [_error(drop, f"walks that reach '{b}' can never end once {name} {verb} dropped in graph "
+                       f"'{after.name}'", f"'{b}' could end only through {name}", _row(after, b))
                 for b in sorted((r1 & ends0) - _names(c1, can_end(c1)) - _stuck(c1))]
     return out
+
+
+def _listed(names: list[str]) -> str:
+    quoted = [f"'{n}'" for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
 def _names(c: Chain, idx: set[int]) -> set[str]:
