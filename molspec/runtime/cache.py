@@ -68,7 +68,7 @@ class StepCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._index: dict[int, int] = {}  # key's first 64 bits -> offset << 32 | line length
-        self._pending: list[tuple[str, bytes]] = []
+        self._pending: dict[int, bytes] = {}  # lines not yet written, by the key's first 64 bits
         self._fd: int | None = None  # appends
         self._rfd: int | None = None  # reads of hits (the file only grows, so one descriptor sees it all)
         self._last_sync = time.perf_counter()
@@ -113,12 +113,13 @@ class StepCache:
 
     def put(self, key: str, c: Completion) -> None:
         """Keep a finished completion (errors are never stored); written by the next `flush`."""
-        if c.finish_reason == "error" or int(key[:16], 16) in self._index:
+        short = int(key[:16], 16)
+        if c.finish_reason == "error" or short in self._index or short in self._pending:
             return
         step = CachedStep(k=key, text=c.text, n_tokens=c.n_tokens, finish_reason=c.finish_reason,
                           prompt_tokens=c.prompt_tokens, top_logprobs=list(c.top_logprobs))
         body = step.model_dump_json(round_trip=True).encode("utf-8", errors="surrogatepass")
-        self._pending.append((key, f"{checksum(body)} ".encode() + body + b"\n"))
+        self._pending[short] = f"{checksum(body)} ".encode() + body + b"\n"
 
     def flush(self, sync: bool = True) -> None:
         """Append the pending lines in one write; fsync them when `sync` (or FLUSH_S after the last fsync)."""
@@ -128,11 +129,11 @@ class StepCache:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 offset = os.fstat(self._fd).st_size  # the only writer: the directory's lock is held
-                _write_all(self._fd, b"".join(line for _, line in self._pending))
-            for key, line in self._pending:
-                self._index.setdefault(int(key[:16], 16), offset << 32 | len(line))
+                _write_all(self._fd, b"".join(self._pending.values()))
+            for short, line in self._pending.items():
+                self._index[short] = offset << 32 | len(line)
                 offset += len(line)
-            self._pending = []
+            self._pending = {}
         now = time.perf_counter()
         if self._fd is not None and (sync or now - self._last_sync >= FLUSH_S):
             with _os_errors(self.path.parent):
