@@ -20,7 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from molspec.publish import markdown as md
-from molspec.publish.card import PAPER, README, TAGS, Shards, dataset_info, shards_of, size_category, write_if_changed
+from molspec.publish.card import (
+    PAPER,
+    PICTURE,
+    README,
+    TAGS,
+    Shards,
+    dataset_info,
+    shards_of,
+    size_category,
+    write_if_changed,
+)
 from molspec.publish.card_structure import CardStructure, card_structure
 from molspec.structure.compare import Structure, compare
 from molspec.structure.group import Group, GroupVariant, open_group
@@ -55,8 +65,11 @@ def write_group_card(group_dir: Path, repo: str | None = None) -> Path:
     Raises:
         MolspecError: MOL701, the folder is not a readable variant build.
     """
-    path = Path(group_dir) / README
-    write_if_changed(path, render_group_card(group_dir, repo).encode("utf-8"))
+    group = open_group(Path(group_dir))
+    facts = variant_facts(group)
+    write_if_changed(group.dir / PICTURE, group_png(facts, group.manifest.dataset or group.manifest.spec))
+    path = group.dir / README
+    write_if_changed(path, _render(group, facts, repo).encode("utf-8"))
     return path
 
 
@@ -66,10 +79,18 @@ def render_group_card(group_dir: Path, repo: str | None = None) -> str:
     Raises:
         MolspecError: MOL701, the folder is not a readable variant build.
     """
+    group = open_group(Path(group_dir))
+    return _render(group, variant_facts(group), repo)
+
+
+def variant_facts(group: Group) -> list[VariantFacts]:
+    """Each variant's shards and structure (its rows labelled, as its own card labels them)."""
+    return [VariantFacts(v, shards_of(v.dir, v.manifest), card_structure(v.dir, v.manifest)) for v in group.variants]
+
+
+def _render(group: Group, facts: list[VariantFacts], repo: str | None) -> str:
     from huggingface_hub import DatasetCard
 
-    group = open_group(Path(group_dir))
-    facts = [VariantFacts(v, shards_of(v.dir, v.manifest), card_structure(v.dir, v.manifest)) for v in group.variants]
     template = resources.files("molspec.publish").joinpath("templates", TEMPLATE).read_text(encoding="utf-8")
     values = group_context(group, facts, repo or group_repo(group))
     text = str(DatasetCard.from_template(group_card_data(group, facts), template_str=template, **values))
@@ -81,6 +102,24 @@ def group_repo(group: Group) -> str:
     first = group.variants[0].manifest
     name = first.output.hub or first.dataset.name or group.manifest.dataset or "dataset"
     return name if "/" in name else f"YOUR-NAMESPACE/{name}"
+
+
+def group_png(facts: list[VariantFacts], name: str) -> bytes:
+    """Per variant (columns): planned and labelled transitions over one bond order; then the shares."""
+    from molspec.structure.plots import Bars, Heatmap, Panel, figure_png
+
+    bonds = tuple(dict.fromkeys(b for f in facts for b in (*f.planned().bonds, *f.cs.bonds)))
+    planned = [f.planned().aligned(bonds) for f in facts]
+    labelled = [f.labelled().aligned(bonds) for f in facts]
+    grid: list[list[Panel]] = [
+        [Heatmap(f"{f.v.name}: planned", p, bonds, bonds) for f, (p, _) in zip(facts, planned, strict=True)],
+        [Heatmap(f"{f.v.name}: labelled", p, bonds, bonds, "next label", "label")
+         for f, (p, _) in zip(facts, labelled, strict=True)],
+        [Bars("Bond shares, planned", bonds, {f.v.name: list(pi) for f, (_, pi) in zip(facts, planned, strict=True)}),
+         Bars("Bond shares, labelled", bonds,
+              {f.v.name: list(pi) for f, (_, pi) in zip(facts, labelled, strict=True)})],
+    ]
+    return figure_png(grid, f"{name}: the variants' structure, planned and labelled")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -131,6 +170,7 @@ def group_context(group: Group, facts: list[VariantFacts], repo: str) -> dict[st
         "engines": sorted({f"`{v.manifest.engine.engine}` / `{md.clean(v.manifest.engine.model)}`"
                            for v in group.variants}),
         "echo": any(v.manifest.engine.engine == "echo" for v in group.variants),
+        "picture": PICTURE if (group.dir / PICTURE).is_file() else None,
     }
 
 

@@ -1,7 +1,7 @@
 """The local side of a push: which files a build publishes, their hashes, and which remote paths a push owns.
 
 A single build publishes the files molspec wrote in it (its owned.json). A variant build publishes one repo:
-the group card (README.md) and variants.json at the top, and under `<variant>/` each variant's own files
+the group card (README.md, structure.png) and variants.json at the top, and under `<variant>/` each variant's own files
 except its README.md (the repo has one card, the group's; its `configs` point into the variants' folders).
 """
 
@@ -16,7 +16,7 @@ from molspec.publish.hub_net import PushError
 from molspec.records import MANIFEST, VARIANTS_MANIFEST
 
 README = "README.md"
-GROUP_FILES = (README, VARIANTS_MANIFEST)  # what a variant build publishes at its top
+GROUP_FILES = (README, VARIANTS_MANIFEST, "structure.png")  # what a variant build publishes at its top
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,12 @@ def test_pairing_cache_and_how_to_load(built: Path) -> None:
     assert f'revision="spec-{g.group_sha256[:8]}"' in card
 
 
+def test_the_picture(built: Path) -> None:
+    png = (built / "structure.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    assert "](structure.png)" in (built / "README.md").read_text()
+
+
 def test_the_card_is_rewritten_only_when_it_changes(built: Path, tmp_path: Path) -> None:
     group = copy_group(built, tmp_path / "g")
     before = (group / "README.md").stat().st_mtime_ns

@@ -17,7 +17,7 @@ from molspec.cli import main
 from molspec.publish import hub
 from molspec.publish.hub import PushError, push
 from tests.publish.conftest import HubSession
-from tests.publish.variant_builds import NAMES, copy_group, make_group
+from tests.publish.variant_builds import ABLATIONS, NAMES, copy_group, make_group
 
 REPO = "acme/ablations"
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -72,6 +72,7 @@ def test_push_publishes_one_repo_with_a_config_per_variant(
     # One card (the group's), variants.json, and each variant's own files under its folder.
     assert files["README.md"] == (group / "README.md").read_bytes()
     assert files["variants.json"] == (group / "variants.json").read_bytes()
+    assert files["structure.png"] == (group / "structure.png").read_bytes()
     assert [p for p in files if p.endswith("README.md")] == ["README.md"]
     assert not any(".molspec" in p for p in files)
     for name in NAMES:
@@ -148,3 +149,14 @@ def test_push_refuses_a_group_without_its_card_or_a_variant_without_rows(
     with pytest.raises(PushError, match="variant 'no_reflect' has nothing to publish"):
         push(group, REPO, token=fake_hub.token)
     assert fake_hub.hub.requests == []  # refused before any request
+
+
+def test_build_push_of_a_variant_spec(fake_hub: HubSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ablations"
+    code, stdout, stderr = _cli(monkeypatch, capsys, "build", str(ABLATIONS), "--engine", "echo", "--out", str(out),
+                                "-q", "--push", "--repo", REPO)
+    assert code == 0, stderr
+    assert f"{_tag(out)} -> commit" in stdout
+    assert set(fake_hub.hub.repo(REPO).tags) == {_tag(out)}
+    assert _load("terse_answer", revision=_tag(out)) == _local_rows(out / "terse_answer")
