@@ -83,6 +83,9 @@ def compare_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("b", metavar="B", nargs="?", help="the same kinds as A (e.g. two variants: GROUP/a GROUP/b)")
     sp.add_argument("--base", metavar="VARIANT", help="with a variant build: compare with this variant "
                                                       "(default: the first)")
+    sp.add_argument("--labeler", metavar="NAME", help="with a variant build: re-label every step with this CPU "
+                    "labeler (cue, learned, ...) for the labelled view; `none`: walks only. Default: the labels "
+                    "each variant's fidelity gate stored, else the default labeler")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -95,9 +98,10 @@ def compare_run(args: argparse.Namespace) -> int:
                   "build directory or traces, `molspec compare A B`", file=sys.stderr)
             return EXIT_BAD
         return _compare_group(args)
-    if args.base or is_group(Path(args.a)) or is_group(Path(args.b)):
-        print("error: a variant build is compared alone (`molspec compare GROUP [--base VARIANT]`); to compare two "
-              "of its variants, name their directories: `molspec compare GROUP/a GROUP/b`", file=sys.stderr)
+    if args.base or args.labeler or is_group(Path(args.a)) or is_group(Path(args.b)):
+        print("error: a variant build is compared alone (`molspec compare GROUP [--base VARIANT] [--labeler NAME]`); "
+              "to compare two of its variants, name their directories: `molspec compare GROUP/a GROUP/b`",
+              file=sys.stderr)
         return EXIT_BAD
     return _compare_two(args)
 
@@ -125,15 +129,23 @@ def _compare_group(args: argparse.Namespace) -> int:
     from molspec.structure.compare_variants import compare_group, text_report
     from molspec.structure.group import open_group
 
+    if args.labeler == "llm":
+        print("error: compare labels with a CPU labeler; the llm judge needs an engine (see `molspec extract "
+              "--labeler llm`)", file=sys.stderr)
+        return EXIT_BAD
     group = open_group(Path(args.a))  # MOL701 prints through cli.main
-    pairs = compare_group(group, args.base)
+    try:
+        pairs = compare_group(group, args.base, args.labeler)
+    except ValueError as err:  # an unknown labeler name
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD
     base = args.base or group.variants[0].name
     if args.json:
         print(json.dumps({"group": str(args.a), "base": base, "pairing": group.manifest.pairing,
                           "pairs": [p.to_dict() for p in pairs]}, indent=2))
     else:
         print(text_report(pairs, f"{args.a}: {len(group.variants)} variants, each against {base} "
-                                 f"(structure of the walks their rows realised)"))
+                                 "(walks: the bonds their rows were asked for; labelled: the labels of their text)"))
     return EXIT_OK
 
 

@@ -1,38 +1,62 @@
 """`molspec compare` on a variant build: every variant against one (the first by default).
 
-    Group ──walks of each variant's rows──▶ Structure per variant ──compare, bond_differences──▶ VariantPair
+    Group ──each variant's rows──▶ walks Structure, labelled Structure ──compare, bond_differences──▶ VariantPair
 
-The structure of a variant is the walks its rows realised, as `molspec compare` reads any build directory
-(transitions conditional on the walk going on). Variants that change only text or sampling keep the base
-walks, so they correlate at r = 1; a graph swap or a removed bond shows in r and in the bonds' rows.
+Two views of a variant's structure. *Walks*: the bonds its rows were asked for, as `molspec compare DIR`
+reads any build (transitions conditional on the walk going on); variants that change only text or sampling
+keep the base walks, so they correlate at r = 1, while a graph swap or a removed bond shows in r and in the
+bonds' rows. *Labelled*: the bonds its text was labelled with (the labels its fidelity gate stored, else the
+default labeler, or every step re-labelled with a named labeler), which is where a change of instruction,
+model or temperature shows.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from molspec.structure.compare import BondDiff, Comparison, Structure, bond_differences, compare
 from molspec.structure.group import Group, GroupVariant
 
+if TYPE_CHECKING:
+    from molspec.structure.label import Labeler
+
 GUIDANCE = "paper's guidance: r >= 0.9 compatible (teachers agree), r < 0.8 incompatible (do not mix)"
+NO_LABELS = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """One structure of two variants compared: r and the rest, and the per-bond differences (b - a)."""
+
+    comparison: Comparison
+    bonds: tuple[BondDiff, ...]
+
+    @staticmethod
+    def of(a: Structure, b: Structure) -> View:
+        return View(compare(a, b), bond_differences(a, b))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.comparison.to_dict(), "per_bond": [d.to_dict() for d in self.bonds]}
 
 
 @dataclass(frozen=True, slots=True)
 class VariantPair:
-    """One variant (b) against the reference variant (a)."""
+    """One variant (b) against the reference variant (a): their walks, and their labelled text (None: not asked)."""
 
     a: str
     b: str
     changes: tuple[str, ...]
     same_walks: bool
-    comparison: Comparison
-    bonds: tuple[BondDiff, ...]
+    walks: View
+    labelled: View | None
 
     def to_dict(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "changes": list(self.changes), "same_walks": self.same_walks,
-                **self.comparison.to_dict(), "per_bond": [d.to_dict() for d in self.bonds]}
+                **self.walks.to_dict(), "labelled": self.labelled.to_dict() if self.labelled else None}
 
 
 def walk_structure(v: GroupVariant) -> Structure:
@@ -42,21 +66,43 @@ def walk_structure(v: GroupVariant) -> Structure:
     return Structure.of(load_graph(str(v.dir))[1])
 
 
-def compare_group(group: Group, base: str | None = None) -> list[VariantPair]:
+def labelled_structure(v: GroupVariant, labeler: Labeler | None, relabel: bool) -> Structure:
+    """P(next label | label) and label shares of a variant's text (see `fidelity.text_structure`)."""
+    from molspec.structure.fidelity import expected_labels, text_structure
+    from molspec.structure.rows import bond_kinds, read_rows
+
+    m = v.manifest
+    order = list(dict.fromkeys(b for g in m.graphs.values() for b in g.bonds))
+    text = text_structure(read_rows(v.dir, m), order, labeler, relabel=relabel,
+                          stored_by=m.fidelity.labeler if m.fidelity is not None else None,
+                          expected=expected_labels(bond_kinds(v.dir, m)))
+    shares = text.shares("labelled")
+    return Structure(text.bonds, text.transitions("labelled"), np.asarray([shares[b] for b in text.bonds]))
+
+
+def compare_group(group: Group, base: str | None = None, labeler: str | None = None) -> list[VariantPair]:
     """Every variant but `base` (default: the first) against `base`, in spec order.
+
+    Args:
+        labeler: None: each variant's stored labels, else the default labeler; "none": no labelled view;
+            a labeler's name: re-label every step with it.
 
     Raises:
         MolspecError: MOL701, `base` is not a variant of the group, or a variant's rows cannot be read.
+        ValueError: an unknown labeler name.
     """
     ref = group.variant(base) if base else group.variants[0]
-    ref_structure = walk_structure(ref)
-    return [pair(ref.name, ref_structure, v.name, walk_structure(v), v.entry.changes, v.entry.same_walks)
-            for v in group.variants if v.name != ref.name]
+    others = [v for v in group.variants if v.name != ref.name]
+    walks = {v.name: walk_structure(v) for v in (ref, *others)}
+    labelled: dict[str, Structure] = {}
+    if labeler != NO_LABELS:
+        from molspec.structure.label import get_labeler
 
-
-def pair(a: str, sa: Structure, b: str, sb: Structure, changes: list[str] | tuple[str, ...] = (),
-         same_walks: bool = False) -> VariantPair:
-    return VariantPair(a, b, tuple(changes), same_walks, compare(sa, sb), bond_differences(sa, sb))
+        lab = get_labeler(labeler) if labeler else None
+        labelled = {v.name: labelled_structure(v, lab, relabel=lab is not None) for v in (ref, *others)}
+    return [VariantPair(ref.name, v.name, tuple(v.entry.changes), v.entry.same_walks,
+                        View.of(walks[ref.name], walks[v.name]),
+                        View.of(labelled[ref.name], labelled[v.name]) if labelled else None) for v in others]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -71,10 +117,14 @@ def text_report(pairs: list[VariantPair], title: str) -> str:
     for p in pairs:
         changes = ", ".join(p.changes) or "nothing"
         walks = "same walks" if p.same_walks else "other walks"
-        lines.append(f"  {p.b:<{width}}  r = {_r(p.comparison.r)} ({p.comparison.verdict}); {walks}; "
-                     f"changes: {changes}")
+        c = p.walks.comparison
+        text = f"; labelled r = {_r(p.labelled.comparison.r)} ({p.labelled.comparison.verdict})" if p.labelled else ""
+        lines.append(f"  {p.b:<{width}}  walks r = {_r(c.r)} ({c.verdict}){text}; {walks}; changes: {changes}")
     for p in pairs:
-        lines += ["", f"{p.b} vs {p.a}: per bond (b - a)", *bond_table(p.bonds, p.a, p.b)]
+        lines += ["", f"{p.b} vs {p.a}, walks: per bond (b - a)", *bond_table(p.walks.bonds, p.a, p.b)]
+        if p.labelled:
+            lines += ["", f"{p.b} vs {p.a}, labelled text: per label (b - a)",
+                      *bond_table(p.labelled.bonds, p.a, p.b)]
     return "\n".join(lines)
 
 

@@ -57,6 +57,13 @@ def test_every_variant_against_the_first(group: Path, capsys: pytest.CaptureFixt
     r1, nr = _shares(_walks(group / "r1")), _shares(_walks(group / "no_reflect"))
     for bond, d in by_bond.items():
         assert d["share_a"] == pytest.approx(r1.get(bond, 0.0)) and d["share_b"] == pytest.approx(nr.get(bond, 0.0))
+    # The labelled view: the labels the build's fidelity gate stored with each step.
+    labels = [[st["label"] for st in r["steps"]] for p in sorted((group / "no_reflect" / "data").glob("*.parquet"))
+              for r in pq.read_table(p).to_pylist()]
+    labelled = {d["bond"]: d for d in no_reflect["labelled"]["per_bond"]}
+    for bond, share in _shares(labels).items():
+        assert labelled[bond]["share_b"] == pytest.approx(share)
+    assert terse["labelled"]["verdict"] in ("compatible", "caution", "incompatible")
     # The verdict follows the paper's thresholds.
     for p in out["pairs"]:
         r = p["r"]
@@ -77,11 +84,22 @@ def test_base_and_text_report(group: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["compare", str(group)]) == 0
     text = capsys.readouterr().out
     assert "each against r1" in text and "r >= 0.9 compatible" in text
-    assert "terse_answer  r = 1.000 (compatible); same walks; changes: answer.instruct" in text
-    assert "no_reflect vs r1: per bond (b - a)" in text
-    section = text.split("no_reflect vs r1")[1].splitlines()
+    line = next(x for x in text.splitlines() if x.strip().startswith("terse_answer  walks"))
+    assert line.startswith("  terse_answer  walks r = 1.000 (compatible); labelled r = ")
+    assert line.endswith("; same walks; changes: answer.instruct")
+    assert "no_reflect vs r1, walks: per bond (b - a)" in text
+    assert "no_reflect vs r1, labelled text: per label (b - a)" in text
+    section = text.split("no_reflect vs r1, walks")[1].splitlines()
     reflect = next(line for line in section if line.strip().startswith("reflect"))
     assert reflect.rstrip().endswith("absent in no_reflect")
+
+
+def test_labeler_choice(group: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert all(p["labelled"] is None for p in _json(capsys, str(group), "--labeler", "none")["pairs"])
+    cue = _json(capsys, str(group), "--labeler", "cue")["pairs"]
+    assert all(p["labelled"] is not None and p["labelled"]["per_bond"] for p in cue)
+    assert main(["compare", str(group), "--labeler", "nope"]) == 1
+    assert "unknown labeler 'nope'" in capsys.readouterr().err
 
 
 def test_refusals(group: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -96,9 +114,9 @@ def test_refusals(group: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_group_pairs_in_python(group: Path) -> None:
     g = open_group(group)
     assert [v.name for v in g.variants] == list(NAMES)
-    pairs = compare_group(g)
-    assert [p.b for p in pairs] == list(NAMES[1:])
-    assert pairs[0].to_dict()["per_bond"][0]["bond"] == pairs[0].comparison.bonds[0]
+    pairs = compare_group(g, labeler="none")
+    assert [p.b for p in pairs] == list(NAMES[1:]) and all(p.labelled is None for p in pairs)
+    assert pairs[0].to_dict()["per_bond"][0]["bond"] == pairs[0].walks.comparison.bonds[0]
 
 
 def test_bond_differences_by_hand() -> None:
