@@ -22,6 +22,7 @@ from molspec.structure.label import BOND_KINDS, Labeler
 
 SENTENCE_END = re.compile(r"""[.!?](?:["')\]]|\$\$?)?(?=\s|$)|\n""")
 WORD = re.compile(r"\w+")
+NOT_WORD = re.compile(r"\W+")  # the complement of WORD: what separates its words
 ECHO_SHARE = 0.5  # of a step's word 4-grams found in the prompt frame or the question
 DUPLICATE_SHARE = 0.7  # of a step's word 3-grams found in one earlier step of the walk
 CONTEXT_STEPS = 2  # earlier steps the labeler sees with a new step (its context features look one back)
@@ -45,6 +46,7 @@ class Attempt:
     problems: tuple[str, ...]  # empty, cut, echo, duplicate, label:<bond>
     repair: str | None  # "trimmed": cut back to its last complete sentence
     label: str | None
+    grams: frozenset[tuple[str, ...]] = field(default=frozenset(), compare=False)  # the text's grams3, counted once
 
     def score(self) -> tuple[bool, int, bool]:
         """Higher is better: the right bond, then fewer hygiene problems, then not repaired."""
@@ -75,14 +77,38 @@ def attempt_of(text: str, n_tokens: int, finish_reason: str, bond: BondSpec, fra
     """One completion checked: hygiene, then (when a labeler is given) its label read in context.
 
     `earlier_grams`: the earlier steps' word 3-grams, when the caller keeps them (`grams3`), so that a long
-    walk does not count them again at every step."""
+    walk does not count them again at every step. The scheduler does the same in two halves (`checked`,
+    then `label_last` over a whole round, then `labelled`)."""
     grams = earlier_grams if earlier_grams is not None else [grams3(e) for e in earlier]
-    kept, problems, repair = check_text(text, finish_reason, frame, question, grams)
-    context = list(earlier[-CONTEXT_STEPS:])  # enough for the labelers' context features, and O(1) per attempt
-    label = labeler.label(question, [*context, kept])[-1] if labeler is not None and kept else None
+    attempt = checked(text, n_tokens, finish_reason, frame, question, grams)
+    if labeler is None or not attempt.text:
+        return attempt
+    return labelled(attempt, label_last(labeler, [(question, earlier, attempt.text)])[0], bond)
+
+
+def checked(text: str, n_tokens: int, finish_reason: str, frame: str, question: str,
+            earlier_grams: Sequence[frozenset[tuple[str, ...]]]) -> Attempt:
+    """A completion after hygiene, not yet labelled."""
+    kept, problems, repair, grams = hygiene(text, finish_reason, frame, question, earlier_grams)
+    return Attempt(kept, n_tokens, finish_reason, problems, repair, None, grams)
+
+
+def label_last(labeler: Labeler, items: Sequence[tuple[str, Sequence[str], str]]) -> list[str]:
+    """The label of each item's new step, read after its last earlier steps: items are (question, earlier steps,
+    new step). One `label_many` call for them all, so that a labeler can batch a round's attempts."""
+    # CONTEXT_STEPS are enough for the labelers' context features, and keep each attempt O(1)
+    traces: list[tuple[str | None, Sequence[str]]] = [(q, [*earlier[-CONTEXT_STEPS:], text])
+                                                       for q, earlier, text in items]
+    return [labels[-1] for labels in labeler.label_many(traces)] if traces else []
+
+
+def labelled(attempt: Attempt, label: str | None, bond: BondSpec) -> Attempt:
+    """The attempt with its label; a label of another kind than the bond's is a problem."""
+    problems = attempt.problems
     if label is not None and BOND_KINDS[label] != bond.kind:
         problems = (*problems, f"label:{label}")
-    return Attempt(kept, n_tokens, finish_reason, problems, repair, label)
+    return Attempt(attempt.text, attempt.n_tokens, attempt.finish_reason, problems, attempt.repair, label,
+                   attempt.grams)
 
 
 def fidelity(steps: Sequence[Step], spec: Spec) -> float | None:
@@ -104,6 +130,13 @@ def frame_of(user: str, question: str, earlier: Sequence[str]) -> str:
 def check_text(text: str, finish_reason: str, frame: str, question: str,
                earlier: Sequence[frozenset[tuple[str, ...]]]) -> tuple[str, tuple[str, ...], str | None]:
     """Hygiene of one completion: (kept text, problems, repair); `earlier` holds the earlier steps' 3-grams."""
+    kept, problems, repair, _grams3 = hygiene(text, finish_reason, frame, question, earlier)
+    return kept, problems, repair
+
+
+def hygiene(text: str, finish_reason: str, frame: str, question: str, earlier: Sequence[frozenset[tuple[str, ...]]],
+            ) -> tuple[str, tuple[str, ...], str | None, frozenset[tuple[str, ...]]]:
+    """`check_text`, and the kept text's word 3-grams (`grams3`), counted once for this check and later ones."""
     text = text.strip()
     problems: list[str] = []
     repair = None
@@ -114,15 +147,14 @@ def check_text(text: str, finish_reason: str, frame: str, question: str,
         else:
             text, repair = trimmed, "trimmed"
     if not text:
-        return text, ("empty",), None
-    if echoes(text, frame) or echoes(text, question):
+        return text, ("empty",), None, frozenset()
+    words = _words(text)
+    if _echo(_ngrams(words, 4), question, frame):
         problems.append("echo")
-    mine = grams3(text)
+    mine = _ngrams(words, 3)
     if mine and any(len(mine & e) >= DUPLICATE_SHARE * len(mine) for e in earlier):
         problems.append("duplicate")
-    return text, tuple(problems), repair
-
-
+    return text, tuple(problems), repair, mine
 def trim_to_sentence(text: str) -> str | None:
     """`text` cut after its last complete sentence, or None when that would keep too little of it."""
     ends = [m.end() for m in SENTENCE_END.finditer(text)]
@@ -132,25 +164,51 @@ def trim_to_sentence(text: str) -> str | None:
     return kept if len(kept) >= MIN_KEPT * len(text) else None
 
 
-@functools.lru_cache(maxsize=4096)  # a walk's earlier steps are compared again at every later step
+def _words(text: str) -> list[str]:
+    return WORD.findall(text.lower())
+
+
+def _ngrams(words: Sequence[str], n: int) -> frozenset[tuple[str, ...]]:
+    return frozenset(zip(*(words[i:] for i in range(n)), strict=False))  # stops at the shortest: full n-grams only
+
+
+@functools.lru_cache(maxsize=4096)  # questions (and frames) repeat over a build's samples; step texts are not cached
 def _grams(text: str, n: int) -> frozenset[tuple[str, ...]]:
-    words = WORD.findall(text.lower())
-    return frozenset(tuple(words[i:i + n]) for i in range(max(0, len(words) - n + 1)))
+    return _ngrams(_words(text), n)
+
+
+def _spaced(source: str) -> str:
+    """`source`'s words (`WORD`), lower-cased, with single spaces between them and a space (or two) around.
+
+    A word n-gram is one of the source's exactly when its words joined by spaces, with a space either side, occur
+    in this string (words hold no spaces, and only single spaces separate them): testing a step's few n-grams so
+    is cheaper than making the set of a long prompt frame's."""
+    return " " + NOT_WORD.sub(" ", source.lower()) + " "
+
+
+def _echo(mine: frozenset[tuple[str, ...]], question: str, frame: str) -> bool:
+    """Most of the step's word 4-grams (`mine`) come from the question or from the prompt frame."""
+    if not mine:
+        return False
+    if len(mine & _grams(question, 4)) >= ECHO_SHARE * len(mine):
+        return True
+    spaced = _spaced(frame)
+    return sum(f" {' '.join(g)} " in spaced for g in mine) >= ECHO_SHARE * len(mine)
 
 
 def echoes(text: str, source: str) -> bool:
     """Most of the step's word 4-grams come from `source` (the prompt frame, or the question)."""
-    mine = _grams(text, 4)
+    mine = _ngrams(_words(text), 4)
     return bool(mine) and len(mine & _grams(source, 4)) >= ECHO_SHARE * len(mine)
 
 
 def grams3(text: str) -> frozenset[tuple[str, ...]]:
     """A step's word 3-grams (what near-duplicate checks compare)."""
-    return _grams(text, 3)
+    return _ngrams(_words(text), 3)
 
 
 def near_duplicate(text: str, other: str) -> bool:
-    mine = _grams(text, 3)
+    mine = grams3(text)
     return bool(mine) and len(mine & _grams(other, 3)) >= DUPLICATE_SHARE * len(mine)
 
 

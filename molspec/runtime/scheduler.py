@@ -17,7 +17,18 @@ from molspec.diagnostics import MolspecError
 from molspec.engines.base import Completion, Engine, EngineError, Request, SamplingParams, StreamingEngine
 from molspec.engines.common import request_seed
 from molspec.records import BuildMetadata, Failure, Message, Row, Step
-from molspec.runtime.fidelity import StepTrial, attempt_of, fidelity, frame_of, grams3, partner, restated
+from molspec.runtime.fidelity import (
+    CONTEXT_STEPS,
+    Attempt,
+    StepTrial,
+    checked,
+    fidelity,
+    frame_of,
+    label_last,
+    labelled,
+    partner,
+    restated,
+)
 from molspec.runtime.prompts import StepText, WalkContext, answer_messages, sft_messages, step_messages, thinking
 from molspec.runtime.verify import verify
 from molspec.sources import Question
@@ -46,6 +57,7 @@ class _Live:
     frame: str = ""  # the current step's prompt without the question and the earlier steps
     partner: int | None = None
     grams: list[frozenset[tuple[str, ...]]] = field(default_factory=list)  # each kept step's word 3-grams
+    asked: tuple[dict[str, str], ...] = ()  # the current step's rendered messages (a retry restates their last)
 
 
 @dataclass
@@ -121,8 +133,7 @@ def _rounds(spec: Spec, engine: Engine, jobs: Iterator[Job], cfg: RunConfig,
         completions = engine.generate(requests) if requests else []
         prog.requests += len(requests)
         still: list[_Live] = []
-        for s, c in zip(asking, completions, strict=True):
-            row = _advance(spec, s, c, cfg, prog)
+        for s, row in zip(asking, _settle(spec, list(zip(asking, completions, strict=True)), cfg, prog), strict=True):
             if row is None:
                 still.append(s)
             else:
@@ -159,10 +170,9 @@ def _stream(spec: Spec, engine: StreamingEngine, jobs: Iterator[Job], cfg: RunCo
         if not completions:
             raise EngineError(f"the engine stopped with {len(live)} requests unanswered")
         follow: list[Request] = []
-        for c in completions:
-            s = live.pop(c.key)
-            prog.requests += 1
-            row = _advance(spec, s, c, cfg, prog)
+        answered = [(live.pop(c.key), c) for c in completions]
+        prog.requests += len(answered)
+        for (s, _c), row in zip(answered, _settle(spec, answered, cfg, prog), strict=True):
             if row is None:
                 if req := _track(live, s, _next_request(spec, s, cfg, prog), pending):
                     follow.append(req)
@@ -214,11 +224,13 @@ def _request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
     step, attempt = len(s.steps), len(s.trial.attempts)
     if step < len(s.job.bonds):
         bond = spec.bonds[s.job.bonds[step]]
-        kinds = [spec.bonds[b].kind for b in s.job.bonds]
-        s.partner = partner(s.job.bonds, kinds, step) if bond.kind == "hydrogen" else None
-        msgs = step_messages(spec, s.walk, s.steps, bond, s.partner)
-        user = msgs[-1]["content"]
+        if not attempt:  # a retry's prompt is the first attempt's (same steps, bond and partner), restated
+            kinds = [spec.bonds[b].kind for b in s.job.bonds]
+            s.partner = partner(s.job.bonds, kinds, step) if bond.kind == "hydrogen" else None
+            s.asked = step_messages(spec, s.walk, s.steps, bond, s.partner)
+        msgs = s.asked
         if attempt:
+            user = msgs[-1]["content"]
             msgs = (*msgs[:-1], {"role": "user", "content": restated(user, bond, s.trial.attempts[-1].problems)})
         # The frame is the prompt as sent: a retry's restated hints are words the step must not echo either.
         s.frame = frame_of(msgs[-1]["content"], s.job.question.question, [t.text for t in s.steps])
@@ -237,8 +249,41 @@ def _request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
     return Request(key=key, messages=msgs, params=params, meta=meta)
 
 
-def _advance(spec: Spec, s: _Live, c: Completion, cfg: RunConfig, prog: Progress) -> Row | Failure | None:
-    """Record a completion; return the finished row when the sample is done (or failed)."""
+def _settle(spec: Spec, answered: list[tuple[_Live, Completion]], cfg: RunConfig,
+            prog: Progress) -> list[Row | Failure | None]:
+    """Record a batch of completions: per sample, its finished row (or failure), or None while it goes on.
+
+    The batch's step attempts are checked one by one, labelled together (one `label_many` call, which a
+    labeler can batch), then kept or asked again; the labels are those of one call per attempt."""
+    out: list[Row | Failure | None] = []
+    attempts: list[tuple[_Live, Attempt]] = []
+    for s, c in answered:
+        got = _advance(spec, s, c, cfg, prog)
+        if isinstance(got, Attempt):
+            attempts.append((s, got))
+            got = None
+        out.append(got)
+    for (s, a), label in zip(attempts, _labels(cfg.labeler, attempts), strict=True):
+        _judge(spec, s, labelled(a, label, spec.bonds[s.job.bonds[len(s.steps)]]), cfg, prog)
+    return out
+
+
+def _labels(labeler: Labeler | None, attempts: list[tuple[_Live, Attempt]]) -> list[str | None]:
+    """Each attempt's label in context (None: no labeler, or nothing kept), from one batched call."""
+    todo = [i for i, (_s, a) in enumerate(attempts) if a.text] if labeler is not None else []
+    out: list[str | None] = [None] * len(attempts)
+    if labeler is None or not todo:
+        return out
+    items = [(s.job.question.question, [t.text for t in s.steps[-CONTEXT_STEPS:]], a.text)
+             for s, a in (attempts[i] for i in todo)]
+    for i, label in zip(todo, label_last(labeler, items), strict=True):
+        out[i] = label
+    return out
+
+
+def _advance(spec: Spec, s: _Live, c: Completion, cfg: RunConfig, prog: Progress) -> Row | Failure | Attempt | None:
+    """Record a completion: the finished row when the sample is done (or failed), a step's attempt after
+    hygiene (to be labelled and judged), or None when a failed retry settled the step."""
     step = len(s.steps)
     if c.finish_reason == "error":
         if step < len(s.job.bonds) and s.trial.attempts:  # a retry failed (its longer prompt may not fit)
@@ -250,15 +295,16 @@ def _advance(spec: Spec, s: _Live, c: Completion, cfg: RunConfig, prog: Progress
     if step >= len(s.job.bonds):
         prog.done += 1
         return _row(spec, s, c, cfg)
-    bond = spec.bonds[s.job.bonds[step]]
-    earlier = [t.text for t in s.steps]
-    s.trial.attempts.append(attempt_of(c.text, c.n_tokens, c.finish_reason, bond, s.frame, s.job.question.question,
-                                       earlier, cfg.labeler, s.grams))
-    if cfg.gate.gate and s.trial.attempts[-1].problems and len(s.trial.attempts) <= cfg.gate.retries:
+    return checked(c.text, c.n_tokens, c.finish_reason, s.frame, s.job.question.question, s.grams)
+
+
+def _judge(spec: Spec, s: _Live, attempt: Attempt, cfg: RunConfig, prog: Progress) -> None:
+    """A labelled attempt joins the step's trial: ask again (new seed, instruction restated) or settle the step."""
+    s.trial.attempts.append(attempt)
+    if cfg.gate.gate and attempt.problems and len(s.trial.attempts) <= cfg.gate.retries:
         prog.retries += 1
-        return None  # ask again: the next request restates the instruction, with a new seed
+        return
     _keep_best(spec, s, prog)
-    return None
 
 
 def _keep_best(spec: Spec, s: _Live, prog: Progress, failed_retry: str | None = None) -> None:
@@ -267,11 +313,12 @@ def _keep_best(spec: Spec, s: _Live, prog: Progress, failed_retry: str | None = 
     best = s.trial.best()
     reasons = s.trial.reasons() + ([s.trial.reasons_last()] if failed_retry else [])
     s.steps.append(StepText(bond.name, bond.kind, bond.title, best.text))
-    s.grams.append(grams3(best.text))
-    s.records.append(Step(bond=bond.name, text=best.text, n_tokens=best.n_tokens, finish_reason=best.finish_reason,
-                          label=best.label, attempts=len(s.trial.attempts) + bool(failed_retry), retries=reasons,
-                          repair=best.repair, problems=list(best.problems) + ([failed_retry] if failed_retry else []),
-                          partner=s.partner))
+    s.grams.append(best.grams)  # grams3(best.text), counted by its hygiene check
+    # model_construct: every field is already of its type (tests/runtime/test_speedups.py checks it validates)
+    s.records.append(Step.model_construct(
+        bond=bond.name, text=best.text, n_tokens=best.n_tokens, finish_reason=best.finish_reason, label=best.label,
+        attempts=len(s.trial.attempts) + int(bool(failed_retry)), retries=reasons, repair=best.repair,
+        problems=list(best.problems) + ([failed_retry] if failed_retry else []), partner=s.partner))
     s.trial = StepTrial()
     prog.steps += 1
 
@@ -280,12 +327,13 @@ def _row(spec: Spec, s: _Live, answer: Completion, cfg: RunConfig) -> Row:
     job = s.job
     think = thinking(s.steps)
     text = answer.text.strip()
-    return Row(
+    return Row.model_construct(  # of typed parts only, like Step above
         id=f"{job.split}-{job.index:06d}", split=job.split, sample_index=job.index, question_id=job.question.id,
         question=job.question.question, gold=job.question.gold, graph=job.graph, bonds=list(job.bonds),
         steps=s.records, thinking=think, answer=text, answer_tokens=answer.n_tokens,
         answer_finish_reason=answer.finish_reason, correct=verify(text, job.question.gold, spec.answer.verify),
-        messages=[Message(**m) for m in sft_messages(job.question.question, think, text, spec.output.think)],
+        messages=[Message.model_construct(role=m["role"], content=m["content"])
+                  for m in sft_messages(job.question.question, think, text, spec.output.think)],
         fidelity=fidelity(s.records, spec), metadata=cfg.metadata_json)
 
 
