@@ -394,6 +394,7 @@ class CacheInfo(Record):
 
 class VariantEntry(Record):
     name: str = Field(description="the variant's name; its build directory and dataset config")
+    title: str | None = Field(default=None, description="its title: `variant NAME \"title\" { }`")
     path: str = Field(description="its build directory, relative to the group directory")
     spec_sha256: str = Field(description="the variant's whole-spec hash (its build identity)")
     changes: list[str] = Field(description="what it changes in the base spec")
