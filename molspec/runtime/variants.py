@@ -12,6 +12,7 @@ is generated once, and they share engines: one engine per distinct (engine, mode
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -149,8 +150,6 @@ def build_variants(base: Spec, plans: dict[str, BuildPlan], opts: BuildOptions, 
         StoreError: the group folder or a variant's folder cannot be used.
         EngineError: an engine cannot start or dies.
     """
-    import time
-
     started = time.perf_counter()
     group = GroupStore(opts.out)
     group.open_group(opts.fresh)
