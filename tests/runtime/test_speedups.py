@@ -8,14 +8,28 @@
 
 from __future__ import annotations
 
+import random
+import re
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import molspec
 from molspec.check.defaults import ANSWER_TEMPLATE, STEP_TEMPLATE
+from molspec.engines.base import Completion, Request
+from molspec.engines.echo import EchoEngine
+from molspec.pipeline import build_plan
+from molspec.records import Failure, Row
+from molspec.runtime.build import BuildOptions, jobs, prepare, run_config
+from molspec.runtime.fidelity import DUPLICATE_SHARE, ECHO_SHARE, check_text, grams3, hygiene
+from molspec.runtime.scheduler import Progress, run
+from molspec.structure.label import get_labeler
 from molspec.template_bound import TRACE_FREE
 from molspec.templating import MAX_LINES, TemplateRenderError, _LineBudget, compile_template, render_template
+from tests.runtime.conftest import write_spec
 
 
 def _steps(n: int) -> list[dict[str, str]]:
@@ -96,3 +110,103 @@ def test_a_runaway_template_is_still_stopped_by_the_line_budget() -> None:
     with pytest.raises(TemplateRenderError) as info:
         render_template(source, _context(int(MAX_LINES ** (1 / 3)) + 5))
     assert "template lines" in info.value.reason
+
+
+# ---------------------------------------------------------------- hygiene: n-grams counted once, frames spaced
+
+
+def _plain_grams(text: str, n: int) -> set[tuple[str, ...]]:
+    """The definition: the set of runs of n consecutive lower-cased words (\\w+)."""
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def _plain_problems(text: str, frame: str, question: str, earlier: Sequence[str]) -> list[str]:
+    mine4, mine3 = _plain_grams(text, 4), _plain_grams(text, 3)
+    out = []
+    if mine4 and any(len(mine4 & _plain_grams(src, 4)) >= ECHO_SHARE * len(mine4) for src in (frame, question)):
+        out.append("echo")
+    if mine3 and any(len(mine3 & _plain_grams(e, 3)) >= DUPLICATE_SHARE * len(mine3) for e in earlier):
+        out.append("duplicate")
+    return out
+
+
+def test_hygiene_equals_a_plain_recount_of_the_n_grams() -> None:
+    rng = random.Random(7)
+    vocab = ["a", "b", "The", "c.", "d!", "x_y", "12", "Straße", "É", "-", "\n", "  ", "(echo", "1f)", "step;"]
+    echoes = duplicates = 0
+    for _ in range(4000):
+        def words(k: int) -> str:
+            return " ".join(rng.choice(vocab) for _ in range(rng.randrange(k)))
+        frame, question, earlier = words(30), words(10), [words(12) for _ in range(rng.randrange(4))]
+        text = words(12)
+        if rng.random() < 0.3:  # copied from the frame or an earlier step: echoes and duplicates happen
+            source = rng.choice([frame, *earlier])
+            text = source[rng.randrange(len(source) + 1):][:50]
+        kept, problems, _repair, grams = hygiene(text, "stop", frame, question, [grams3(e) for e in earlier])
+        want = _plain_problems(kept, frame, question, earlier) if kept else ["empty"]
+        assert list(problems) == want, (text, frame, question, earlier)
+        assert grams == _plain_grams(kept, 3) == grams3(kept)
+        assert check_text(text, "stop", frame, question, [grams3(e) for e in earlier]) == (kept, problems, None)
+        echoes += "echo" in problems
+        duplicates += "duplicate" in problems
+    assert echoes > 100 and duplicates > 100  # both checks were exercised
+
+
+# ---------------------------------------------------------------- the gate: a round labelled in one call
+
+
+class OneAtATime:
+    """The echo engine behind the streaming interface, answering one request per poll: the scheduler then
+    settles (and labels) each attempt on its own, as it did before rounds were labelled together."""
+
+    name = "echo"
+
+    def __init__(self) -> None:
+        self.echo = EchoEngine(None, {}, 0)
+        self.queue: list[Request] = []
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        return self.echo.generate(requests)
+
+    def submit(self, requests: Sequence[Request]) -> None:
+        self.queue += requests
+
+    def poll(self) -> list[Completion]:
+        return self.echo.generate([self.queue.pop(0)]) if self.queue else []
+
+    def describe(self) -> dict[str, Any]:
+        return self.echo.describe()
+
+    def close(self) -> None:
+        self.echo.close()
+
+
+def _rows(tmp_path: Path, engine: Any, labeler: str) -> list[Row]:
+    spec = write_spec(tmp_path / "spec", samples=40, steps="4..9")
+    spec.write_text(spec.read_text().replace("max_tokens = 40", "max_tokens = 15"))  # cut, trimmed and re-asked
+    opts = BuildOptions(out=tmp_path / "out", gate=True)
+    p = prepare(build_plan(molspec.load(spec)), opts)
+    cfg = run_config(p, opts, engine.describe())
+    cfg.labeler = get_labeler(labeler)
+    out: list[Row | Failure] = []
+    run(p.spec, engine, jobs(p, list(range(40))), cfg, out.extend, Progress())
+    assert all(isinstance(r, Row) for r in out)
+    return sorted((r for r in out if isinstance(r, Row)), key=lambda r: r.sample_index)
+
+
+@pytest.mark.parametrize("labeler", ["cue", "learned"])
+def test_a_round_labelled_in_one_call_equals_one_attempt_at_a_time(tmp_path: Path, labeler: str) -> None:
+    batched = _rows(tmp_path / "rounds", EchoEngine(None, {}, 0), labeler)
+    single = _rows(tmp_path / "single", OneAtATime(), labeler)
+    assert [r.model_dump() for r in batched] == [r.model_dump() for r in single]
+    steps = [st for r in batched for st in r.steps]
+    assert any(st.attempts > 1 for st in steps) and any(st.repair for st in steps)  # the gate and repairs ran
+    assert all(st.label is not None for st in steps)
+
+
+def test_rows_built_without_validation_are_valid_rows(tmp_path: Path) -> None:
+    for row in _rows(tmp_path, EchoEngine(None, {}, 0), "cue"):
+        again = Row.model_validate({**row.model_dump(), "answer_tokens": row.answer_tokens,
+                                    "answer_finish_reason": row.answer_finish_reason})
+        assert again == row and again.model_dump_json() == row.model_dump_json()
