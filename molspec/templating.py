@@ -20,7 +20,7 @@ from typing import Any
 
 from jinja2 import StrictUndefined, Template
 from jinja2.exceptions import SecurityError, TemplateError
-from jinja2.runtime import Context
+from jinja2.runtime import Context, new_context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
 from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
@@ -144,10 +144,15 @@ class BoundedTemplate(Template):
     proven to stay under TRACE_FREE events, where the line budget can never act, runs without its trace."""
 
     shape: Shape | None = None
+    _flat_globals: dict[str, Any] | None = None
 
     def render(self, *args: Any, **kwargs: Any) -> str:
         variables = dict(*args, **kwargs)
-        ctx = self.new_context(variables)
+        # Jinja's `new_context`, but its globals (a ChainMap that Jinja copies key by key, in Python, at every
+        # render) read once: the sandbox's globals are set when the environment is made and never change.
+        if self._flat_globals is None:
+            self._flat_globals = dict(self.globals)
+        ctx = new_context(self.environment, self.name, self.blocks, variables, False, self._flat_globals, None)
         traced = self.shape is None or self.shape.bound(variables) >= TRACE_FREE
         try:
             return "".join(_budgeted(self.root_render_func(ctx))) if traced else _untraced(self.root_render_func(ctx))

@@ -95,9 +95,21 @@ class RunConfig:
     gate: FidelitySpec = field(default_factory=FidelitySpec)
     labeler: Labeler | None = None
     metadata_json: str = ""
+    _settled: dict[tuple[float | None, float | None, int | None], tuple[int, float, float]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.metadata_json = json.dumps(self.metadata.model_dump(mode="json"), sort_keys=True)
+
+    def sampling(self, own: Sampling) -> tuple[int, float, float]:
+        """(max_tokens, temperature, top_p) of a step with settings `own`: they fall back to the model's (`base`),
+        then to the one defaults table. Kept per distinct `own`: a build asks this for every request."""
+        key = (own.temperature, own.top_p, own.max_tokens)
+        if key not in self._settled:
+            full = own.over(self.base).over(DEFAULT_SAMPLING)
+            assert full.max_tokens is not None and full.temperature is not None and full.top_p is not None
+            self._settled[key] = (full.max_tokens, full.temperature, full.top_p)
+        return self._settled[key]
 
 
 def run(spec: Spec, engine: Engine, jobs: Iterator[Job], cfg: RunConfig,
@@ -263,16 +275,14 @@ def _request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
             msgs = (*msgs[:-1], {"role": "user", "content": restated(user, bond, s.trial.attempts[-1].problems)})
         # The frame is the prompt as sent: a retry's restated hints are words the step must not echo either.
         s.frame = frame_of(msgs[-1]["content"], s.job.question.question, [t.text for t in s.steps])
-        sampling = bond.sampling.over(cfg.base)
+        max_tokens, temperature, top_p = cfg.sampling(bond.sampling)
         meta = {"sample": s.job.index, "step": step, "bond": bond.name, "kind": bond.kind, "attempt": attempt}
     else:
         msgs = answer_messages(spec, s.walk, s.steps)
-        sampling = spec.answer.sampling.over(cfg.base)
+        max_tokens, temperature, top_p = cfg.sampling(spec.answer.sampling)
         meta = {"sample": s.job.index, "step": step, "bond": "answer", "kind": "answer"}
     retry = (attempt,) if attempt else ()  # a first attempt keeps the seed it has always had
-    full = sampling.over(DEFAULT_SAMPLING)  # what neither the step nor the model sets: the one defaults table
-    assert full.max_tokens is not None and full.temperature is not None and full.top_p is not None
-    params = SamplingParams(max_tokens=full.max_tokens, temperature=full.temperature, top_p=full.top_p,
+    params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                             seed=request_seed(cfg.seed, s.job.index, step, *retry))
     key = f"{s.job.index}:{step}" + (f":{attempt}" if attempt else "")
     return Request(key=key, messages=msgs, params=params, meta=meta)
@@ -343,11 +353,10 @@ def _keep_best(spec: Spec, s: _Live, prog: Progress, failed_retry: str | None = 
     reasons = s.trial.reasons() + ([s.trial.reasons_last()] if failed_retry else [])
     s.steps.append(StepText(bond.name, bond.kind, bond.title, best.text))
     s.grams.append(best.grams)  # grams3(best.text), counted by its hygiene check
-    # model_construct: every field is already of its type (tests/runtime/test_speedups.py checks it validates)
-    s.records.append(Step.model_construct(
-        bond=bond.name, text=best.text, n_tokens=best.n_tokens, finish_reason=best.finish_reason, label=best.label,
-        attempts=len(s.trial.attempts) + int(bool(failed_retry)), retries=reasons, repair=best.repair,
-        problems=list(best.problems) + ([failed_retry] if failed_retry else []), partner=s.partner))
+    s.records.append(Step(bond=bond.name, text=best.text, n_tokens=best.n_tokens, finish_reason=best.finish_reason,
+                          label=best.label, attempts=len(s.trial.attempts) + bool(failed_retry), retries=reasons,
+                          repair=best.repair, problems=list(best.problems) + ([failed_retry] if failed_retry else []),
+                          partner=s.partner))
     s.trial = StepTrial()
     prog.steps += 1
 
@@ -356,13 +365,12 @@ def _row(spec: Spec, s: _Live, answer: Completion, cfg: RunConfig) -> Row:
     job = s.job
     think = thinking(s.steps)
     text = answer.text.strip()
-    return Row.model_construct(  # of typed parts only, like Step above
+    return Row(
         id=f"{job.split}-{job.index:06d}", split=job.split, sample_index=job.index, question_id=job.question.id,
         question=job.question.question, gold=job.question.gold, graph=job.graph, bonds=list(job.bonds),
         steps=s.records, thinking=think, answer=text, answer_tokens=answer.n_tokens,
         answer_finish_reason=answer.finish_reason, correct=verify(text, job.question.gold, spec.answer.verify),
-        messages=[Message.model_construct(role=m["role"], content=m["content"])
-                  for m in sft_messages(job.question.question, think, text, spec.output.think)],
+        messages=[Message(**m) for m in sft_messages(job.question.question, think, text, spec.output.think)],
         fidelity=fidelity(s.records, spec), metadata=cfg.metadata_json)
 
 

@@ -204,9 +204,3 @@ def test_a_round_labelled_in_one_call_equals_one_attempt_at_a_time(tmp_path: Pat
     assert any(st.attempts > 1 for st in steps) and any(st.repair for st in steps)  # the gate and repairs ran
     assert all(st.label is not None for st in steps)
 
-
-def test_rows_built_without_validation_are_valid_rows(tmp_path: Path) -> None:
-    for row in _rows(tmp_path, EchoEngine(None, {}, 0), "cue"):
-        again = Row.model_validate({**row.model_dump(), "answer_tokens": row.answer_tokens,
-                                    "answer_finish_reason": row.answer_finish_reason})
-        assert again == row and again.model_dump_json() == row.model_dump_json()
