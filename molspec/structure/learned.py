@@ -26,16 +26,19 @@ from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
 from molspec.structure.features import DENSE, Key, StepInput, strip_opener, trace_inputs
 from molspec.structure.label import BONDS
 
-FORMAT = 1
+FORMAT = 2
 Matrix = npt.NDArray[np.float64]
 
 
-# Stage 2 reads the stage-1 probabilities of the step and its neighbours (two back, two ahead), and
-# the same again for short steps only: sentence-sized steps inherit more from their neighbours (a
-# verification pass spans many sentences) than paragraphs do.
-OFFSETS = (0, -2, -1, 1, 2)
+# Stage 2 reads the stage-1 probabilities of the step and its neighbours (three back, three ahead) and
+# their means over the wider windows before and after (steps 4-8 away), and the same again for short
+# steps only: sentence-sized steps inherit more from their neighbours (a verification pass spans many
+# sentences) than paragraphs do.
+OFFSETS = (0, -3, -2, -1, 1, 2, 3)
+WIDE = (4, 8)  # the window means cover steps WIDE[0]..WIDE[1] away on each side
 SHORT_CHARS = 250
-CONTEXT: tuple[str, ...] = tuple(f"{kind}p{off:+d}_{b}" for kind in ("", "short_") for off in OFFSETS for b in BONDS)
+_SLOTS = tuple(f"{off:+d}" for off in OFFSETS) + ("before", "after")
+CONTEXT: tuple[str, ...] = tuple(f"{kind}p{slot}_{b}" for kind in ("", "short_") for slot in _SLOTS for b in BONDS)
 _LOG_CHARS = DENSE.index("log_chars")
 
 
@@ -46,14 +49,23 @@ def softmax(z: Matrix) -> Matrix:
 
 
 def context_features(probs: Matrix, dense: Matrix) -> Matrix:
-    """(steps, len(CONTEXT)): neighbours' stage-1 probabilities (zero past either end), then the same
-    masked to short steps."""
+    """(steps, len(CONTEXT)): neighbours' stage-1 probabilities (zero past either end), the mean of
+    each wide window (zero where it is empty), then the same masked to short steps."""
     n, k = probs.shape
-    padded = np.zeros((n + 4, k))
-    padded[2 : n + 2] = probs
-    window = np.hstack([padded[2 + off : n + 2 + off] for off in OFFSETS])
+    pad = WIDE[1]
+    padded = np.zeros((n + 2 * pad, k))
+    padded[pad : n + pad] = probs
+    window = [padded[pad + off : n + pad + off] for off in OFFSETS]
+    cum = np.vstack([np.zeros((1, k)), np.cumsum(padded, axis=0)])
+    inside = np.concatenate([np.zeros(pad), np.ones(n), np.zeros(pad)])
+    cnt = np.concatenate([[0.0], np.cumsum(inside)])
+    idx = np.arange(n) + pad
+    for lo, hi in ((idx - WIDE[1], idx - WIDE[0] + 1), (idx + WIDE[0], idx + WIDE[1] + 1)):
+        total, m = cum[hi] - cum[lo], (cnt[hi] - cnt[lo])[:, None]
+        window.append(np.divide(total, m, out=np.zeros_like(total), where=m > 0))
+    wide = np.hstack(window)
     short = (dense[:, _LOG_CHARS] < np.log1p(SHORT_CHARS) / 8.0).astype(np.float64)[:, None]
-    return np.hstack([window, window * short])
+    return np.hstack([wide, wide * short])
 
 
 @dataclass(frozen=True)
