@@ -163,12 +163,12 @@ class BoundedTemplate(Template):
 def _untraced(chunks: Iterator[str]) -> str:
     """The chunks of a render joined, under the size budget (what `_budgeted` does, without the trace)."""
     parts: list[str] = []
-    size = 0
+    keep, size = parts.append, 0
     for chunk in chunks:
         size += len(chunk)
         if size > MAX_RENDERED:
             raise _refuse(f"the rendered text passes {MAX_RENDERED:,} characters", MAX_RENDERED)
-        parts.append(chunk)
+        keep(chunk)
     return "".join(parts)
 
 

@@ -169,7 +169,7 @@ def _words(text: str) -> list[str]:
 
 
 def _ngrams(words: Sequence[str], n: int) -> frozenset[tuple[str, ...]]:
-    return frozenset(zip(*(words[i:] for i in range(n)), strict=False))  # stops at the shortest: full n-grams only
+    return frozenset(zip(*[words[i:] for i in range(n)], strict=False))  # stops at the shortest: full n-grams only
 
 
 @functools.lru_cache(maxsize=4096)  # questions (and frames) repeat over a build's samples; step texts are not cached
