@@ -6,7 +6,9 @@
 
 Columns: per-class P/R/F1 and macro-F1 on all held-out traces; macro-F1 within a teacher (train
 split -> held-out R1 and QwQ traces), across teachers (all R1 -> all QwQ, and back), on held-out
-generated (molspec/SmolLM2) traces, on held-out paragraph and sentence steps, and on the held-out
+generated (molspec/SmolLM2) traces, on held-out paragraph and sentence steps, on held-out R1/QwQ
+sentences only ("teacher sentence": the sentence column without SmolLM2's, which are nearly all
+`normal`; the closest stand-in here for other writers' sentence-sized steps), and on the held-out
 traces with each step's opening discourse marker removed ("no opener": keywords are not the
 structure; a labeler that only reads them drops here); steps/s labelling
 every step of every labelled run, in CPU seconds of this process (the machine is shared); for `llm`,
@@ -37,7 +39,9 @@ from molspec.structure.learned_fit import FitSettings, fit  # noqa: E402
 
 WAIT = "Wait, let me check. "
 WALL = [0.0, 0.0]  # wall seconds and steps of the scoring passes of the labeler being measured
-COLUMNS = ("heldout", "within", "r1->qwq", "qwq->r1", "generated", "paragraph", "sentence", "no opener")
+COLUMNS = (
+    "heldout", "within", "r1->qwq", "qwq->r1", "generated", "paragraph", "sentence", "teacher sentence", "no opener",
+)  # fmt: skip
 
 
 def learned_for(train: Sequence[Run], cache: dict[tuple[str, ...], Labeler], blind: bool) -> Labeler:
@@ -159,6 +163,7 @@ def main() -> None:
     views = [
         labelset.View("heldout", train, held),
         *labelset.views(labels),
+        labelset.View("teacher sentence", train, _teacher_sentences(held)),
         labelset.View("no opener", train, _strip(held)),
     ]
     counts = {v.name: sum(r.n_labelled for r in v.test) for v in views}
@@ -187,6 +192,10 @@ def main() -> None:
 def _strip(runs: Sequence[Run]) -> tuple[Run, ...]:
     """The runs with each step's opening discourse markers removed (steps that are only a marker stay)."""
     return tuple(replace(r, steps=tuple(map(strip_opener, r.steps))) for r in runs)
+
+
+def _teacher_sentences(runs: Sequence[Run]) -> tuple[Run, ...]:
+    return tuple(r for r in runs if r.unit == "sentence" and r.teacher != "generated")
 
 
 def _heldout(runs: Sequence[Run]) -> tuple[tuple[Run, ...], tuple[Run, ...]]:
