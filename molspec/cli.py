@@ -178,6 +178,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         print("error: --out is empty: give the folder to build into (default: out/<spec name>)", file=sys.stderr)
         return EXIT_USAGE
     problem = _variant_problem(args, doc)
+    if isinstance(problem, MolspecError):
+        _print_diagnostics(problem, args)
+        return EXIT_USAGE
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
@@ -200,16 +203,18 @@ def cmd_build(args: argparse.Namespace) -> int:
     return EXIT_OK if result.done > 0 or result.target == 0 else EXIT_BAD_INPUT
 
 
-def _variant_problem(args: argparse.Namespace, doc: Any) -> str | None:
-    """Why the variant options cannot be used with this spec (unknown names, Ray), or None."""
-    from molspec.runtime.variants import unknown_variants
-
+def _variant_problem(args: argparse.Namespace, doc: Any) -> MolspecError | str | None:
+    """Why the variant options cannot be used with this spec (MOL809 for an unknown name, Ray), or None."""
     spec = doc.raise_for_errors()
-    problem: str | None = unknown_variants(spec, tuple(args.variant or ()))
-    if problem is None and spec.variants and args.executor == "ray":
-        problem = (f"{args.spec} declares variants; variant builds run on the local executor only "
-                   "(they share one step cache and engine): drop --executor ray")
-    return problem
+    for name in args.variant or ():
+        try:
+            doc.variant(name)
+        except MolspecError as err:
+            return err
+    if spec.variants and args.executor == "ray":
+        return (f"{args.spec} declares variants; variant builds run on the local executor only "
+                "(they share one step cache and engine): drop --executor ray")
+    return None
 
 
 def _build_on_ray(args: argparse.Namespace, doc: Any, opts: Any) -> Any:

@@ -63,7 +63,8 @@ def build(doc: Document, opts: BuildOptions, engine: Engine | None = None,
     `VariantsResult` (see `build_variants`).
 
     Raises:
-        MolspecError: the spec has errors, a source cannot be read, `opts.variants` names no variant of it.
+        MolspecError: the spec has errors, a source cannot be read, `opts.variants` names no variant of it
+            (MOL809).
         StoreError: the output folder cannot be used. EngineError: the engine cannot start or dies.
     """
     from molspec.runtime.build import build as run_build
@@ -82,6 +83,8 @@ def build_variants(doc: Document, opts: BuildOptions, engine: Engine | None = No
     from molspec.runtime.variants import selected
 
     spec = doc.raise_for_errors()
+    for name in opts.variants:
+        doc.variant(name)  # MOL809 for a name the spec does not declare
     chosen = selected(spec, opts.variants)
     questions = dataset_questions(spec)
     git = git_info([Path(f) for f in spec.files])

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from molspec.api import load
+from molspec.diagnostics import MolspecError
 from molspec.pipeline import build
 from molspec.records import VARIANTS_MANIFEST, read_manifest, read_variants_manifest
 from molspec.runtime.build import BuildOptions
@@ -119,10 +120,14 @@ def test_variant_selects_and_unknown_names_are_usage_errors(tmp_path: Path) -> N
     assert vm is not None and [e.name for e in vm.variants] == ["base", "terse", "swap"]  # spec order, all built
 
     ran = cli("build", spec, "--out", out, "--variant", "tersee")
-    assert ran.rc == 2 and "no variant 'tersee'" in ran.err and "did you mean 'terse'?" in ran.err
+    assert ran.rc == 2 and "MOL809" in ran.err and "no variant 'tersee'" in ran.err
+    assert "did you mean 'terse'?" in ran.err
     plain = write_variant_spec(tmp_path / "plain", samples=6, variants=False)
     ran = cli("build", plain, "--out", tmp_path / "p", "--variant", "base")
-    assert ran.rc == 2 and "declares no variants" in ran.err and not (tmp_path / "p").exists()
+    assert ran.rc == 2 and "declares no `variant` blocks" in ran.err and not (tmp_path / "p").exists()
+    with pytest.raises(MolspecError, match="no variant 'nope'"):
+        build(load(spec), BuildOptions(out=tmp_path / "api", variants=("nope",)))
+    assert not (tmp_path / "api").exists()
     ran = cli("build", spec, "--out", tmp_path / "r", "--executor", "ray")
     assert ran.rc == 2 and "local executor only" in ran.err and not (tmp_path / "r").exists()
 
