@@ -25,10 +25,12 @@ from molspec.records import (
     MANIFEST,
     VARIANTS_MANIFEST,
     CacheInfo,
+    ManifestError,
     VariantEntry,
     VariantInfo,
     VariantsManifest,
     read_manifest,
+    read_variants_manifest,
 )
 from molspec.runtime.build import BuildOptions, BuildPlan, BuildResult, Prepared, build
 from molspec.runtime.cache import CACHE_FILE, StepCache
@@ -37,6 +39,8 @@ from molspec.runtime.scheduler import Progress
 from molspec.runtime.store import CARD, GROUP_MARK, Store
 from molspec.spec import Spec
 from molspec.version import __version__
+
+VOLATILE = {"created", "cache", "command"}  # variants.json fields that a no-op rerun would only change
 
 
 @dataclass
@@ -165,9 +169,7 @@ def build_variants(base: Spec, plans: dict[str, BuildPlan], opts: BuildOptions, 
                                   engine_for=None if engine is not None else pool.get)
         total = _cache_total(results, cache)
         pairing = pairing_sentence(base)
-        group.own([VARIANTS_MANIFEST])
-        write_json_atomic(opts.out / VARIANTS_MANIFEST,
-                          variants_manifest(base, plans, opts, total, pairing).model_dump(mode="json"))
+        _write_variants_manifest(opts.out, variants_manifest(base, plans, opts, total, pairing), group)
         if on_group_done is not None:
             on_group_done(opts.out)
         return VariantsResult.of(opts.out, base.path, results, total, pairing, time.perf_counter() - started)
@@ -200,6 +202,21 @@ def variants_manifest(base: Spec, plans: dict[str, BuildPlan], opts: BuildOption
         dataset=base.dataset.name, seed=first.plan.seed, samples=first.plan.samples, pairing=pairing,
         variants=entries, cache=cache, command=opts.command,
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def _write_variants_manifest(out: Path, new: VariantsManifest, group: GroupStore) -> None:
+    """Write variants.json, unless a rerun that generated nothing would only change its time stamp (a second
+    push of an unchanged group then finds nothing new)."""
+    try:
+        old = read_variants_manifest(out)
+    except ManifestError:
+        old = None
+    idle = new.cache is None or new.cache.hits + new.cache.misses == 0
+    same = old is not None and old.model_dump(exclude=VOLATILE) == new.model_dump(exclude=VOLATILE)
+    if idle and same:
+        return
+    group.own([VARIANTS_MANIFEST])
+    write_json_atomic(out / VARIANTS_MANIFEST, new.model_dump(mode="json"))
 
 
 def _built(folder: Path, variant: Spec) -> bool:

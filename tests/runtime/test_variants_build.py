@@ -118,6 +118,10 @@ def test_variant_selects_and_unknown_names_are_usage_errors(tmp_path: Path) -> N
     assert cli("build", spec, "--out", out, "--variant", "base").rc == 0
     vm = read_variants_manifest(out)
     assert vm is not None and [e.name for e in vm.variants] == ["base", "terse", "swap"]  # spec order, all built
+    before = snapshot(out)
+    ran = cli("build", spec, "--out", out, "--variant", "base", "--variant", "terse", "--variant", "swap")
+    assert ran.rc == 0 and ran.err.count("nothing left to do") == 3
+    assert snapshot(out) == before  # a rerun with nothing to do rewrites nothing, variants.json included
 
     ran = cli("build", spec, "--out", out, "--variant", "tersee")
     assert ran.rc == 2 and "MOL809" in ran.err and "no variant 'tersee'" in ran.err
