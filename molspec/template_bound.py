@@ -30,7 +30,7 @@ TRACE_FREE = 4096  # events below which the budget's trace can never act (templa
 _REFUSED = (ast.While, ast.AsyncFor, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Lambda,
             ast.YieldFrom, ast.Await, ast.ClassDef, ast.AsyncFunctionDef, ast.Break, ast.Continue, ast.Global,
             ast.Nonlocal)
-_PLAIN = (str, int, float, bool, type(None), list, tuple, dict)  # context values that cannot run template code
+_PLAIN = frozenset((str, int, float, bool, type(None), list, tuple, dict))  # values that cannot run template code
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,7 @@ class Shape:
 
     def bound(self, context: Mapping[str, Any]) -> float:
         """Events a render with `context` can reach at most (infinity: not bounded)."""
-        if any(type(v) not in _PLAIN for v in context.values()):
+        if not _PLAIN.issuperset(map(type, context.values())):
             return math.inf
         return self.base + sum(_cost(loop, context, 1) for loop in self.loops)
 

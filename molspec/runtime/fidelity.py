@@ -68,6 +68,8 @@ class StepTrial:
         return ",".join(self.attempts[-1].problems)
 
     def best(self) -> Attempt:
+        if len(self.attempts) == 1:
+            return self.attempts[0]
         return max(self.attempts, key=lambda a: a.score())  # max keeps the earliest of equals
 
 
