@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from molspec.engines.base import Completion, Engine, FinishReason, Request, StreamingEngine
 from molspec.engines.redact import redact_options
 from molspec.records import CacheInfo, Record
-from molspec.runtime.fs import _os_errors, _write_all
+from molspec.runtime.fs import _os_errors, _remove, _write_all
 from molspec.runtime.journal import checksum, repair_tail
 
 CACHE_FILE = "cache.jsonl"  # in a build's (or a variant group's) .molspec/
@@ -78,6 +78,8 @@ class StepCache:
         """Read the index of an existing cache file (a torn last line is cut first); create none yet."""
         cache = cls(path)
         with _os_errors(path.parent):
+            if path.is_dir() and not path.is_symlink():
+                _remove(path)  # damage in molspec's own .molspec/ folder: the cache starts again
             repair_tail(path)
             cache._load()
         return cache

@@ -127,6 +127,15 @@ def test_damaged_and_foreign_lines_are_ignored_and_their_steps_generated_again(t
     assert cache.get(keys[0]) is not None and cache.get(keys[1]) is None and cache.get(keys[2]) is not None
 
 
+def test_a_folder_in_place_of_the_cache_file_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / CACHE_FILE / "x").mkdir(parents=True)
+    cache = StepCache.open(tmp_path / CACHE_FILE)
+    key = request_key(ID, _req("a"))
+    cache.put(key, _done("a"))
+    cache.close()
+    assert StepCache.open(tmp_path / CACHE_FILE).get(key) is not None
+
+
 def test_a_line_damaged_after_it_was_indexed_is_a_miss(tmp_path: Path) -> None:
     path = tmp_path / CACHE_FILE
     keys = _filled(path, 2)
