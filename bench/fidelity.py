@@ -43,7 +43,8 @@ def one(spec: Path, out: Path, gate: bool, engine: str, model: str) -> tuple[Bui
     from molspec.structure.rows import read_rows
 
     t = time.perf_counter()
-    res = build(molspec.load(spec), BuildOptions(out=out, engine=engine, model=model, gate=gate, fresh=True))
+    res = build(molspec.load(spec), BuildOptions(out=out, engine=engine, model=model, gate=gate, fresh=True,
+                                                    cache=False))  # a rerun must generate every step again
     return res, time.perf_counter() - t, read_rows(out, read_manifest(out))
 
 
