@@ -369,6 +369,12 @@ def read_manifest(build_dir: Path) -> Manifest:
         ManifestError: it is missing, unreadable or not a manifest of this molspec version's shape.
     """
     path = Path(build_dir) / MANIFEST
+    if not path.is_file() and (Path(build_dir) / VARIANTS_MANIFEST).is_file():
+        names = sorted(p.parent.name for p in Path(build_dir).glob(f"*/{MANIFEST}"))
+        one = Path(build_dir) / (names[0] if names else "NAME")
+        raise ManifestError(f"{build_dir} is a variant build: each variant is a build directory inside it "
+                            f"({', '.join(names) or 'none finished yet'}). Give one, e.g. {one}; "
+                            f"`molspec compare {build_dir}` compares them all.")
     if not path.is_file():
         raise ManifestError(f"{build_dir} is not a molspec build directory: {MANIFEST} is missing. "
                             f"Build it first with `molspec build SPEC --out {build_dir}`.")
