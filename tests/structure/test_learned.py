@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SPLIT_MODEL = FIXTURES / "learned_train_split.json"
 # Held-out macro-F1 of the train-split model when it was last trained (scripts/train_labeler.py
 # --split train); the guard allows a small margin. Per-class floors guard against one class collapsing.
-MEASURED = 0.679
+MEASURED = 0.664
 MARGIN = 0.03
 CLASS_FLOOR = 0.5
 
