@@ -23,7 +23,9 @@ from molspec.structure.compare import verdict
 from molspec.structure.fidelity import TextStructure, expected_labels, text_structure
 from molspec.structure.rows import bond_kinds, read_rows
 
-CARD_LABEL_ROWS = 2_000  # rows labelled for the card; a bigger build is labelled on a sample of each split
+# Rows labelled for the card: thousands of steps, shares to about 1%. A bigger build is labelled on a
+# sample of each split.
+CARD_LABEL_ROWS = 500
 Matrix = npt.NDArray[np.float64]
 
 
