@@ -4,7 +4,7 @@ echoing the frame, near-duplicates, empty), labelled fidelity per bond by a labe
 (Goodhart check), the share of steps that open with a cue word, engine calls and wall time.
 
     .venv/bin/python bench/fidelity.py [--samples 32] [--engine vllm] [--model builtin:smollm2-135m-instruct]
-        [--judge cue|learned] [--out /tmp/fidelity]
+        [--judge cue,learned-blind] [--out /tmp/fidelity]
 """
 
 from __future__ import annotations
@@ -48,17 +48,24 @@ def one(spec: Path, out: Path, gate: bool, engine: str, model: str) -> tuple[Bui
     return res, time.perf_counter() - t, read_rows(out, read_manifest(out))
 
 
-def measure(rows: list[Row], judge: str, calls: int, wall: float) -> dict[str, object]:
-    steps = [(r, i, s) for r in rows for i, s in enumerate(r.steps)]
-    n = max(len(steps), 1)
+def judged(rows: list[Row], judge: str) -> dict[str, object]:
+    """Fidelity as another labeler reads the text: overall and per bond."""
+    steps = [s for r in rows for s in r.steps]
     labeler = get_labeler(judge)
     labels = [lab for r in rows for lab in labeler.label(r.question, [s.text for s in r.steps])]
     kinds = {"explore": "vdw", "deep": "covalent", "reflect": "hydrogen", "normal": "plain"}
     hit: Counter[str] = Counter()
     seen: Counter[str] = Counter()
-    for (_r, _i, s), lab in zip(steps, labels, strict=True):
+    for s, lab in zip(steps, labels, strict=True):
         seen[s.bond] += 1
         hit[s.bond] += BOND_KINDS[lab] == kinds.get(s.bond, s.bond)
+    return {f"fidelity[{judge}]": round(sum(hit.values()) / max(len(steps), 1), 3),
+            f"per_bond[{judge}]": {b: round(hit[b] / seen[b], 3) for b in sorted(seen)}}
+
+
+def measure(rows: list[Row], judges: list[str], calls: int, wall: float) -> dict[str, object]:
+    steps = [(r, i, s) for r in rows for i, s in enumerate(r.steps)]
+    n = max(len(steps), 1)
     cut = sum(bool(s.text) and not SENTENCE_END.search(s.text[-3:] + " ") for _r, _i, s in steps)
     echo = sum(echoes(s.text, frame_of(FRAME, r.question, [])) or echoes(s.text, r.question) for r, _i, s in steps)
     dup = sum(any(near_duplicate(s.text, e.text) for e in r.steps[:i]) for r, i, s in steps)
@@ -67,8 +74,7 @@ def measure(rows: list[Row], judge: str, calls: int, wall: float) -> dict[str, o
         "cut_mid_sentence": round(cut / n, 3), "echo": round(echo / n, 3), "near_duplicate": round(dup / n, 3),
         "empty": round(sum(not s.text.strip() for _r, _i, s in steps) / n, 3),
         "opens_with_cue_word": round(sum(bool(CUE_OPENERS.match(s.text)) for _r, _i, s in steps) / n, 3),
-        f"fidelity[{judge}]": round(sum(hit.values()) / n, 3),
-        f"per_bond[{judge}]": {b: round(hit[b] / seen[b], 3) for b in sorted(seen)},
+        **{k: v for judge in judges for k, v in judged(rows, judge).items()},
         "fidelity[gate's labeler]": round(sum(r.fidelity or 0 for r in rows) / max(len(rows), 1), 3),
         "accuracy": round(sum(bool(r.correct) for r in rows) / max(len(rows), 1), 3),
     }
@@ -79,7 +85,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--engine", default="vllm")
     ap.add_argument("--model", default="builtin:smollm2-135m-instruct")
-    ap.add_argument("--judge", default="cue", help="the labeler that scores fidelity (the gate uses learned)")
+    ap.add_argument("--judge", default="cue,learned-blind",
+                    help="comma-separated labelers that score fidelity (the gate uses learned)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/molspec-fidelity"))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -89,7 +96,7 @@ def main() -> None:
     for gate in (False, True):
         res, wall, rows = one(spec, args.out / ("gate-on" if gate else "gate-off"), gate, args.engine, args.model)
         calls = sum(s.attempts for r in rows for s in r.steps) + len(rows)
-        report["gate on" if gate else "gate off"] = measure(rows, args.judge, calls, wall)
+        report["gate on" if gate else "gate off"] = measure(rows, args.judge.split(","), calls, wall)
     print(json.dumps(report, indent=2))
 
 

@@ -181,6 +181,8 @@ def variants_table(facts: list[VariantFacts]) -> str:
     for i, f in enumerate(facts):
         m = f.v.manifest
         changes = ", ".join(f"`{c}`" for c in f.v.entry.changes) or ("the base spec" if i == 0 else "nothing")
+        if f.v.entry.title:
+            changes += f": {f.v.entry.title}"
         walks = "base" if f.v.entry.same_walks else "own"
         planned = "reference" if i == 0 else _r(compare(ref_planned, f.planned()).r)
         labelled = "reference" if i == 0 else _r(compare(ref_labelled, f.labelled()).r)

@@ -194,8 +194,8 @@ def variants_manifest(base: Spec, plans: dict[str, BuildPlan], opts: BuildOption
     """variants.json: every variant of the spec whose folder holds a finished build of it (built now or before)."""
     assert base.dataset is not None
     first = next(iter(plans.values()))
-    entries = [VariantEntry(name=name, path=name, spec_sha256=v.sha256(), changes=list(v.changes),
-                            same_walks=same_walks(base, v))
+    entries = [VariantEntry(name=name, title=v.variant_title, path=name, spec_sha256=v.sha256(),
+                            changes=list(v.changes), same_walks=same_walks(base, v))
                for name, v in base.variants.items() if _built(opts.out / name, v)]
     return VariantsManifest(
         molspec_version=__version__, spec=Path(base.path).name, group_sha256=base.group_sha256(),

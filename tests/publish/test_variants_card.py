@@ -69,8 +69,11 @@ def test_the_table_compares_the_variants(built: Path) -> None:
     card = (built / "README.md").read_text()
     table = _table(card, "config")
     assert list(table) == list(NAMES)
-    assert table["r1"]["changes"] == "the base spec" and table["r1"]["r planned"] == "reference"
-    assert table["no_reflect"]["changes"] == "`drop reflect`" and table["qwq"]["changes"] == "`graph teacher`"
+    # The changes, then the variant's title from the spec (`variant qwq "QwQ-32B's transition graph" { ... }`).
+    assert table["r1"]["changes"] == "the base spec: DeepSeek-R1's transition graph"
+    assert table["r1"]["r planned"] == "reference"
+    assert table["no_reflect"]["changes"] == "`drop reflect`: R1's graph without self-reflection"
+    assert table["qwq"]["changes"] == "`graph teacher`: QwQ-32B's transition graph"
     assert [table[n]["walks"] for n in NAMES] == ["base", "own", "own", "base"]
     # terse_answer draws r1's walks: its planned structure is r1's exactly.
     assert table["terse_answer"]["r planned"] == "1.00 (compatible)"

@@ -67,6 +67,8 @@ def test_variants_json_and_each_manifest_name_the_variant(group: tuple[Path, Pat
     vm = read_variants_manifest(out)
     assert vm is not None
     base = load(spec).raise_for_errors()
+    assert [e.title for e in vm.variants] == ["the spec as it stands", "another answer instruction", "another graph",
+                                              "no self-reflection"]
     assert [(e.name, e.path, e.same_walks, e.changes) for e in vm.variants] == [
         ("base", "base", True, []), ("terse", "terse", True, ["answer.instruct"]),
         ("swap", "swap", False, ["graph g"]), ("noreflect", "noreflect", False, ["drop reflect"])]
