@@ -56,7 +56,8 @@ class Step(Record):
     attempts: Int32 = Field(default=1, description="generations of this step (1: the first was kept)")
     retries: list[str] = Field(default_factory=list,
                                description="why each retry happened: empty, cut, echo, duplicate, label:<bond>")
-    repair: str | None = Field(default=None, description="trimmed: cut back to its last complete sentence")
+    repair: str | None = Field(default=None, description="trimmed: cut back to its last complete sentence; "
+                                                         "unechoed: sentences copying the prompt removed")
     problems: list[str] = Field(default_factory=list, description="what is still wrong with the kept attempt")
     partner: int | None = Field(default=None, description="reflect steps: the earlier step (0-based) re-checked")
 

@@ -27,6 +27,7 @@ ECHO_SHARE = 0.5  # of a step's word 4-grams found in the prompt frame or the qu
 DUPLICATE_SHARE = 0.7  # of a step's word 3-grams found in one earlier step of the walk
 CONTEXT_STEPS = 2  # earlier steps the labeler sees with a new step (its context features look one back)
 MIN_KEPT = 0.3  # a cut step is trimmed only when its complete sentences keep this share of it
+MIN_OWN_WORDS = 8  # an echoing step is repaired only when this many words of its own remain
 
 REASON_HINTS = {
     "empty": "The last attempt was empty: write the step.",
@@ -44,7 +45,7 @@ class Attempt:
     n_tokens: int
     finish_reason: str
     problems: tuple[str, ...]  # empty, cut, echo, duplicate, label:<bond>
-    repair: str | None  # "trimmed": cut back to its last complete sentence
+    repair: str | None  # "trimmed": cut back to its last complete sentence; "unechoed": copied sentences removed
     label: str | None
     grams: frozenset[tuple[str, ...]] = field(default=frozenset(), compare=False)  # the text's grams3, counted once
 
@@ -90,9 +91,31 @@ def attempt_of(text: str, n_tokens: int, finish_reason: str, bond: BondSpec, fra
 
 def checked(text: str, n_tokens: int, finish_reason: str, frame: str, question: str,
             earlier_grams: Sequence[frozenset[tuple[str, ...]]]) -> Attempt:
-    """A completion after hygiene, not yet labelled."""
-    kept, problems, repair, grams = hygiene(text, finish_reason, frame, question, earlier_grams)
+    """A completion after hygiene, not yet labelled. A step that echoes the prompt loses the sentences it copied
+    when what is left is reasoning of its own (repair "unechoed"); otherwise it keeps its `echo` problem."""
+    checks = hygiene(text, finish_reason, frame, question, earlier_grams)
+    if "echo" in checks[1]:
+        checks = unechoed(checks, frame, question, earlier_grams)
+    kept, problems, repair, grams = checks
     return Attempt(kept, n_tokens, finish_reason, problems, repair, None, grams)
+
+
+Checks = tuple[str, tuple[str, ...], str | None, frozenset[tuple[str, ...]]]  # what `hygiene` returns
+
+
+def unechoed(checks: Checks, frame: str, question: str, earlier_grams: Sequence[frozenset[tuple[str, ...]]]) -> Checks:
+    """`checks` of an echoing step with its copied sentences removed, or `checks` unchanged when fewer than
+    MIN_OWN_WORDS words of its own remain or the rest still echoes."""
+    text, _problems, repair, _grams = checks
+    ends = [0] + [m.end() for m in SENTENCE_END.finditer(text)] + [len(text)]
+    pieces = [text[a:b] for a, b in zip(ends, ends[1:], strict=False) if text[a:b].strip()]
+    own = "".join(p for p in pieces if not _echo(_ngrams(_words(p), 4), question, frame)).strip()
+    if len(_words(own)) < MIN_OWN_WORDS:
+        return checks
+    rest, problems, _none, grams = hygiene(own, "stop", frame, question, earlier_grams)
+    if "echo" in problems:
+        return checks
+    return rest, problems, f"{repair}, unechoed" if repair else "unechoed", grams
 
 
 def label_last(labeler: Labeler, items: Sequence[tuple[str, Sequence[str], str]]) -> list[str]:

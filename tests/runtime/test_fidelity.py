@@ -189,3 +189,38 @@ def test_kill_during_retries_then_resume_equals_an_uninterrupted_build(tmp_path:
     a, b = rows(clean), rows(out)
     assert len(a) == 600 and a == b
     assert sum(st["attempts"] > 1 for r in a for st in r["steps"]) > 100  # the kill hit a build that retries
+
+
+# ---------------------------------------------------------------- echo repair: copied sentences removed
+
+_FRAME = ("You are writing one step of a long, careful chain of thought. Write only the next step. "
+          "Problem: Tom has 3 apples and buys 5 more. How many apples does he have?")
+_QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have?"
+
+
+def test_an_echoing_step_keeps_only_its_own_sentences() -> None:
+    from molspec.runtime.fidelity import checked
+
+    text = ("You are writing one step of a long, careful chain of thought. Write only the next step.\n"
+            "Problem: Tom has 3 apples and buys 5 more. How many apples does he have? "
+            "Adding the two amounts, 3 plus 5 gives 8 apples.")
+    a = checked(text, 40, "stop", _FRAME, _QUESTION, [])
+    assert (a.text, a.problems, a.repair) == ("Adding the two amounts, 3 plus 5 gives 8 apples.", (), "unechoed")
+
+
+def test_an_echo_with_too_little_of_its_own_stays_an_echo() -> None:
+    from molspec.runtime.fidelity import checked
+
+    text = "You are writing one step of a long, careful chain of thought. Write only the next step. So 8."
+    a = checked(text, 20, "stop", _FRAME, _QUESTION, [])
+    assert (a.text, a.problems, a.repair) == (text, ("echo",), None)
+
+
+def test_a_cut_echo_is_trimmed_then_unechoed() -> None:
+    from molspec.runtime.fidelity import checked
+
+    text = ("Problem: Tom has 3 apples and buys 5 more. How many apples does he have? "
+            "He starts with three apples and then buys five more of them. Then he")
+    a = checked(text, 30, "length", _FRAME, _QUESTION, [])
+    assert a.text == "He starts with three apples and then buys five more of them."
+    assert a.problems == () and a.repair == "trimmed, unechoed"
