@@ -128,3 +128,21 @@ def test_learned_blind_ignores_openers() -> None:
     for opener in ("Wait, let me check. ", "Alternatively, ", "Therefore, ", "Hmm, so "):
         assert blind.label(None, [opener + step for step in TRACE]) == plain
     assert shipped_model("learned-blind").info["strip_openers"] is True
+
+
+def test_label_many_in_one_pass_equals_one_trace_at_a_time() -> None:
+    """The batched path (one matrix product per stage over a build round's traces) labels exactly as `label`
+    does trace by trace: windows of real teacher paragraphs, both shipped models, empty traces among them."""
+    traces: list[tuple[str | None, list[str]]] = []
+    for name in ("deepseek-r1", "qwq-32b"):
+        path = labelset.TRACES / f"{name}.sample.jsonl"
+        if not path.is_file():
+            pytest.skip("the shared traces are not beside the repo")
+        for line in path.read_text(encoding="utf-8").splitlines()[:6]:
+            r = json.loads(line)
+            paras = [p for p in r["thinking"].split("\n\n") if p.strip()][:60]
+            traces += [(r["question"], paras[max(0, i - 2):i + 1]) for i in range(len(paras))]
+    traces += [(None, []), (None, TRACE)]
+    for model in ("learned", "learned-blind"):
+        labeler = LearnedLabeler(name=model)
+        assert labeler.label_many(traces) == [labeler.label(q, s) for q, s in traces]
