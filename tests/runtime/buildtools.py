@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from molspec.cli import main
+from molspec.engines import Completion, Engine, Request
 
 MOLSPEC = [str(Path(sys.executable).with_name("molspec"))]  # the installed console script
 VOLATILE = ("created", "wall_s", "command", "cache")  # molspec.json fields that differ between two runs of one build
@@ -108,3 +110,29 @@ def body(line: bytes) -> dict[str, Any]:
     """The JSON of a journal line."""
     parsed: dict[str, Any] = json.loads(line.rstrip(b"\n").partition(b" ")[2])
     return parsed
+
+
+class OneAtATime:
+    """`inner` behind the streaming interface (submit now, completions from poll), answering one request per
+    poll as a busy vLLM would: the scheduler then settles each attempt on its own."""
+
+    name = "echo"
+
+    def __init__(self, inner: Engine) -> None:
+        self.inner = inner
+        self.queue: list[Request] = []
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        return self.inner.generate(requests)
+
+    def submit(self, requests: Sequence[Request]) -> None:
+        self.queue += requests
+
+    def poll(self) -> list[Completion]:
+        return self.inner.generate([self.queue.pop(0)]) if self.queue else []
+
+    def describe(self) -> dict[str, Any]:
+        return self.inner.describe()
+
+    def close(self) -> None:
+        self.inner.close()

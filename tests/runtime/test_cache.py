@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from molspec.engines import Completion, Request, SamplingParams, StreamingEngine
 from molspec.pipeline import build
 from molspec.runtime.build import BuildOptions
 from molspec.runtime.cache import CACHE_FILE, CachedEngine, StepCache, cached, engine_identity, request_key
-from tests.runtime.buildtools import cli, rows
+from tests.runtime.buildtools import OneAtATime, cli, rows
 from tests.runtime.varianttools import Counting, write_variant_spec
 
 ID = engine_identity("echo", "none", {}, 3)
@@ -171,35 +170,9 @@ def test_hits_and_misses_in_request_order_with_the_callers_keys(tmp_path: Path) 
     assert [r.key for r in echo.requests] == ["a", "b", "x", "z"]
 
 
-class StreamingEcho:
-    """The echo engine behind the streaming interface (submit now, completions from poll), as vLLM offers it."""
-
-    name = "echo"
-
-    def __init__(self) -> None:
-        self.inner = Counting()
-        self.queued: list[Request] = []
-
-    def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        return self.inner.generate(requests)
-
-    def submit(self, requests: Sequence[Request]) -> None:
-        self.queued += requests
-
-    def poll(self) -> list[Completion]:
-        done, self.queued = self.queued[:1], self.queued[1:]  # one at a time: the engine's pace
-        return self.inner.generate(done)
-
-    def describe(self) -> dict[str, object]:
-        return self.inner.describe()
-
-    def close(self) -> None:
-        pass
-
-
 def test_a_streaming_engine_stays_streaming_and_hits_do_not_wait_for_it(tmp_path: Path) -> None:
-    engine = StreamingEcho()
-    front = cached(engine, StepCache.open(tmp_path / CACHE_FILE), ID)
+    counting = Counting()
+    front = cached(OneAtATime(counting), StepCache.open(tmp_path / CACHE_FILE), ID)
     assert isinstance(front, StreamingEngine)
     front.submit([_req("a", text="one"), _req("b", text="two")])
     got = front.poll() + front.poll()
@@ -207,7 +180,7 @@ def test_a_streaming_engine_stays_streaming_and_hits_do_not_wait_for_it(tmp_path
     front.submit([_req("c", text="three"), _req("d", text="one")])
     assert [c.key for c in front.poll()] == ["d"]  # the hit, before the engine ran
     assert [c.key for c in front.poll()] == ["c"]
-    assert (front.hits, front.misses, len(engine.inner.requests)) == (1, 3, 3)
+    assert (front.hits, front.misses, len(counting.requests)) == (1, 3, 3)
     front.close()
     assert StepCache.open(tmp_path / CACHE_FILE).entries == 3
 

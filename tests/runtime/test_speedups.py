@@ -19,7 +19,6 @@ import pytest
 
 import molspec
 from molspec.check.defaults import ANSWER_TEMPLATE, STEP_TEMPLATE
-from molspec.engines.base import Completion, Request
 from molspec.engines.echo import EchoEngine
 from molspec.pipeline import build_plan
 from molspec.records import Failure, Row
@@ -36,6 +35,7 @@ from molspec.templating import (
     compile_template,
     render_template,
 )
+from tests.runtime.buildtools import OneAtATime
 from tests.runtime.conftest import write_spec
 
 
@@ -172,32 +172,6 @@ def test_hygiene_equals_a_plain_recount_of_the_n_grams() -> None:
 # ---------------------------------------------------------------- the gate: a round labelled in one call
 
 
-class OneAtATime:
-    """The echo engine behind the streaming interface, answering one request per poll: the scheduler then
-    settles (and labels) each attempt on its own, as it did before rounds were labelled together."""
-
-    name = "echo"
-
-    def __init__(self) -> None:
-        self.echo = EchoEngine(None, {}, 0)
-        self.queue: list[Request] = []
-
-    def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        return self.echo.generate(requests)
-
-    def submit(self, requests: Sequence[Request]) -> None:
-        self.queue += requests
-
-    def poll(self) -> list[Completion]:
-        return self.echo.generate([self.queue.pop(0)]) if self.queue else []
-
-    def describe(self) -> dict[str, Any]:
-        return self.echo.describe()
-
-    def close(self) -> None:
-        self.echo.close()
-
-
 def _rows(tmp_path: Path, engine: Any, labeler: str) -> list[Row]:
     spec = write_spec(tmp_path / "spec", samples=40, steps="4..9")
     spec.write_text(spec.read_text().replace("max_tokens = 40", "max_tokens = 15"))  # cut, trimmed and re-asked
@@ -214,7 +188,7 @@ def _rows(tmp_path: Path, engine: Any, labeler: str) -> list[Row]:
 @pytest.mark.parametrize("labeler", ["cue", "learned"])
 def test_a_round_labelled_in_one_call_equals_one_attempt_at_a_time(tmp_path: Path, labeler: str) -> None:
     batched = _rows(tmp_path / "rounds", EchoEngine(None, {}, 0), labeler)
-    single = _rows(tmp_path / "single", OneAtATime(), labeler)
+    single = _rows(tmp_path / "single", OneAtATime(EchoEngine(None, {}, 0)), labeler)
     assert [r.model_dump() for r in batched] == [r.model_dump() for r in single]
     steps = [st for r in batched for st in r.steps]
     assert any(st.attempts > 1 for st in steps) and any(st.repair for st in steps)  # the gate and repairs ran
