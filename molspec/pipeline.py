@@ -80,12 +80,11 @@ def build_variants(doc: Document, opts: BuildOptions, engine: Engine | None = No
     """Build the spec's variants (all, or `opts.variants`) into `opts.out/<variant>/`, then variants.json
     and the group card; they share one step cache and their engines."""
     from molspec.runtime.variants import build_variants as run_variants
-    from molspec.runtime.variants import selected
 
     spec = doc.raise_for_errors()
     for name in opts.variants:
         doc.variant(name)  # MOL809 for a name the spec does not declare
-    chosen = selected(spec, opts.variants)
+    chosen = {n: v for n, v in spec.variants.items() if not opts.variants or n in opts.variants}  # in spec order
     questions = dataset_questions(spec)
     git = git_info([Path(f) for f in spec.files])
     plans = {name: plan_for(v, questions, git) for name, v in chosen.items()}

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from molspec.diagnostics import did_you_mean
 from molspec.engines import Engine, create
-from molspec.plan.pairing import paired, same_walks
+from molspec.plan.pairing import pairing, same_walks
 from molspec.records import (
     MANIFEST,
     VARIANTS_MANIFEST,
@@ -66,31 +65,6 @@ class VariantsResult(BuildResult):
                    files={f"{n}/{split}": [f"{n}/{f}" for f in fs] for n, r in results.items()
                           for split, fs in r.files.items()},
                    spec=spec, variants=results, pairing=pairing)
-
-
-def unknown_variants(spec: Spec, names: tuple[str, ...]) -> str | None:
-    """Why `--variant` names cannot be built from `spec` (None when every name is one of its variants)."""
-    if names and not spec.variants:
-        return f"--variant: {spec.path} declares no variants; build it without --variant"
-    for name in names:
-        if name not in spec.variants:
-            hint = did_you_mean(name, spec.variants)
-            known = ", ".join(spec.variants)
-            return f"--variant {name}: {spec.path} has no variant '{name}'" + (f"; {hint}" if hint else "") + \
-                f" (its variants: {known})"
-    return None
-
-
-def selected(spec: Spec, names: tuple[str, ...]) -> dict[str, Spec]:
-    """The variants to build, in spec order.
-
-    Raises:
-        StoreError: a name is not one of the spec's variants.
-    """
-    problem = unknown_variants(spec, names)
-    if problem is not None:
-        raise StoreError(problem)
-    return {n: v for n, v in spec.variants.items() if not names or n in names}
 
 
 class GroupStore(Store):
@@ -231,10 +205,10 @@ def _built(folder: Path, variant: Spec) -> bool:
 
 def pairing_sentence(base: Spec) -> str:
     """One sentence: what is the same across the variants (questions and seeds; walks where no graph changed)."""
-    names = list(base.variants)
-    unpaired = [n for n in names if not paired(base, base.variants[n])]
-    same = [n for n in names if n not in unpaired and same_walks(base, base.variants[n])]
-    own = [n for n in names if n not in unpaired and n not in same]
+    classes = pairing({"": base, **base.variants})  # "" is no variant's name: the base spec is the reference
+    unpaired = list(classes.unpaired)
+    same = list(classes.same_walks[""])
+    own = [n for n in base.variants if n not in unpaired and n not in same]
     text = "Sample i has the same split, question and per-sample seed in every variant"
     if unpaired:
         return text.replace("every variant", "every variant but " + _join(unpaired)) + "."
