@@ -92,21 +92,12 @@ class Model:
 
     def scores(self, inputs: Sequence[StepInput]) -> Matrix:
         """(steps, bonds) scores of one trace's steps."""
-        n = len(inputs)
-        if not n:
-            return np.zeros((0, len(BONDS)))
-        dense = np.array([s.dense for s in inputs], dtype=np.float64)
-        rows, vals, owner = self.sparse(inputs)
-        z = linear(self.weights, dense, rows, vals, owner)
-        if self.stage2 is None:
-            return z
-        wide = np.hstack([dense, context_features(softmax(z), dense)])
-        return linear(self.stage2, wide, rows + len(CONTEXT), vals, owner)
+        return self.scores_many([inputs])[0]
 
     def scores_many(self, traces: Sequence[Sequence[StepInput]]) -> list[Matrix]:
         """`scores` of many traces in one pass: stage 1 is row-wise, so one product covers every step of every
         trace; stage 2's context features are made per trace, so no trace sees another's steps. Equal to one
-        `scores` call per trace up to BLAS summation order (labels tested equal)."""
+        call per trace up to BLAS summation order (labels tested equal)."""
         flat = [s for t in traces for s in t]
         cuts = np.cumsum([0, *(len(t) for t in traces)]).tolist()
         spans = [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
