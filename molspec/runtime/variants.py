@@ -25,11 +25,8 @@ from molspec.records import (
     VARIANTS_MANIFEST,
     CacheInfo,
     ManifestError,
-    VariantEntry,
     VariantInfo,
-    VariantsManifest,
     read_manifest,
-    read_variants_manifest,
 )
 from molspec.runtime.build import BuildOptions, BuildPlan, BuildResult, Prepared, build
 from molspec.runtime.cache import CACHE_FILE, StepCache
@@ -37,6 +34,7 @@ from molspec.runtime.fs import StoreError, _os_errors, write_json_atomic
 from molspec.runtime.scheduler import Progress
 from molspec.runtime.store import CARD, GROUP_MARK, Store
 from molspec.spec import Spec
+from molspec.variant_records import VariantEntry, VariantsManifest, read_variants_manifest
 from molspec.version import __version__
 
 VOLATILE = {"created", "cache", "command"}  # variants.json fields that a no-op rerun would only change

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from molspec.records import Manifest, ManifestError, VariantEntry, VariantsManifest, read_variants_manifest
+from molspec.records import Manifest, ManifestError
 from molspec.structure.rows import build_error, open_build
+from molspec.variant_records import VariantEntry, VariantsManifest, read_variants_manifest
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ from huggingface_hub import DatasetCard, metadata_load
 
 from molspec.publish.card import write_group_card
 from molspec.publish.card_group import render_group_card
-from molspec.records import features, read_manifest, read_variants_manifest
+from molspec.records import features, read_manifest
+from molspec.variant_records import read_variants_manifest
 from tests.publish.variant_builds import NAMES, copy_group, make_group
 
 

@@ -14,10 +14,11 @@ import pytest
 from molspec.api import load
 from molspec.diagnostics import MolspecError
 from molspec.pipeline import build
-from molspec.records import VARIANTS_MANIFEST, read_manifest, read_variants_manifest
+from molspec.records import VARIANTS_MANIFEST, read_manifest
 from molspec.runtime.build import BuildOptions
 from molspec.runtime.cache import CACHE_FILE
 from molspec.runtime.variants import VariantsResult
+from molspec.variant_records import read_variants_manifest
 from tests.runtime.buildtools import card, cli, manifest, rows, snapshot, spawn
 from tests.runtime.varianttools import NAMES, Counting, write_variant_spec
 
