@@ -182,11 +182,15 @@ class FidelitySpec(Model):
             first attempt (still trimmed, labelled and flagged).
         labeler: the CPU labeler that labels each step (see `molspec.structure.label.get_labeler`).
         retries: extra attempts per step at most.
+        retry_temperature: the least temperature a retry samples at. A new seed at a low temperature gives a
+            small model the same step again; a hotter retry is a different candidate for the gate to choose from.
     """
 
     gate: bool = Field(default=True, description="re-ask steps that miss their bond (the CLI's --gate/--no-gate wins)")
     labeler: FidelityLabeler = Field(default="learned", description="the CPU labeler of each step")
     retries: int = Field(default=2, ge=0, le=5, description="extra attempts per step at most")
+    retry_temperature: float = Field(default=0.8, ge=0, le=2,
+                                     description="the least temperature a retry samples at (first attempts keep theirs)")
 
 
 class Templates(Model):

@@ -41,7 +41,8 @@ COLUMNS = S.Schema("a source", S.keys_of(SourceSpec, "question", "gold", "id", "
 HUB_ARGS = S.Schema("hub(...)", S.keys_of(SourceSpec, "config", "split"))
 ANSWER = S.Schema("the answer step", (*S.keys_of(AnswerSpec, "instruct", "verify", "keep"), *_SAMPLING_KEYS))
 OUTPUT = S.Schema("the output", S.keys_of(OutputSpec, "format", "think", "hub", "private", "shard_rows"))
-FIDELITY = S.Schema("the fidelity gate", S.keys_of(FidelitySpec, "gate", "labeler", "retries"))
+FIDELITY = S.Schema("the fidelity gate", S.keys_of(FidelitySpec, "gate", "labeler", "retries",
+                                                              "retry_temperature"))
 
 
 def call_schema(fmt: str) -> S.Schema:

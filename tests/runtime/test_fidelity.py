@@ -96,6 +96,8 @@ def test_gate_asks_again_until_the_step_reads_as_its_bond(tmp_path: Path) -> Non
     for c in retried:  # a new seed, and the instruction restated at the end of the prompt
         twin = first[c.key.rsplit(":", 1)[0]]
         assert c.params.seed != twin.params.seed
+        # hotter than the first attempt, so that a small model writes a different candidate
+        assert c.params.temperature == max(twin.params.temperature, 0.8) > twin.params.temperature
         assert c.messages[-1]["content"].startswith(twin.messages[-1]["content"].rstrip())
         assert "This step must be" in c.messages[-1]["content"]
 
