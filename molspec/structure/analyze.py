@@ -12,7 +12,6 @@ the bond they were asked for), steps and tokens per bond, duplicate rates and ac
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -38,7 +37,6 @@ from molspec.structure.report import (
     Fidelity,
     GraphAnalysis,
     Labelled,
-    Lengths,
     Similarity,
     Tables,
 )
@@ -192,7 +190,7 @@ def _per_bond(rows: Sequence[Row]) -> dict[str, BondSteps]:
         for s in r.steps:
             tokens.setdefault(s.bond, []).append(s.n_tokens)
             cut[s.bond] += s.finish_reason == "length"
-    return {b: BondSteps(steps=len(v), tokens=Lengths(**dataclasses.asdict(StepCounts.of(v))),
+    return {b: BondSteps(steps=len(v), tokens=StepCounts.of(v),
                          cut_by_max_tokens=round(cut[b] / len(v), 4)) for b, v in tokens.items()}
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from molspec.structure.compare import Comparison
+from molspec.structure.estimate import StepCounts
 
 
 class Report(BaseModel):
@@ -92,18 +93,9 @@ class GraphAnalysis(Report):
     confusion: Confusion | None = None
 
 
-class Lengths(Report):
-    min: int
-    p5: int
-    p50: int
-    p95: int
-    max: int
-    mean: float
-
-
 class BondSteps(Report):
     steps: int
-    tokens: Lengths
+    tokens: StepCounts  # the extraction's distribution type, serialised as the same fields
     cut_by_max_tokens: float
 
 
