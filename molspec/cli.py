@@ -294,6 +294,8 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("molspec.structure.cli:extract", "extract a behaviour-transition graph from teacher traces"),
     "analyze": ("molspec.structure.cli:analyze", "realised vs planned structure of a built dataset"),
     "compare": ("molspec.structure.cli:compare", "structural correlation of two graphs, specs or datasets"),
+    "review": ("molspec.structure.cli:review",
+               "a blind sheet of a build's steps for a person to label, and its score"),
 }
 
 

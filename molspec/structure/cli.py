@@ -1,4 +1,4 @@
-"""`molspec extract`, `molspec analyze` and `molspec compare` (argument parsing and printing only)."""
+"""`molspec extract`, `analyze`, `compare` and `review` (argument parsing and printing only)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from molspec.engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 
-EXIT_OK, EXIT_BAD = 0, 1
+EXIT_OK, EXIT_BAD, EXIT_USAGE = 0, 1, 2
 
 
 # The labelers' names, written here so that building the CLI's parser loads no labeler (structure.label.LABELERS
@@ -179,4 +179,70 @@ def analyze_run(args: argparse.Namespace) -> int:
     _write_atomic(png, picture(report))
     report.png = str(png)
     print(json.dumps(report.to_json(), indent=2) if args.json else text_report(report))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- review
+
+REVIEW_WALKS = 20
+REVIEW_HOWTO = (
+    "Label each step by what its text does, per docs/labelling-guide.md: explore (opens a new direction), "
+    "deep (derives something new from the step before), reflect (checks, doubts or corrects earlier work) or "
+    "normal (routine work a careful clerk could write). Read each walk from its first step and label a step in "
+    "the light of the steps before it; do not look at the dataset's `bonds` column or any labeler's labels. "
+    "Write the label in the `label` column (leave it empty to skip a step), keep `key` and `sha1` as they are "
+    "(as text, if a spreadsheet asks), save as CSV, then score it: molspec review {dir} --score {sheet}")
+
+
+def review_arguments(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("dir", metavar="DIR", help="a build directory (of a variant build: one variant's folder)")
+    sp.add_argument("--walks", type=_positive, metavar="N",
+                    help=f"whole walks on the sheet, sampled and shuffled (default {REVIEW_WALKS})")
+    sp.add_argument("--seed", type=int, metavar="S", help="seed of the sample (default 0)")
+    sp.add_argument("--out", metavar="FILE", help="where to write the sheet (default ./<DIR name>-review.csv); "
+                                                  "an existing file is never overwritten")
+    sp.add_argument("--score", metavar="FILE", help="score a filled sheet against DIR instead of writing one")
+    sp.add_argument("--json", action="store_true", help="with --score: print the score as one JSON object")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def review_run(args: argparse.Namespace) -> int:
+    if args.score is not None and (args.walks is not None or args.seed is not None or args.out is not None):
+        print("error: --score reads a filled sheet; --walks, --seed and --out are for writing one", file=sys.stderr)
+        return EXIT_USAGE
+    if args.score is None and args.json:
+        print("error: --json prints a score: give the filled sheet with --score FILE", file=sys.stderr)
+        return EXIT_USAGE
+    return _review_score(args) if args.score is not None else _review_write(args)
+
+
+def _review_write(args: argparse.Namespace) -> int:
+    from molspec.structure.review import write_review
+
+    build_dir = Path(args.dir)
+    out = Path(args.out) if args.out else Path(f"{build_dir.resolve().name}-review.csv")
+    seed = 0 if args.seed is None else args.seed
+    info = write_review(build_dir, REVIEW_WALKS if args.walks is None else args.walks, seed, out)
+    more = f" (the build has only {info.available})" if info.walks < (args.walks or REVIEW_WALKS) else ""
+    print(f"wrote {out}: {info.walks} walks{more}, {info.steps} steps of {args.dir}, sampled with seed {seed}, "
+          "shuffled, their bonds hidden")
+    print()
+    print(REVIEW_HOWTO.format(dir=args.dir, sheet=out))
+    return EXIT_OK
+
+
+def _review_score(args: argparse.Namespace) -> int:
+    from molspec.structure.review import score_review, score_text
+
+    score = score_review(Path(args.dir), Path(args.score), args.score)
+    print(score.model_dump_json(indent=2) if args.json else score_text(score))
     return EXIT_OK
