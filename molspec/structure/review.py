@@ -82,6 +82,7 @@ class Agreement(Report):
     steps: int = Field(description="labelled steps the judge has a label for")
     agree: int
     share: float | None
+    unavailable: str | None = Field(default=None, description="why the judge could not label (its weights ...)")
 
 
 class ReviewScore(Report):
@@ -166,7 +167,7 @@ def score_review(build_dir: Path, sheet: Path, shown: str) -> ReviewScore:
         confusion=_confusion([h.bond for h in hits], labelled),
         more_than_routine=sum(j.hand != "normal" for j in labelled), gate_labeler=gate,
         agreement=[_agreement("build", labelled, [j.step_label for j in labelled]),
-                   *(_agreement(name, labelled, machine_labels(name, labelled)) for name in MACHINE_JUDGES)])
+                   *(_machine_agreement(name, labelled) for name in MACHINE_JUDGES)])
 
 
 def join(entries: Sequence[Entry], rows: Sequence[Row], shown: str, text: str) -> list[Judged]:
@@ -218,9 +219,9 @@ def _check(e: Entry, steps: dict[str, tuple[Row, int]], seen: dict[str, Entry]) 
 def _unknown_label(e: Entry) -> Diagnostic:
     value = e.label.value.strip()
     hint = did_you_mean(value.lower(), BONDS)
+    rule = "a label is " + ", ".join(BONDS[:-1]) + f" or {BONDS[-1]} (upper or lower case), or empty to skip the step"
     return Diagnostic("MOL732", f"unknown label {value!r}", Label(e.label.span, "not a label"),
-                      help=(hint + "; " if hint else "") + "a label is one of " + ", ".join(BONDS)
-                      + " (any case), or empty to skip the step")
+                      help=f"{hint} {rule[0].upper()}{rule[1:]}" if hint else rule)
 
 
 def machine_labels(name: str, judged: Sequence[Judged]) -> list[str | None]:
@@ -230,6 +231,15 @@ def machine_labels(name: str, judged: Sequence[Judged]) -> list[str | None]:
     labels = labeler.label_many([(r.question, [s.text for s in r.steps]) for r in walks])
     by_row = {id(r): seq for r, seq in zip(walks, labels, strict=True)}
     return [by_row[id(j.row)][j.index] for j in judged]
+
+
+def _machine_agreement(name: str, judged: Sequence[Judged]) -> Agreement:
+    """A CPU labeler's agreement; a labeler that cannot load (MOL790) is reported, not fatal: the person's
+    labels are the score, the machine judges only a comparison."""
+    try:
+        return _agreement(name, judged, machine_labels(name, judged))
+    except MolspecError as err:
+        return Agreement(judge=name, steps=0, agree=0, share=None, unavailable=err.diagnostics[0].message)
 
 
 def _agreement(judge: str, judged: Sequence[Judged], labels: Sequence[str | None]) -> Agreement:
@@ -272,7 +282,7 @@ def score_text(s: ReviewScore) -> str:
     for a in s.agreement:
         who = _judge_name(a.judge, s.gate_labeler)
         out.append(f"  {who}: " + (f"{a.share:.0%} ({a.agree} of {a.steps})" if a.share is not None
-                                   else "no labels"))
+                                   else f"unavailable ({a.unavailable})" if a.unavailable else "no labels"))
     return "\n".join(out)
 
 

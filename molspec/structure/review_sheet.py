@@ -164,7 +164,9 @@ def _records(text: str, shown: str, delimiter: str) -> Iterator[Record]:
         except StopIteration:
             return
         except csv.Error as err:
-            at = starts[min(reader.line_num, len(starts)) - 1] if reader.line_num else 0
+            line = starts[min(reader.line_num, len(starts)) - 1] if reader.line_num else 0
+            bad = _bad_quote(text[starts[done]:], delimiter)
+            at = line if bad is None else starts[done] + bad
             raise _sheet_error(shown, text, at, at, f"the sheet is not valid CSV: {err}",
                                "a quote inside a quoted field is written twice (\"\"); save the sheet from a "
                                "spreadsheet as CSV, or remove the damaged row") from None
@@ -194,9 +196,7 @@ def _field_spans(record: str, n: int, delimiter: str) -> list[tuple[int, int]]:
     pos = 0
     for _ in range(n):
         if record.startswith('"', pos):
-            close = pos + 1
-            while (close := record.find('"', close)) != -1 and record.startswith('""', close):
-                close += 2
+            close = _closing_quote(record, pos)
             end = len(record) if close == -1 else close + 1
         else:
             stop = [i for i in (record.find(delimiter, pos), record.find("\r", pos), record.find("\n", pos)) if i != -1]
@@ -204,6 +204,38 @@ def _field_spans(record: str, n: int, delimiter: str) -> list[tuple[int, int]]:
         spans.append((pos, end))
         pos = end + len(delimiter)
     return spans
+
+
+def _closing_quote(record: str, pos: int) -> int:
+    """The index of the quote that closes the quoted field opening at `pos` (a doubled quote is a quote
+    character inside it); -1 when the field never closes."""
+    close = pos + 1
+    while (close := record.find('"', close)) != -1 and record.startswith('""', close):
+        close += 2
+    return close
+
+
+def _bad_quote(record: str, delimiter: str) -> int | None:
+    """Where a record stops being CSV: a quoted field that never closes (its opening quote), or a closing quote
+    followed by something other than a delimiter or the end of the line; None: neither."""
+    pos = 0
+    while pos < len(record):
+        if not record.startswith('"', pos):
+            stops = [i for i in (record.find(delimiter, pos), record.find("\n", pos)) if i != -1]
+            if not stops or record[min(stops)] == "\n":
+                return None
+            pos = min(stops) + len(delimiter)
+            continue
+        close = _closing_quote(record, pos)
+        if close == -1:
+            return pos
+        after = close + 1
+        if after >= len(record) or record[after] in "\r\n":
+            return None
+        if not record.startswith(delimiter, after):
+            return after
+        pos = after + len(delimiter)
+    return None
 
 
 def _sheet_error(shown: str, text: str | None, start: int, end: int, message: str, help_: str) -> MolspecError:
