@@ -24,6 +24,7 @@ from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
 COLUMNS: tuple[str, ...] = ("walk", "step", "key", "question", "text", "sha1", "label")
 NEEDED: tuple[str, ...] = ("key", "sha1", "label")  # what scoring reads; the other columns are for the person
 DELIMITERS = (",", ";", "\t")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as a formula (OWASP, CSV injection)
 COLUMNS_HELP = "keep the header row `molspec review` wrote: " + ", ".join(COLUMNS)
 
 
@@ -73,8 +74,15 @@ def sheet_csv(lines: Sequence[SheetLine]) -> str:
     writer = csv.writer(buf, quoting=csv.QUOTE_ALL)
     writer.writerow(COLUMNS)
     for s in lines:
-        writer.writerow([s.walk, s.step, s.key, s.question, s.text, s.sha1, s.label])
+        writer.writerow([s.walk, s.step, s.key, _shown(s.question), _shown(s.text), s.sha1, s.label])
     return "\ufeff" + buf.getvalue()
+
+
+def _shown(text: str) -> str:
+    """A text as a spreadsheet will show it: one that opens like a formula (=, +, -, @) gets an apostrophe
+    first, so the person reads the text and no spreadsheet runs generated text as a formula (scoring joins by
+    key and sha1, never by the text)."""
+    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def write_sheet(path: Path, text: str) -> None:

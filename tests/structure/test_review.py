@@ -21,7 +21,7 @@ from molspec.diagnostics import MolspecError
 from molspec.records import Row, read_manifest
 from molspec.structure.label import BONDS, get_labeler
 from molspec.structure.review import ReviewScore
-from molspec.structure.review_sheet import COLUMNS, text_sha1
+from molspec.structure.review_sheet import COLUMNS, SheetLine, sheet_csv, text_sha1
 from molspec.structure.rows import read_rows
 from tests.lang.golden import check_golden
 from tests.runtime.buildtools import cli
@@ -121,6 +121,12 @@ def test_a_variant_group_names_its_variants(tmp_path: Path) -> None:
     assert ran.rc == 1 and "error[MOL701]" in ran.err and "review one of them" in ran.err
     assert str(tmp_path / "group" / "base") in ran.err and str(tmp_path / "group" / "terse") in ran.err
     assert cli("review", tmp_path / "group" / "terse", "--out", tmp_path / "s.csv").rc == 0
+
+
+def test_generated_text_never_runs_as_a_formula() -> None:
+    text = sheet_csv([SheetLine(1, 1, "0:1", "=1+1?", "-2 is wrong: =HYPERLINK(x)", text_sha1("-2"))])
+    row = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))[1]
+    assert row[3:5] == ["'=1+1?", "'-2 is wrong: =HYPERLINK(x)"] and row[5] == text_sha1("-2")
 
 
 @pytest.mark.parametrize("argv", [["--json"], ["--score", "x.csv", "--walks", "3"], ["--score", "x.csv", "--out", "y"],
