@@ -158,10 +158,8 @@ def score_review(build_dir: Path, sheet: Path, shown: str) -> ReviewScore:
     entries, text = read_sheet(sheet, shown)
     judged = join(entries, build.rows, shown, text)
     labelled = [j for j in judged if j.hand]
-    expected = expected_labels(bond_kinds(build_dir, build.manifest))
-    hits = [BondHits(bond=b, expects=expected.get(b, b), steps=len(mine),
-                     hits=sum(j.hand == expected.get(b, b) for j in mine))
-            for b in _asked_order(build.manifest, labelled) for mine in [[j for j in labelled if j.asked == b]]]
+    hits = _per_bond(_asked_order(build.manifest, labelled), expected_labels(bond_kinds(build_dir, build.manifest)),
+                     labelled)
     gate = build.manifest.fidelity.labeler if build.manifest.fidelity is not None else None
     return ReviewScore(
         build=str(build_dir), sheet=shown, steps=len(judged), labelled=len(labelled),
@@ -256,6 +254,16 @@ def _asked_order(m: Manifest, judged: Sequence[Judged]) -> list[str]:
     planned = [b for g in m.graphs.values() for b in g.bonds]
     asked = {j.asked for j in judged}
     return [b for b in dict.fromkeys([*planned, *sorted(asked)]) if b in asked]
+
+
+def _per_bond(asked: Sequence[str], expected: dict[str, str], judged: Sequence[Judged]) -> list[BondHits]:
+    """Hits per asked bond: a hand label of the bond's kind (`expected`; a bond absent from it expects its name)."""
+    out = []
+    for bond in asked:
+        mine = [j.hand for j in judged if j.asked == bond]
+        want = expected.get(bond, bond)
+        out.append(BondHits(bond=bond, expects=want, hits=mine.count(want), steps=len(mine)))
+    return out
 
 
 def _confusion(asked: Sequence[str], judged: Sequence[Judged]) -> Confusion:

@@ -187,6 +187,19 @@ def test_score_of_a_filled_sheet(build: Path, tmp_path: Path) -> None:
     assert f"hand fidelity: {score.fidelity:.3f}" in text.out and "asked bond x hand label:" in text.out
 
 
+def test_a_spec_s_own_bond_names_count_by_their_kind(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "spec", samples=4)
+    spec.write_text(spec.read_text().replace("explore", "wander").replace("reflect", "recheck") + CUE)
+    assert cli("build", spec, "--out", tmp_path / "out", "-q").rc == 0
+    rows = {r.sample_index: r for r in _rows(tmp_path / "out")}
+    kind_label = {"wander": "explore", "recheck": "reflect", "deep": "deep", "normal": "normal"}
+    path = _sheet(tmp_path / "out", tmp_path)
+    _write(path, _fill(_read(path), rows, lambda r, i: kind_label[r.steps[i].bond]))
+    score = ReviewScore.model_validate_json(cli("review", tmp_path / "out", "--score", path, "--json").out)
+    assert score.fidelity == 1.0 and {b.bond: b.expects for b in score.per_bond}["wander"] == "explore"
+    assert "wander" in score.confusion.asked and score.confusion.labelled == list(BONDS)
+
+
 def test_a_spreadsheet_saved_sheet_scores_the_same(build: Path, tmp_path: Path) -> None:
     rows = {r.sample_index: r for r in _rows(build)}
     path = _sheet(build, tmp_path, "--walks", "4")
