@@ -6,7 +6,8 @@
 The sheet is RFC 4180 CSV, every field quoted, UTF-8 with a byte-order mark so that spreadsheets read it as
 UTF-8. A sheet saved back by a spreadsheet may use `;` or tabs, drop the quotes or the mark: all are read.
 The stdlib csv module parses; it gives no positions, so `_field_spans` finds each field's place in its record
-to point a diagnostic at it. Errors are MOL730 (the file cannot be read as a sheet) and MOL733 (no overwrite).
+to point a diagnostic at it. Errors are MOL730 (the file cannot be read as a sheet) and MOL733 (it cannot be
+written: it exists, or the OS refused).
 """
 
 from __future__ import annotations
@@ -89,14 +90,22 @@ def write_sheet(path: Path, text: str) -> None:
     """Write a new sheet atomically.
 
     Raises:
-        MolspecError: MOL733, `path` exists (it may be a filled sheet: it is never overwritten).
+        MolspecError: MOL733, `path` exists (it may be a filled sheet: it is never overwritten), or the OS
+            refused the write.
     """
     if path.exists() or path.is_symlink():
-        raise MolspecError([Diagnostic(
-            "MOL733", f"{path} already exists; a review sheet never overwrites a file (it may be a filled sheet)",
-            Label(Span(str(path), 0, 0, 1, 1)),
-            help="give another name with `--out FILE`, or score the filled one with `--score FILE`")])
-    write_atomic(path, text)
+        raise _write_error(path, f"{path} already exists; a review sheet never overwrites a file (it may be a "
+                           "filled sheet)", "give another name with `--out FILE`, or score the filled one with "
+                           "`--score FILE`")
+    try:
+        write_atomic(path, text)
+    except OSError as err:
+        raise _write_error(path, f"cannot write {path}: {err.strerror or err}",
+                           "give a path in a folder you can write to with `--out FILE`") from None
+
+
+def _write_error(path: Path, message: str, help_: str) -> MolspecError:
+    return MolspecError([Diagnostic("MOL733", message, Label(Span(str(path), 0, 0, 1, 1)), help=help_)])
 
 
 # ---------------------------------------------------------------- reading

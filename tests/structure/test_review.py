@@ -112,6 +112,8 @@ def test_default_name_and_no_overwrite(build: Path, tmp_path: Path, monkeypatch:
     assert again.rc == 1 and "error[MOL733]" in again.err and "out-review.csv already exists" in again.err
     assert sheet.read_text() == "a filled sheet\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out-review.csv"]  # no temporary file left
+    under_a_file = cli("review", build, "--out", sheet / "x.csv")
+    assert under_a_file.rc == 1 and "error[MOL733]: cannot write" in under_a_file.err
 
 
 def test_a_variant_group_names_its_variants(tmp_path: Path) -> None:
