@@ -26,14 +26,14 @@ from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
 from molspec.structure.features import DENSE, Key, StepInput, strip_opener, trace_inputs
 from molspec.structure.label import BONDS
 
-FORMAT = 2
+FORMAT = 3
 Matrix = npt.NDArray[np.float64]
 
 
-# Stage 2 reads the stage-1 probabilities of the step and its neighbours (three back, three ahead) and
-# their means over the wider windows before and after (steps 4-8 away), and the same again for short
-# steps only: sentence-sized steps inherit more from their neighbours (a verification pass spans many
-# sentences) than paragraphs do.
+# Each later stage reads the previous stage's probabilities of the step and its neighbours (three back,
+# three ahead) and their means over the wider windows before and after (steps 4-8 away), and the same
+# again for short steps only: sentence-sized steps inherit more from their neighbours (a verification
+# pass spans many sentences) than paragraphs do.
 OFFSETS = (0, -3, -2, -1, 1, 2, 3)
 WIDE = (4, 8)  # the window means cover steps WIDE[0]..WIDE[1] away on each side
 SHORT_CHARS = 250
@@ -49,7 +49,7 @@ def softmax(z: Matrix) -> Matrix:
 
 
 def context_features(probs: Matrix, dense: Matrix) -> Matrix:
-    """(steps, len(CONTEXT)): neighbours' stage-1 probabilities (zero past either end), the mean of
+    """(steps, len(CONTEXT)): neighbours' probabilities from the stage before (zero past either end), the mean of
     each wide window (zero where it is empty), then the same masked to short steps."""
     n, k = probs.shape
     pad = WIDE[1]
@@ -70,20 +70,21 @@ def context_features(probs: Matrix, dense: Matrix) -> Matrix:
 
 @dataclass(frozen=True)
 class Model:
-    """Vocabularies and two stages of weights.
+    """Vocabularies and stages of weights.
 
     Attributes:
         keys / words: the vocabularies (key -> sparse row; rows are numbered after `DENSE`).
         weights: stage 1, (len(DENSE) + vocabulary, len(BONDS)): rows `DENSE`, then the sparse rows.
-        stage2: None, or (len(DENSE) + len(CONTEXT) + vocabulary, len(BONDS)): rows `DENSE`,
-            `CONTEXT`, then the sparse rows; it re-scores each step knowing its neighbours' stage-1 labels.
+        stages: the later stages, each (len(DENSE) + len(CONTEXT) + vocabulary, len(BONDS)): rows
+            `DENSE`, `CONTEXT`, then the sparse rows; each re-scores every step knowing its
+            neighbours' labels as the stage before it gave them.
         info: what the model was trained on (label count, label digest, settings), for the record.
     """
 
     keys: dict[Key, int]
     words: dict[str, int]
     weights: Matrix
-    stage2: Matrix | None = None
+    stages: tuple[Matrix, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -96,8 +97,8 @@ class Model:
 
     def scores_many(self, traces: Sequence[Sequence[StepInput]]) -> list[Matrix]:
         """`scores` of many traces in one pass: stage 1 is row-wise, so one product covers every step of every
-        trace; stage 2's context features are made per trace, so no trace sees another's steps. Equal to one
-        call per trace up to BLAS summation order (labels tested equal)."""
+        trace; the later stages' context features are made per trace, so no trace sees another's steps. Equal
+        to one call per trace up to BLAS summation order (labels tested equal)."""
         flat = [s for t in traces for s in t]
         cuts = np.cumsum([0, *(len(t) for t in traces)]).tolist()
         spans = [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
@@ -106,10 +107,10 @@ class Model:
         dense = np.array([s.dense for s in flat], dtype=np.float64)
         rows, vals, owner = self.sparse(flat)
         z = linear(self.weights, dense, rows, vals, owner)
-        if self.stage2 is not None:
+        for stage in self.stages:
             probs = softmax(z)
             ctx = np.vstack([context_features(probs[a:b], dense[a:b]) for a, b in spans if b > a])
-            z = linear(self.stage2, np.hstack([dense, ctx]), rows + len(CONTEXT), vals, owner)
+            z = linear(stage, np.hstack([dense, ctx]), rows + len(CONTEXT), vals, owner)
         return [z[a:b] for a, b in spans]
 
     def sparse(
@@ -141,7 +142,7 @@ class Model:
                 "keys": [list(k) for k in self.keys],
                 "words": list(self.words),
                 "weights": _encode(self.weights),
-                "stage2": None if self.stage2 is None else _encode(self.stage2),
+                "stages": [_encode(w) for w in self.stages],
                 "info": self.info,
             },
             ensure_ascii=False,
@@ -157,13 +158,14 @@ class Model:
             raise ValueError("weights were written for another feature set; retrain with scripts/train_labeler.py")
         keys = {tuple(k): i for i, k in enumerate(data["keys"], len(DENSE))}
         words = {w: i for i, w in enumerate(data["words"], len(DENSE) + len(keys))}
-        model = Model(keys, words, _decode(data["weights"]), None, dict(data.get("info", {})))
-        stage2 = None if data.get("stage2") is None else _decode(data["stage2"])
-        if model.weights.shape[0] != model.n_rows or (
-            stage2 is not None and stage2.shape[0] != model.n_rows + len(CONTEXT)
+        model = Model(
+            keys, words, _decode(data["weights"]), tuple(map(_decode, data["stages"])), dict(data.get("info", {}))
+        )
+        if model.weights.shape[0] != model.n_rows or any(
+            w.shape[0] != model.n_rows + len(CONTEXT) for w in model.stages
         ):
             raise ValueError("weight matrix does not match the vocabularies")
-        return Model(keys, words, model.weights, stage2, model.info)
+        return model
 
 
 def linear(

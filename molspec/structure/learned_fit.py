@@ -34,7 +34,8 @@ class FitSettings:
         dense_l2: the dense signals' penalty, as a multiple of `l2`.
         strip_openers: read every step without its opening discourse markers (the "learned-blind"
             labeler; `LearnedLabeler` strips them at labelling time too).
-        folds: out-of-fold splits (by question) for stage 2's inputs; 1 trains stage 1 only.
+        folds: out-of-fold splits (by question) for the later stages' inputs; 1 trains stage 1 only.
+        stages: stages after stage 1 (each reads the labels the stage before gave the neighbours).
     """
 
     l2: float = 0.03
@@ -44,6 +45,7 @@ class FitSettings:
     folds: int = 3
     dense_l2: float = 0.1
     strip_openers: bool = False
+    stages: int = 2
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,9 @@ def vocabulary(inputs: Sequence[StepInput], min_count: int) -> tuple[dict[Key, i
 
 
 def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
-    """Train both stages on the labelled steps of `runs`. Stage 2 learns from stage-1 probabilities
-    predicted out of fold (runs grouped by question), so it sees them as they are on unseen traces."""
+    """Train every stage on the labelled steps of `runs`. Each later stage learns from the probabilities
+    of the stages before it predicted out of fold (runs grouped by question), so it sees them as they are
+    on unseen traces."""
     cfg = settings or FitSettings()
     if cfg.strip_openers:
         runs = [replace(r, steps=tuple(map(strip_opener, r.steps))) for r in runs]
@@ -93,19 +96,21 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
         raise ValueError("no labelled steps to train on")
     keys, words = vocabulary(labelled, cfg.min_count)
     shell = Model(keys, words, np.zeros((0, len(BONDS))))
-    stage1 = _train(shell, data, [True] * len(runs), None, cfg)
-    stage2 = None
+    everything = [True] * len(runs)
+    stage1 = _train(shell, data, everything, None, cfg)
+    stages: list[Matrix] = []
     if cfg.folds > 1 and len(set(data.folds)) > 1:
-        context = [np.zeros((len(steps), len(CONTEXT))) for steps in data.runs]
-        for f in sorted(set(data.folds)):
-            inside = [fold != f for fold in data.folds]
-            w = _train(shell, data, inside, None, cfg)
-            part = Model(keys, words, w)
-            for i, steps in enumerate(data.runs):
-                if not inside[i] and steps:
-                    dense = np.array([s.dense for s in steps])
-                    context[i] = context_features(softmax(part.scores(steps)), dense)
-        stage2 = _train(shell, data, [True] * len(runs), context, cfg)
+        # per fold: the stages so far, trained without that fold's runs
+        insides = {f: [fold != f for fold in data.folds] for f in sorted(set(data.folds))}
+        parts = {f: Model(keys, words, _train(shell, data, inside, None, cfg)) for f, inside in insides.items()}
+        for n in range(cfg.stages):
+            context = _out_of_fold(data, parts)
+            stages.append(_train(shell, data, everything, context, cfg))
+            if n + 1 < cfg.stages:
+                parts = {
+                    f: replace(m, stages=(*m.stages, _train(shell, data, insides[f], context, cfg)))
+                    for f, m in parts.items()
+                }
     info = {
         "labelled_steps": sum(r.n_labelled for r in runs),
         "runs": len(runs),
@@ -114,13 +119,23 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
         "settings": asdict(cfg),
         "strip_openers": cfg.strip_openers,
     }
-    return Model(keys, words, stage1, stage2, info)
+    return Model(keys, words, stage1, tuple(stages), info)
+
+
+def _out_of_fold(data: Examples, parts: dict[int, Model]) -> list[Matrix]:
+    """Per run: the context features of the probabilities of the model trained without its fold."""
+    context = [np.zeros((len(steps), len(CONTEXT))) for steps in data.runs]
+    for i, (steps, fold) in enumerate(zip(data.runs, data.folds, strict=True)):
+        if steps:
+            dense = np.array([s.dense for s in steps])
+            context[i] = context_features(softmax(parts[fold].scores(steps)), dense)
+    return context
 
 
 def _train(
     shell: Model, data: Examples, use: Sequence[bool], context: Sequence[Matrix] | None, cfg: FitSettings
 ) -> Matrix:
-    """Weights for the labelled steps of the runs marked in `use` (with `context` columns: stage 2)."""
+    """Weights for the labelled steps of the runs marked in `use` (with `context` columns: a later stage)."""
     picked = [i for i, u in enumerate(use) if u]
     inputs = [s for i in picked for s, y in zip(data.runs[i], data.gold[i], strict=True) if y >= 0]
     labels = np.concatenate([data.gold[i][data.gold[i] >= 0] for i in picked])
