@@ -35,7 +35,7 @@ from molspec.structure.features import strip_opener  # noqa: E402
 from molspec.structure.label import BONDS, Labeler, get_labeler  # noqa: E402
 from molspec.structure.labelset import Run, View  # noqa: E402
 from molspec.structure.learned import LearnedLabeler  # noqa: E402
-from molspec.structure.learned_fit import FitSettings, fit  # noqa: E402
+from molspec.structure.learned_fit import fit, settings_for  # noqa: E402
 
 WAIT = "Wait, let me check. "
 WALL = [0.0, 0.0]  # wall seconds and steps of the scoring passes of the labeler being measured
@@ -49,7 +49,7 @@ def learned_for(train: Sequence[Run], cache: dict[tuple[str, ...], Labeler], bli
     key = (str(blind), *(f"{r.file}:{r.trace_id}:{r.unit}" for r in train))
     if key not in cache:
         name = "learned-blind" if blind else "learned"
-        cache[key] = LearnedLabeler(fit(train, FitSettings(strip_openers=blind)), name=name)
+        cache[key] = LearnedLabeler(fit(train, settings_for(blind)), name=name)
     return cache[key]
 
 

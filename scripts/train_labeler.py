@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from molspec.structure import labelset  # noqa: E402
 from molspec.structure.evaluate import report  # noqa: E402
 from molspec.structure.learned import LearnedLabeler, weights_path  # noqa: E402
-from molspec.structure.learned_fit import FitSettings, fit  # noqa: E402
+from molspec.structure.learned_fit import fit, settings_for  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,13 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="weights file (default: the shipped one)")
     ap.add_argument("--labels", type=Path, nargs="*", default=None, help="label files (default: all of them)")
     ap.add_argument("--max-runs", type=int, default=None, help="train on the first N runs only (quick checks)")
-    ap.add_argument("--steps", type=int, default=FitSettings().steps, help="optimiser steps")
+    ap.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the labeler's setting)")
     ap.add_argument("--blind", action="store_true", help="the learned-blind labeler (no opening discourse markers)")
     args = ap.parse_args(argv)
 
     labels = labelset.load(args.labels)
     runs = [r for r in labels.runs if args.split == "all" or r.split == "train"][: args.max_runs]
-    model = fit(runs, FitSettings(steps=args.steps, strip_openers=args.blind))
+    settings = settings_for(args.blind)
+    model = fit(runs, settings if args.steps is None else replace(settings, steps=args.steps))
     model.info["split"] = args.split
     model.info["questions"] = sorted({r.trace_id.split("/", 1)[-1] for r in runs})
     out = args.out or weights_path("learned-blind" if args.blind else "learned")

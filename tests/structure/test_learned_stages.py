@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,8 @@ import pytest
 
 from molspec.structure import labelset
 from molspec.structure.features import DENSE, trace_inputs
-from molspec.structure.learned import CONTEXT, LearnedLabeler, Model
-from molspec.structure.learned_fit import FitSettings, fit
+from molspec.structure.learned import CONTEXT, LearnedLabeler, Model, shipped_model
+from molspec.structure.learned_fit import FitSettings, fit, settings_for
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +54,11 @@ def test_weights_of_another_format_are_refused(runs: list[labelset.Run]) -> None
     data["stages"] = data["stages"] * 2 + [data["weights"]]  # stage 1's shape where a later stage belongs
     with pytest.raises(ValueError, match="does not match"):
         Model.from_json(json.dumps(data))
+
+
+def test_shipped_settings() -> None:
+    """learned reads two later stages; learned-blind one and no openers (the settings the weights were made with)."""
+    assert settings_for(False) == FitSettings() and FitSettings().stages == 2
+    assert settings_for(True) == FitSettings(strip_openers=True, stages=1)
+    assert shipped_model("learned").info["settings"] == asdict(settings_for(False))
+    assert shipped_model("learned-blind").info["settings"] == asdict(settings_for(True))
