@@ -144,7 +144,7 @@ def test_label_many_in_one_pass_equals_one_trace_at_a_time() -> None:
         for line in path.read_text(encoding="utf-8").splitlines()[:6]:
             r = json.loads(line)
             paras = [p for p in r["thinking"].split("\n\n") if p.strip()][:60]
-            traces += [(r["question"], paras[max(0, i - 2):i + 1]) for i in range(len(paras))]
+            traces += [(r["question"], paras[max(0, i - 2) : i + 1]) for i in range(len(paras))]
     traces += [(None, []), (None, TRACE)]
     for model in ("learned", "learned-blind"):
         labeler = LearnedLabeler(name=model)
