@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/train_labeler.py                      # all labels -> the shipped weights
     .venv/bin/python scripts/train_labeler.py --blind              # the same for learned-blind
+    .venv/bin/python scripts/train_labeler.py --causal             # the same for learned-causal (left side only)
     .venv/bin/python scripts/train_labeler.py --split train \\
         --out tests/structure/fixtures/learned_train_split.json    # the held-out model the tests score
 
@@ -34,15 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-runs", type=int, default=None, help="train on the first N runs only (quick checks)")
     ap.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the labeler's setting)")
     ap.add_argument("--blind", action="store_true", help="the learned-blind labeler (no opening discourse markers)")
+    ap.add_argument("--causal", action="store_true", help="the learned-causal labeler (steps before each step only)")
     args = ap.parse_args(argv)
+    if args.blind and args.causal:
+        ap.error("--blind and --causal are separate labelers; pick one")
+    name = "learned-blind" if args.blind else "learned-causal" if args.causal else "learned"
 
     labels = labelset.load(args.labels)
     runs = [r for r in labels.runs if args.split == "all" or r.split == "train"][: args.max_runs]
-    settings = settings_for(args.blind)
+    settings = settings_for(args.blind, args.causal)
     model = fit(runs, settings if args.steps is None else replace(settings, steps=args.steps))
     model.info["split"] = args.split
     model.info["questions"] = sorted({r.trace_id.split("/", 1)[-1] for r in runs})
-    out = args.out or weights_path("learned-blind" if args.blind else "learned")
+    out = args.out or weights_path(name)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(model.to_json() + "\n", encoding="utf-8")
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(labels.skipped.items())) or "none"
@@ -55,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.split == "train":
         held = [r for r in labels.runs if r.split == "heldout"]
-        labeler = LearnedLabeler(model, name="learned-blind" if args.blind else "learned")
+        labeler = LearnedLabeler(model, name=name)
         gold, pred = labelset.gold_and_predicted(held, labelset.predict(labeler, held))
         print(f"\nheld-out traces ({len(gold)} steps)\n{report(gold, pred).table()}")
     return 0

@@ -108,6 +108,29 @@ def trace_inputs(question: str | None, steps: Sequence[str]) -> list[StepInput]:
 
 _NONE = (0.0,) * len(BONDS)
 
+# What a causal model ("learned-causal") may not read: anything of the steps after a step, and where the
+# trace ends. The fidelity gate labels each new step before any later step exists.
+RIGHT_DENSE: frozenset[int] = frozenset(
+    i
+    for i, name in enumerate(DENSE)
+    if name in ("overlap_next", "last", "relative_position") or name.startswith("next_")
+)
+_RIGHT_KEYS = ("n", "n2")
+
+
+def left_only(inputs: Sequence[StepInput]) -> list[StepInput]:
+    """`inputs` with every right-side signal zeroed and the next step's opening keys dropped, so each step's
+    input depends on it and the steps before it only."""
+    return [
+        StepInput(
+            tuple(0.0 if j in RIGHT_DENSE else v for j, v in enumerate(s.dense)),
+            tuple(k for k in s.keys if k[0] not in _RIGHT_KEYS),
+            s.words,
+            s.body_weight,
+        )
+        for s in inputs
+    ]
+
 
 # "The step before" and "earlier" are measured in characters, not steps, so that a sentence-sized step
 # looks back as far as a paragraph-sized one: the steps just before a step, back to RECENT_CHARS

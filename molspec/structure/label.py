@@ -279,16 +279,17 @@ def _argmax(scores: dict[str, float]) -> str:
 
 
 DEFAULT_LABELER = "learned"
-LABELERS: tuple[str, ...] = ("learned", "learned-blind", "cue", "llm")
+LABELERS: tuple[str, ...] = ("learned", "learned-blind", "learned-causal", "cue", "llm")
 
 
 def get_labeler(name: str = DEFAULT_LABELER, **options: object) -> Labeler:
     """A labeler by name: "learned" (the default; shipped weights, or `model=`), "learned-blind" (the
-    same model trained and applied without steps' opening discourse markers), "cue" (no options) or
+    same model trained and applied without steps' opening discourse markers), "learned-causal" (reads only
+    the question and the steps before each step: for labelling a step before the next exists), "cue" (no options) or
     "llm" (needs `engine=`; see `llm_label.LLMLabeler`)."""
     if name == "cue":
         return CueLabeler()
-    if name in ("learned", "learned-blind"):
+    if name in ("learned", "learned-blind", "learned-causal"):
         from molspec.structure.learned import LearnedLabeler
 
         return LearnedLabeler(name=name, **options)  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
-from molspec.structure.features import DENSE, Key, StepInput, strip_opener, trace_inputs
+from molspec.structure.features import DENSE, Key, StepInput, left_only, strip_opener, trace_inputs
 from molspec.structure.label import BONDS
 
 FORMAT = 3
@@ -40,6 +40,8 @@ SHORT_CHARS = 250
 _SLOTS = tuple(f"{off:+d}" for off in OFFSETS) + ("before", "after")
 CONTEXT: tuple[str, ...] = tuple(f"{kind}p{slot}_{b}" for kind in ("", "short_") for slot in _SLOTS for b in BONDS)
 _LOG_CHARS = DENSE.index("log_chars")
+_RIGHT = [i for i, slot in enumerate(_SLOTS) if slot == "after" or (slot.startswith("+") and slot != "+0")]
+_RIGHT_COLUMNS = [i * len(BONDS) + b for i in _RIGHT for b in range(len(BONDS))]
 
 
 def softmax(z: Matrix) -> Matrix:
@@ -48,9 +50,11 @@ def softmax(z: Matrix) -> Matrix:
     return out
 
 
-def context_features(probs: Matrix, dense: Matrix) -> Matrix:
+def context_features(probs: Matrix, dense: Matrix, causal: bool = False) -> Matrix:
     """(steps, len(CONTEXT)): neighbours' probabilities from the stage before (zero past either end), the mean of
-    each wide window (zero where it is empty), then the same masked to short steps."""
+    each wide window (zero where it is empty), then the same masked to short steps. `causal` zeroes every
+    column of the steps after (positive offsets and the "after" window): the columns stay, so the weights
+    file layout is the same."""
     n, k = probs.shape
     pad = WIDE[1]
     padded = np.zeros((n + 2 * pad, k))
@@ -64,6 +68,8 @@ def context_features(probs: Matrix, dense: Matrix) -> Matrix:
         total, m = cum[hi] - cum[lo], (cnt[hi] - cnt[lo])[:, None]
         window.append(np.divide(total, m, out=np.zeros_like(total), where=m > 0))
     wide = np.hstack(window)
+    if causal:
+        wide[:, _RIGHT_COLUMNS] = 0.0
     short = (dense[:, _LOG_CHARS] < np.log1p(SHORT_CHARS) / 8.0).astype(np.float64)[:, None]
     return np.hstack([wide, wide * short])
 
@@ -88,6 +94,11 @@ class Model:
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def causal(self) -> bool:
+        """Trained to read only the question and the steps before each step ("learned-causal")."""
+        return bool(self.info.get("causal"))
+
+    @property
     def n_rows(self) -> int:
         return len(DENSE) + len(self.keys) + len(self.words)
 
@@ -99,7 +110,8 @@ class Model:
         """`scores` of many traces in one pass: stage 1 is row-wise, so one product covers every step of every
         trace; the later stages' context features are made per trace, so no trace sees another's steps. Equal
         to one call per trace up to BLAS summation order (labels tested equal)."""
-        flat = [s for t in traces for s in t]
+        causal = self.causal
+        flat = [s for t in traces for s in (left_only(t) if causal else t)]
         cuts = np.cumsum([0, *(len(t) for t in traces)]).tolist()
         spans = [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
         if not flat:
@@ -109,7 +121,7 @@ class Model:
         z = linear(self.weights, dense, rows, vals, owner)
         for stage in self.stages:
             probs = softmax(z)
-            ctx = np.vstack([context_features(probs[a:b], dense[a:b]) for a, b in spans if b > a])
+            ctx = np.vstack([context_features(probs[a:b], dense[a:b], causal) for a, b in spans if b > a])
             z = linear(stage, np.hstack([dense, ctx]), rows + len(CONTEXT), vals, owner)
         return [z[a:b] for a, b in spans]
 
@@ -196,7 +208,7 @@ def weights_path(name: str = "learned") -> Path:
 
 @cache
 def shipped_model(name: str = "learned") -> Model:
-    """The shipped model of labeler `name` ("learned", "learned-blind"), read once per process.
+    """The shipped model of labeler `name` ("learned", "learned-blind", "learned-causal"), read once per process.
 
     Raises:
         MolspecError (MOL790): the weights file is missing or unreadable.

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from molspec.structure.features import DENSE, Key, StepInput, strip_opener, trace_inputs
+from molspec.structure.features import DENSE, Key, StepInput, left_only, strip_opener, trace_inputs
 from molspec.structure.label import BONDS
 from molspec.structure.labelset import Run
 from molspec.structure.learned import CONTEXT, Matrix, Model, context_features, softmax
@@ -36,6 +36,9 @@ class FitSettings:
             labeler; `LearnedLabeler` strips them at labelling time too).
         folds: out-of-fold splits (by question) for the later stages' inputs; 1 trains stage 1 only.
         stages: stages after stage 1 (each reads the labels the stage before gave the neighbours).
+        causal: read only the question and the steps before each step (`features.left_only`, and no
+            later-stage column of the steps after): the "learned-causal" labeler, for the fidelity gate,
+            which labels each new step before the next exists.
     """
 
     l2: float = 0.015
@@ -46,6 +49,7 @@ class FitSettings:
     dense_l2: float = 0.1
     strip_openers: bool = False
     stages: int = 2
+    causal: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,15 +67,18 @@ class Examples:
         ]
 
 
-def settings_for(blind: bool) -> FitSettings:
+def settings_for(blind: bool, causal: bool = False) -> FitSettings:
     """The settings a shipped labeler is trained with, chosen by 3-fold cross-validation by question on
     the train split: `learned` reads two later stages; `learned-blind`, which cannot read openers, one
     (a second one cost it 0.003-0.007 macro-F1 there while `learned` gained 0.005)."""
-    return FitSettings(strip_openers=True, stages=1) if blind else FitSettings()
+    settings = FitSettings(strip_openers=True, stages=1) if blind else FitSettings()
+    return replace(settings, causal=causal)
 
 
-def examples(runs: Sequence[Run], n_folds: int) -> Examples:
+def examples(runs: Sequence[Run], n_folds: int, causal: bool = False) -> Examples:
     inputs = [trace_inputs(run.question, run.steps) for run in runs]
+    if causal:
+        inputs = [left_only(steps) for steps in inputs]
     gold = [np.array([BONDS.index(g) if g else -1 for g in run.gold], dtype=np.int64) for run in runs]
     folds = [int(hashlib.sha1(run.trace_id.split("/", 1)[-1].encode()).hexdigest()[8:16], 16) % n_folds for run in runs]
     return Examples(inputs, gold, folds)
@@ -97,19 +104,19 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
     cfg = settings or FitSettings()
     if cfg.strip_openers:
         runs = [replace(r, steps=tuple(map(strip_opener, r.steps))) for r in runs]
-    data = examples(runs, cfg.folds)
+    data = examples(runs, cfg.folds, cfg.causal)
     labelled = data.labelled
     if not labelled:
         raise ValueError("no labelled steps to train on")
     keys, words = vocabulary(labelled, cfg.min_count)
-    shell = Model(keys, words, np.zeros((0, len(BONDS))))
+    shell = Model(keys, words, np.zeros((0, len(BONDS))), info={"causal": cfg.causal})
     everything = [True] * len(runs)
     stage1 = _train(shell, data, everything, None, cfg)
     stages: list[Matrix] = []
     if cfg.folds > 1 and len(set(data.folds)) > 1:
         # per fold: the stages so far, trained without that fold's runs
         insides = {f: [fold != f for fold in data.folds] for f in sorted(set(data.folds))}
-        parts = {f: Model(keys, words, _train(shell, data, inside, None, cfg)) for f, inside in insides.items()}
+        parts = {f: replace(shell, weights=_train(shell, data, inside, None, cfg)) for f, inside in insides.items()}
         for n in range(cfg.stages):
             context = _out_of_fold(data, parts)
             stages.append(_train(shell, data, everything, context, cfg))
@@ -125,6 +132,7 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
         "class_counts": {b: int(sum((g == i).sum() for g in data.gold)) for i, b in enumerate(BONDS)},
         "settings": asdict(cfg),
         "strip_openers": cfg.strip_openers,
+        "causal": cfg.causal,
     }
     return Model(keys, words, stage1, tuple(stages), info)
 
@@ -135,7 +143,7 @@ def _out_of_fold(data: Examples, parts: dict[int, Model]) -> list[Matrix]:
     for i, (steps, fold) in enumerate(zip(data.runs, data.folds, strict=True)):
         if steps:
             dense = np.array([s.dense for s in steps])
-            context[i] = context_features(softmax(parts[fold].scores(steps)), dense)
+            context[i] = context_features(softmax(parts[fold].scores(steps)), dense, parts[fold].causal)
     return context
 
 
