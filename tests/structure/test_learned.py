@@ -146,6 +146,6 @@ def test_label_many_in_one_pass_equals_one_trace_at_a_time() -> None:
             paras = [p for p in r["thinking"].split("\n\n") if p.strip()][:60]
             traces += [(r["question"], paras[max(0, i - 2) : i + 1]) for i in range(len(paras))]
     traces += [(None, []), (None, TRACE)]
-    for model in ("learned", "learned-blind"):
+    for model in ("learned", "learned-blind", "learned-causal"):
         labeler = LearnedLabeler(name=model)
         assert labeler.label_many(traces) == [labeler.label(q, s) for q, s in traces]
