@@ -184,6 +184,7 @@ class FidelitySpec(Model):
         retries: extra attempts per step at most.
         retry_temperature: the least temperature a retry samples at. A new seed at a low temperature gives a
             small model the same step again; a hotter retry is a different candidate for the gate to choose from.
+            A greedy step (temperature 0) is retried greedily: its restated prompt makes the retry differ.
     """
 
     gate: bool = Field(default=True, description="re-ask steps that miss their bond (the CLI's --gate/--no-gate wins)")

@@ -276,8 +276,8 @@ def _request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
         # The frame is the prompt as sent: a retry's restated hints are words the step must not echo either.
         s.frame = frame_of(msgs[-1]["content"], s.job.question.question, [t.text for t in s.steps])
         max_tokens, temperature, top_p = cfg.sampling(bond.sampling)
-        if attempt:  # a retry is a new candidate, not the same step again at a new seed
-            temperature = max(temperature, cfg.gate.retry_temperature)
+        if attempt and temperature > 0:  # a retry is a new candidate, not the same step at a new seed; greedy
+            temperature = max(temperature, cfg.gate.retry_temperature)  # stays greedy (the user chose repeatable)
         meta = {"sample": s.job.index, "step": step, "bond": bond.name, "kind": bond.kind, "attempt": attempt}
     else:
         msgs = answer_messages(spec, s.walk, s.steps)

@@ -68,8 +68,10 @@ class Scripted:
         pass
 
 
-def _run(tmp_path: Path, engine: Scripted, retries: int = 2) -> list[Row]:
+def _run(tmp_path: Path, engine: Scripted, retries: int = 2, greedy: bool = False) -> list[Row]:
     spec = write_spec(tmp_path / "spec", samples=6)
+    if greedy:
+        spec.write_text(spec.read_text().replace("temperature = 0.5", "temperature = 0.0"))
     p = prepare(build_plan(molspec.load(spec)), BuildOptions(out=tmp_path / "out"))
     cfg = run_config(p, BuildOptions(out=tmp_path / "out"), engine.describe())
     cfg.labeler, cfg.gate = TagLabeler(), p.spec.fidelity.model_copy(update={"retries": retries})
@@ -100,6 +102,13 @@ def test_gate_asks_again_until_the_step_reads_as_its_bond(tmp_path: Path) -> Non
         assert c.params.temperature == max(twin.params.temperature, 0.8) > twin.params.temperature
         assert c.messages[-1]["content"].startswith(twin.messages[-1]["content"].rstrip())
         assert "This step must be" in c.messages[-1]["content"]
+
+
+def test_a_greedy_step_is_retried_greedily(tmp_path: Path) -> None:
+    engine = Scripted(wrong=1)
+    _run(tmp_path, engine, greedy=True)
+    retried = [c for c in engine.calls if c.meta.get("attempt")]
+    assert retried and all(c.params.temperature == 0.0 for c in retried)  # repeatable: only the prompt differs
 
 
 def test_gate_stops_at_its_bound_and_keeps_the_record(tmp_path: Path) -> None:
