@@ -28,7 +28,7 @@ RESERVED = ("start", "end", "answer")
 # The CPU labelers a spec may pick for the fidelity gate: `molspec.structure.label.LABELERS` without "llm"
 # (which needs an engine). Written out so that checking a spec never imports the labelers; a test keeps
 # the two lists equal.
-FidelityLabeler = Literal["learned", "learned-blind", "cue"]
+FidelityLabeler = Literal["learned-causal", "learned", "learned-blind", "cue"]
 FIDELITY_LABELERS: tuple[str, ...] = get_args(FidelityLabeler)
 # The defaults a spec gets when it leaves a value out live on the fields below (the check schemas, the
 # help texts and docs/language.md read them from there); these two are shared by several models.
@@ -180,7 +180,9 @@ class FidelitySpec(Model):
     Attributes:
         gate: re-ask steps that miss their bond or fail hygiene (cut, echo, duplicate, empty); off keeps the
             first attempt (still trimmed, labelled and flagged).
-        labeler: the CPU labeler that labels each step (see `molspec.structure.label.get_labeler`).
+        labeler: the CPU labeler that labels each step (see `molspec.structure.label.get_labeler`); the default,
+            learned-causal, reads only the question and the steps before a step, as the gate can (the steps after
+            it do not exist yet).
         retries: extra attempts per step at most.
         retry_temperature: the least temperature a retry samples at. A new seed at a low temperature gives a
             small model the same step again; a hotter retry is a different candidate for the gate to choose from.
@@ -188,7 +190,8 @@ class FidelitySpec(Model):
     """
 
     gate: bool = Field(default=True, description="re-ask steps that miss their bond (the CLI's --gate/--no-gate wins)")
-    labeler: FidelityLabeler = Field(default="learned", description="the CPU labeler of each step")
+    labeler: FidelityLabeler = Field(default="learned-causal",
+                                     description="the CPU labeler of each step (learned-causal reads only the steps before it)")
     retries: int = Field(default=2, ge=0, le=5, description="extra attempts per step at most")
     retry_temperature: float = Field(default=0.8, ge=0, le=2,
                                      description="the least temperature a retry samples at (first attempts keep theirs)")

@@ -279,9 +279,9 @@ def _argmax(scores: dict[str, float]) -> str:
 
 
 DEFAULT_LABELER = "learned"
-# "learned-causal" (for the fidelity gate) is made by get_labeler but not listed yet: the CLI's and the spec's
-# copies of this list (structure/cli.py LABELER_CHOICES, spec.FidelityLabeler) must gain it in the same change.
-LABELERS: tuple[str, ...] = ("learned", "learned-blind", "cue", "llm")
+# The CLI's and the spec's copies of this list (structure/cli.py LABELER_CHOICES, spec.FidelityLabeler) change
+# with it (tested).
+LABELERS: tuple[str, ...] = ("learned", "learned-blind", "learned-causal", "cue", "llm")
 
 
 def get_labeler(name: str = DEFAULT_LABELER, **options: object) -> Labeler:

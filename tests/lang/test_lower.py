@@ -53,7 +53,7 @@ def test_fidelity_block_lowers_to_the_spec(tmp_path: Path) -> None:
 def test_fidelity_defaults_come_from_the_model(tmp_path: Path) -> None:
     spec, _ = lowered(tmp_path, 'model m { name = "x" }\ndataset "a/b" { }\nfidelity { retries = 0 }\n')
     assert spec.fidelity.model_dump() == FidelitySpec(retries=0).model_dump()
-    assert (spec.fidelity.gate, spec.fidelity.labeler) == (True, "learned")
+    assert (spec.fidelity.gate, spec.fidelity.labeler) == (True, "learned-causal")
     absent, _ = lowered(tmp_path, 'model m { name = "x" }\ndataset "a/b" { }\n', "absent.mol")
     assert absent.fidelity == FidelitySpec()
 
