@@ -190,11 +190,11 @@ class FidelitySpec(Model):
     """
 
     gate: bool = Field(default=True, description="re-ask steps that miss their bond (the CLI's --gate/--no-gate wins)")
-    labeler: FidelityLabeler = Field(default="learned-causal",
-                                     description="the CPU labeler of each step (learned-causal reads only the steps before it)")
+    labeler: FidelityLabeler = Field(
+        default="learned-causal", description="the CPU labeler of each step (learned-causal: reads what precedes it)")
     retries: int = Field(default=2, ge=0, le=5, description="extra attempts per step at most")
     retry_temperature: float = Field(default=0.8, ge=0, le=2,
-                                     description="the least temperature a retry samples at (first attempts keep theirs)")
+                                     description="the least temperature of a retry (first attempts keep theirs)")
 
 
 class Templates(Model):
