@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from molspec.argtypes import positive_int
 from molspec.atomic import write_atomic
 from molspec.diagnostics import MolspecError, Severity, render_short
 from molspec.engines.registry import ENGINE_NAMES
@@ -246,7 +247,7 @@ def _command_line() -> str:
 def _build_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("spec", metavar="SPEC")
     sp.add_argument("--out", metavar="DIR", help="dataset directory (default: out/<spec name>)")
-    sp.add_argument("--limit", type=_positive, metavar="N", help="build only the first N samples of the plan")
+    sp.add_argument("--limit", type=positive_int, metavar="N", help="build only the first N samples of the plan")
     sp.add_argument("--engine", choices=ENGINE_NAMES, help="override the engine")
     sp.add_argument("--model", metavar="M", help="override the model (hub id, local path, builtin:...)")
     sp.add_argument("--fresh", action="store_true",
@@ -255,7 +256,7 @@ def _build_args(sp: argparse.ArgumentParser) -> None:
                     help="build only this variant of the spec (repeatable; default: every variant)")
     sp.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
                     help="answer steps already generated from the step cache in DIR/.molspec (default: on)")
-    sp.add_argument("--batch", type=_positive, metavar="N", help="samples in flight (engine batch size)")
+    sp.add_argument("--batch", type=positive_int, metavar="N", help="samples in flight (engine batch size)")
     sp.add_argument("--gate", action=argparse.BooleanOptionalAction, default=None,
                     help="the fidelity gate: re-ask steps that miss their bond (default: the spec's fidelity.gate, on)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress display")
@@ -266,10 +267,10 @@ def _build_args(sp: argparse.ArgumentParser) -> None:
     ray = sp.add_argument_group("scale-out on Ray (pip install 'molspec[ray]'; see docs/ray.md)")
     ray.add_argument("--executor", choices=("local", "ray"), default="local", help="where the engine runs")
     ray.add_argument("--ray-address", metavar="ADDR", help="Ray cluster (auto, HOST:PORT, ray://HOST:10001)")
-    ray.add_argument("--replicas", type=_positive, metavar="N", help="engine replicas (default: GPUs / G, else 1)")
+    ray.add_argument("--replicas", type=positive_int, metavar="N", help="engine replicas (default: GPUs / G, else 1)")
     ray.add_argument("--gpus-per-replica", type=float, metavar="G",
                      help="GPUs per replica (default for vllm: tensor_parallel_size x pipeline_parallel_size)")
-    ray.add_argument("--shard-size", type=_positive, metavar="N", help="samples handed to a replica at a time")
+    ray.add_argument("--shard-size", type=positive_int, metavar="N", help="samples handed to a replica at a time")
 
 
 # ---------------------------------------------------------------- the parser
@@ -339,20 +340,10 @@ def _fmt_args(sp: argparse.ArgumentParser) -> None:
 
 def _plan_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("spec", metavar="SPEC")
-    sp.add_argument("--samples", type=_positive, metavar="N", help="override the number of samples")
+    sp.add_argument("--samples", type=positive_int, metavar="N", help="override the number of samples")
     sp.add_argument("--seed", type=int, metavar="S", help="override the dataset seed")
     sp.add_argument("--json", action="store_true", help="print the statistics as one JSON object")
     sp.add_argument("--out", metavar="FILE", help="write the walks to FILE (.parquet or .jsonl)")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 if __name__ == "__main__":  # pragma: no cover

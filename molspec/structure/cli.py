@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from molspec.argtypes import positive_int
 from molspec.engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 
 EXIT_OK, EXIT_BAD, EXIT_USAGE = 0, 1, 2
@@ -196,23 +197,13 @@ REVIEW_HOWTO = (
 
 def review_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("dir", metavar="DIR", help="a build directory (of a variant build: one variant's folder)")
-    sp.add_argument("--walks", type=_positive, metavar="N",
+    sp.add_argument("--walks", type=positive_int, metavar="N",
                     help=f"whole walks on the sheet, sampled and shuffled (default {REVIEW_WALKS})")
     sp.add_argument("--seed", type=int, metavar="S", help="seed of the sample (default 0)")
     sp.add_argument("--out", metavar="FILE", help="where to write the sheet (default ./<DIR name>-review.csv); "
                                                   "an existing file is never overwritten")
     sp.add_argument("--score", metavar="FILE", help="score a filled sheet against DIR instead of writing one")
     sp.add_argument("--json", action="store_true", help="with --score: print the score as one JSON object")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def review_run(args: argparse.Namespace) -> int:
