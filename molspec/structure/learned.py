@@ -242,11 +242,7 @@ class LearnedLabeler:
     name: str = "learned"
 
     def label(self, question: str | None, steps: Sequence[str]) -> list[str]:
-        model = self.model or shipped_model(self.name)
-        if model.info.get("strip_openers"):
-            steps = [strip_opener(s) for s in steps]
-        scores = model.scores(trace_inputs(question, steps))
-        return [BONDS[i] for i in scores.argmax(axis=1).tolist()]
+        return self.label_many([(question, steps)])[0]
 
     def label_many(self, traces: Sequence[tuple[str | None, Sequence[str]]]) -> list[list[str]]:
         """`label` of many traces at once (a build round's attempts): one matrix product per stage."""
