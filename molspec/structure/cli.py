@@ -222,8 +222,9 @@ def _review_write(args: argparse.Namespace) -> int:
     build_dir = Path(args.dir)
     out = Path(args.out) if args.out else Path(f"{build_dir.resolve().name}-review.csv")
     seed = 0 if args.seed is None else args.seed
-    info = write_review(build_dir, REVIEW_WALKS if args.walks is None else args.walks, seed, out)
-    more = f" (the build has only {info.available})" if info.walks < (args.walks or REVIEW_WALKS) else ""
+    walks = REVIEW_WALKS if args.walks is None else args.walks
+    info = write_review(build_dir, walks, seed, out)
+    more = f" (the build has only {info.available})" if info.walks < walks else ""
     print(f"wrote {out}: {info.walks} walks{more}, {info.steps} steps of {args.dir}, sampled with seed {seed}, "
           "shuffled, their bonds hidden")
     print()

@@ -136,13 +136,13 @@ def write_review(build_dir: Path, walks: int, seed: int, out: Path) -> SheetInfo
     """
     from molspec.structure.review_sheet import sheet_csv
 
-    build = open_review_build(build_dir)
-    if not any(r.steps for r in build.rows):
+    finished = [r for r in open_review_build(build_dir).rows if r.steps]
+    if not finished:
         raise build_error(str(build_dir), "the build has no finished walk to review",
                           "build (or resume) it first: `molspec build SPEC --out DIR`")
-    lines = sample_sheet([r for r in build.rows if r.steps], walks, seed)
+    lines = sample_sheet(finished, walks, seed)
     write_sheet(out, sheet_csv(lines))
-    return SheetInfo(out, len({s.walk for s in lines}), len(lines), sum(1 for r in build.rows if r.steps))
+    return SheetInfo(out, len({s.walk for s in lines}), len(lines), len(finished))
 
 
 # ---------------------------------------------------------------- scoring
