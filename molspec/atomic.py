@@ -8,6 +8,7 @@ whole file and the last one wins; temporary files of writers that were killed ar
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -39,6 +40,28 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     """Write a file atomically (text is UTF-8)."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def create_atomic(path: Path, data: bytes | str) -> None:
+    """Write a new file atomically, never replacing one: the whole file appears under `path` or nothing does.
+
+    Raises:
+        FileExistsError: `path` exists (also when another process created it first).
+        NotADirectoryError: a folder above `path` is a file.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir's word for "a file is in the way": not the FileExistsError callers catch
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent)) from None
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        fsync_file(tmp)
+        os.link(tmp, path)  # unlike a rename, a hard link refuses to replace an existing name
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    fsync_dir(path.parent)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

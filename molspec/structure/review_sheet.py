@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from molspec.atomic import write_atomic
+from molspec.atomic import create_atomic
 from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
 
 COLUMNS: tuple[str, ...] = ("walk", "step", "key", "question", "text", "sha1", "label")
@@ -93,12 +93,12 @@ def write_sheet(path: Path, text: str) -> None:
         MolspecError: MOL733, `path` exists (it may be a filled sheet: it is never overwritten), or the OS
             refused the write.
     """
-    if path.exists() or path.is_symlink():
+    try:
+        create_atomic(path, text)
+    except FileExistsError:
         raise _write_error(path, f"{path} already exists; a review sheet never overwrites a file (it may be a "
                            "filled sheet)", "give another name with `--out FILE`, or score the filled one with "
-                           "`--score FILE`")
-    try:
-        write_atomic(path, text)
+                           "`--score FILE`") from None
     except OSError as err:
         raise _write_error(path, f"cannot write {path}: {err.strerror or err}",
                            "give a path in a folder you can write to with `--out FILE`") from None

@@ -433,6 +433,28 @@ def test_writers_of_one_file_at_once_do_not_trip_each_other(tmp_path: Path) -> N
     assert os.listdir(tmp_path) == ["README.md"]
 
 
+def test_creating_writers_of_one_new_file_at_once_leave_exactly_one_whole_file(tmp_path: Path) -> None:
+    """`create_atomic` (review sheets) never replaces a file, even when another writer creates it first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from molspec.atomic import create_atomic
+
+    target = tmp_path / "sheet.csv"
+
+    def create(n: int) -> bool:
+        try:
+            create_atomic(target, f"sheet {n}\n" * 1000)
+        except FileExistsError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(create, range(8)))
+    assert won.count(True) == 1
+    assert target.read_text() == f"sheet {won.index(True)}\n" * 1000
+    assert os.listdir(tmp_path) == ["sheet.csv"]  # the losers' temporary files are gone
+
+
 def test_a_killed_writers_temporary_file_is_swept(tmp_path: Path) -> None:
     from molspec.runtime.store import write_atomic
 
