@@ -14,10 +14,14 @@ held-out traces are scored and printed; with `--split all` nothing is held out, 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+# Before numpy loads: BLAS threads oversubscribe a small machine on these small products (2 cores: 6-10 min
+# to train one labeler with the default threads, 2-4 min with one).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 

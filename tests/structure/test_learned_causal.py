@@ -15,13 +15,15 @@ from molspec.structure.labelset import FIXTURES
 from molspec.structure.learned import LearnedLabeler, Model, shipped_model
 from molspec.structure.learned_fit import FitSettings, fit, settings_for
 from tests.structure.test_label import TRACE
+from tests.structure.test_learned_stages import few_runs
 
 SPLIT_MODEL = FIXTURES / "learned_causal_train_split.json"
 CONTEXT_STEPS = 16  # the gate's reach: each step is labelled from the question and at most 16 steps before it
 # Held-out macro-F1 of the train-split causal model, each labelled step seen as the last of (question, its 16
 # earlier steps, itself), measured when it was trained (scripts/train_labeler.py --causal --split train;
-# 11,408 labels, 2,608 held-out steps; /work/notes/bench_causal.md). The guard allows a small margin.
-MEASURED = 0.680
+# 29,450 labels, 6,650 held-out steps, 4,002 of them in sentence runs, where 16 sentences often do not reach
+# back to the start of a check; paragraphs alone 0.672). The guard allows a small margin.
+MEASURED = 0.627
 MARGIN = 0.03
 CLASS_FLOOR = 0.55
 
@@ -59,13 +61,12 @@ def test_left_only_inputs_drop_the_right_side() -> None:
 
 
 def test_a_trained_causal_model_never_reads_the_right_side(labels: labelset.LabelSet) -> None:
-    train = [r for r in labels.runs if r.split == "train"]
-    runs = [r for t in ("r1", "qwq") for r in [x for x in train if x.teacher == t][:3]]
-    model = fit(runs, FitSettings(steps=30, causal=True))
+    runs = few_runs(labels.runs)
+    model = fit(runs, FitSettings(steps=60, causal=True))
     assert model.causal and model.info["causal"] is True and len(model.stages) == 2
     assert Model.from_json(model.to_json()).causal
     _assert_left_only(LearnedLabeler(model), "Find the sum.", TRACE)
-    bidirectional = LearnedLabeler(fit(runs, FitSettings(steps=30)))
+    bidirectional = LearnedLabeler(fit(runs, FitSettings(steps=60)))
     assert any(  # the ordinary model does read what follows (so the check above can fail)
         bidirectional.label(None, v)[: i + 1] != bidirectional.label(None, TRACE)[: i + 1]
         for i, v in ((i, TRACE[: i + 1]) for i in range(len(TRACE)))

@@ -18,8 +18,21 @@ from molspec.structure.learned_fit import FitSettings, fit, settings_for
 @pytest.fixture(scope="module")
 def runs(shared_traces: dict[str, Path]) -> list[labelset.Run]:
     """A few labelled train-split runs of each teacher (small: the fits below run in seconds)."""
-    train = [r for r in labelset.load().runs if r.split == "train"]
-    return [r for t in ("r1", "qwq") for r in [x for x in train if x.teacher == t][:3]]
+    return few_runs(labelset.load().runs)
+
+
+def few_runs(runs: list[labelset.Run], per_teacher: int = 3) -> list[labelset.Run]:
+    """The first train-split run of each of the first `per_teacher` questions per teacher: distinct questions,
+    so the out-of-fold split (by question) has more than one fold and the later stages are trained."""
+    out: list[labelset.Run] = []
+    for teacher in ("r1", "qwq"):
+        seen: set[str] = set()
+        for r in runs:
+            question = r.trace_id.split("/", 1)[-1]
+            if r.split == "train" and r.teacher == teacher and question not in seen and len(seen) < per_teacher:
+                seen.add(question)
+                out.append(r)
+    return out
 
 
 @pytest.mark.parametrize("stages", [0, 1, 2])
