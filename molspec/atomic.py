@@ -19,16 +19,22 @@ from typing import Any
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path, replace: bool = True) -> Iterator[Path]:
     """A temporary path to write `path`'s new content to; fsynced and renamed over `path` when the block
-    succeeds, removed when it fails (a disk-full write leaves no stray file)."""
+    succeeds, removed when it fails (a disk-full write leaves no stray file). With `replace` off it is
+    hard-linked to `path` instead, which (unlike a rename) refuses to replace an existing name:
+    FileExistsError, also when another writer created `path` first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         yield tmp
         fsync_file(tmp)
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            tmp.unlink()
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -53,15 +59,8 @@ def create_atomic(path: Path, data: bytes | str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # mkdir's word for "a file is in the way": not the FileExistsError callers catch
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent)) from None
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
+    with atomic_path(path, replace=False) as tmp:
         tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-        fsync_file(tmp)
-        os.link(tmp, path)  # unlike a rename, a hard link refuses to replace an existing name
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-    fsync_dir(path.parent)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

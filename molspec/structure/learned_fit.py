@@ -132,7 +132,8 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
                     f: replace(m, stages=(*m.stages, _train(shell, data, insides[f], context, cfg)))
                     for f, m in parts.items()
                 }
-    counts = np.array([sum(int((g == i).sum()) for g in data.gold) for i in range(len(BONDS))], dtype=np.float64)
+    gold = np.concatenate(data.gold)
+    counts = np.bincount(gold[gold >= 0], minlength=len(BONDS)).astype(np.float64)
     if cfg.prior:
         last = stages[-1] if stages else stage1
         last[0] += cfg.prior * np.log((counts + 1.0) / (counts + 1.0).sum())  # row 0: the `bias` signal (1)

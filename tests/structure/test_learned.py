@@ -19,6 +19,7 @@ from molspec.structure.learned import LearnedLabeler, Model, shipped_model
 from molspec.structure.learned_fit import FitSettings
 from molspec.structure.traces import read_traces
 from tests.structure.test_label import TRACE  # the same six-step trace the cue labeler's tests read
+from tests.structure.test_learned_stages import few_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 SPLIT_MODEL = FIXTURES / "learned_train_split.json"
@@ -158,7 +159,7 @@ def test_the_last_stage_decides_by_the_training_label_shares(labels: labelset.La
 
     from molspec.structure.learned_fit import fit
 
-    runs = [r for r in labels.runs if r.split == "train"][:6]
+    runs = few_runs(labels.runs)  # distinct questions: more than one fold, so the later stages are trained
     balanced = fit(runs, FitSettings(steps=25, prior=0.0))
     decided = fit(runs, FitSettings(steps=25))
     counts = np.array([decided.info["class_counts"][b] for b in BONDS], dtype=np.float64)
