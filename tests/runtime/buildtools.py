@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -38,6 +39,12 @@ class Ran:
         assert "Traceback" not in self.err, self.err
         assert "internal error" not in self.err, self.err
         return self
+
+
+def copy_build(src: Path, dst: Path) -> Path:
+    """A copy of a finished build to damage (symlinks kept as links)."""
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
 
 
 def cli(*args: str | Path) -> Ran:
