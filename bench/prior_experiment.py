@@ -108,29 +108,71 @@ class Em:
     tau: float
     iters: int
     inner: bool
+    calibrated: bool = False
 
     def __str__(self) -> str:
-        return f"alpha {self.alpha:g}, tau {self.tau:g}, {self.iters} it{', inner' if self.inner else ''}"
+        flags = (", inner" if self.inner else "") + (", calibrated" if self.calibrated else "")
+        return f"alpha {self.alpha:g}, tau {self.tau:g}, {self.iters} it{flags}"
+
+
+@dataclass(frozen=True)
+class Calib:
+    """Bias-corrected temperature scaling (Alexandari et al. 2020): p(y|x) = softmax(a * z + b + log s), s the
+    training shares, fitted on out-of-fold scores of the train split; b is what is left after the shares, so
+    one fit serves models trained on other sets (their own s)."""
+
+    a: float
+    b: np.ndarray
+
+
+def fit_calib(zs: Sequence[Matrix], golds: Sequence[np.ndarray], train_shares: Sequence[np.ndarray]) -> Calib:
+    """Minimise the mean negative log-likelihood of the labelled steps (convex in a and b): Adam, full batch."""
+    z = np.vstack(zs)
+    y = np.concatenate(golds)
+    log_s = np.vstack([np.tile(np.log(s), (len(g), 1)) for s, g in zip(train_shares, golds, strict=True)])
+    onehot = np.eye(K)[y]
+    theta = np.concatenate([[1.0], np.zeros(K)])
+    m, v = np.zeros_like(theta), np.zeros_like(theta)
+    for t in range(1, 2001):
+        g_out = (softmax(theta[0] * z + theta[1:] + log_s) - onehot) / len(y)
+        grad = np.concatenate([[float((g_out * z).sum())], g_out.sum(axis=0)])
+        m, v = 0.9 * m + 0.1 * grad, 0.999 * v + 0.001 * grad * grad
+        theta -= 0.01 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    return Calib(float(theta[0]), theta[1:] - theta[1:].mean())
 
 
 EM_GRID = [
-    Em(a, t, i, inner)
-    for a, t, i, inner in product(
-        (0.25, 0.5, 0.75, 1.0), (0.0, 10.0, 30.0, 100.0, 300.0, 1000.0), (1, 3, 100), (False, True)
+    Em(a, t, i, inner, cal)
+    for a, t, i, inner, cal in product(
+        (0.25, 0.5, 0.75, 1.0), (0.0, 10.0, 30.0, 100.0, 300.0, 1000.0), (1, 3, 100), (False, True), (False, True)
     )
     if not (inner and a == 1.0)
 ]
 PLAIN = Em(1.0, 0.0, 100, False)  # the paper's EM: undamped, no pull, to convergence
+PLAIN_CAL = Em(1.0, 0.0, 100, False, True)  # the same on calibrated scores (Alexandari et al.'s recipe)
+NO_EM_CAL = Em(1.0, 0.0, 0, False, True)  # calibrated scores, decided by the training shares: no EM
 PRIORS = (0.0, 0.25, 0.5, 0.75, 1.0)
 GROUPINGS = ("set", "writer", "32", "run")  # what one EM call sees
 
 
-def em_shares(z: Matrix, train_shares: np.ndarray, cfg: Em) -> np.ndarray:
-    """Saerens-Latinne-Decaestecker EM on a set's raw scores: pi <- mean of p(y|x) * pi(y) / (1/K)."""
-    p = softmax(z)
-    pi = np.full(K, 1.0 / K)
+def logits_of(z: Matrix, train_shares: np.ndarray, calib: Calib | None) -> tuple[Matrix, np.ndarray]:
+    """The scores EM reads and the log prior they carry: raw class-balanced scores (uniform prior), or
+    calibrated ones (the training shares)."""
+    if calib is None:
+        return z, np.full(K, np.log(1.0 / K))
+    log_s = np.log(train_shares)
+    out: Matrix = calib.a * z + calib.b + log_s
+    return out, log_s
+
+
+def em_shares(z: Matrix, train_shares: np.ndarray, cfg: Em, calib: Calib | None = None) -> np.ndarray:
+    """Saerens-Latinne-Decaestecker EM on a set's scores: pi <- mean of p(y|x) * pi(y) / prior(y), from the
+    prior the scores carry (uniform for raw class-balanced scores, the training shares for calibrated ones)."""
+    logits, log_base = logits_of(z, train_shares, calib if cfg.calibrated else None)
+    p = softmax(logits)
+    pi = np.exp(log_base)
     for _ in range(cfg.iters):
-        q = p * (pi ** (cfg.alpha if cfg.inner else 1.0))
+        q = p * np.exp((cfg.alpha if cfg.inner else 1.0) * (np.log(pi) - log_base))
         q /= q.sum(axis=1, keepdims=True)
         new = (q.sum(axis=0) + cfg.tau * train_shares) / (len(z) + cfg.tau)
         if np.abs(new - pi).max() < 1e-6:
@@ -168,13 +210,16 @@ def fixed(prior: float, train_shares: np.ndarray) -> Decide:
     return lambda zs: [(z + prior * np.log(train_shares)).argmax(axis=1) for z in zs]
 
 
-def by_em(cfg: Em, train_shares: np.ndarray, grouping: str, runs: Sequence[Run]) -> Decide:
+def by_em(cfg: Em, train_shares: np.ndarray, grouping: str, runs: Sequence[Run], calib: Calib | None) -> Decide:
+    use = calib if cfg.calibrated else None
+
     def decide(zs: Sequence[Matrix]) -> list[np.ndarray]:
         out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(zs)
         for idx in groups(runs, grouping):
-            pi = em_shares(np.vstack([zs[i] for i in idx]), train_shares, cfg)
+            pi = em_shares(np.vstack([zs[i] for i in idx]), train_shares, cfg, calib)
             for i in idx:
-                out[i] = (zs[i] + cfg.alpha * np.log(pi)).argmax(axis=1)
+                logits, log_base = logits_of(zs[i], train_shares, use)
+                out[i] = (logits + cfg.alpha * (np.log(pi) - log_base)).argmax(axis=1)
         return out
 
     return decide
@@ -187,6 +232,7 @@ class Part:
     runs: list[Run]
     z: list[Matrix]
     train_shares: np.ndarray
+    calib: Calib | None = None
 
 
 def golds_preds(parts: Sequence[Part], decide: Callable[[Part], list[np.ndarray]]) -> Report:
@@ -201,12 +247,24 @@ def golds_preds(parts: Sequence[Part], decide: Callable[[Part], list[np.ndarray]
     return report(gold, pred)
 
 
+def calibrate(parts: Sequence[Part]) -> Calib:
+    """`fit_calib` on the labelled steps of some parts."""
+    zs, golds, shares_ = [], [], []
+    for pt in parts:
+        for run, z in zip(pt.runs, pt.z, strict=True):
+            mask = np.array([g is not None for g in run.gold])
+            zs.append(z[mask])
+            golds.append(np.array([BONDS.index(g) for g in run.gold if g is not None], dtype=np.int64))
+            shares_.append(pt.train_shares)
+    return fit_calib(zs, golds, shares_)
+
+
 def fixed_f1(parts: Sequence[Part], prior: float) -> float:
     return golds_preds(parts, lambda pt: fixed(prior, pt.train_shares)(pt.z)).macro_f1
 
 
 def em_f1(parts: Sequence[Part], cfg: Em, grouping: str) -> float:
-    return golds_preds(parts, lambda pt: by_em(cfg, pt.train_shares, grouping, pt.runs)(pt.z)).macro_f1
+    return golds_preds(parts, lambda pt: by_em(cfg, pt.train_shares, grouping, pt.runs, pt.calib)(pt.z)).macro_f1
 
 
 def cv_choose(parts: Sequence[Part]) -> tuple[float, dict[str, Em], list[str]]:
@@ -215,12 +273,15 @@ def cv_choose(parts: Sequence[Part]) -> tuple[float, dict[str, Em], list[str]]:
     lines = [f"| fixed prior {p:g} | {f1:.3f} |" for p, f1 in fixed_scores.items()]
     best_p = max(PRIORS, key=lambda p: fixed_scores[p])
     chosen: dict[str, Em] = {}
+    lines.append(f"| calibrated, training shares (no EM) | {em_f1(parts, NO_EM_CAL, 'set'):.3f} |")
     for grouping in GROUPINGS:
         scored = sorted(((em_f1(parts, cfg, grouping), cfg) for cfg in EM_GRID), key=lambda x: -x[0])
         chosen[grouping] = scored[0][1]
-        undamped = next(f for f, c in scored if c == PLAIN)
         lines.append(f"| EM per {grouping}, best ({scored[0][1]}) | {scored[0][0]:.3f} |")
-        lines.append(f"| EM per {grouping}, plain (alpha 1, tau 0, to convergence) | {undamped:.3f} |")
+        for name, cfg in (("plain", PLAIN), ("plain, calibrated", PLAIN_CAL)):
+            lines.append(
+                f"| EM per {grouping}, {name} (alpha 1, tau 0, to convergence) | {em_f1(parts, cfg, grouping):.3f} |"
+            )
         top = ", ".join(f"{c}: {f:.3f}" for f, c in scored[1:4])
         lines.append(f"| EM per {grouping}, next best: {top} | |")
     return best_p, chosen, lines
@@ -257,13 +318,19 @@ def _fixed_on(prior: float, pt: Part) -> list[np.ndarray]:
 
 
 def _em_on(cfg: Em, grouping: str, pt: Part) -> list[np.ndarray]:
-    return by_em(cfg, pt.train_shares, grouping, pt.runs)(pt.z)
+    return by_em(cfg, pt.train_shares, grouping, pt.runs, pt.calib)(pt.z)
 
 
-def _oracle_on(alpha: float, pt: Part) -> list[np.ndarray]:
-    """Decide by the test set's true label shares (an upper bound for any share estimate)."""
-    log_true = np.log(np.maximum(true_shares(pt.runs), 1e-6))
-    return [(z + alpha * log_true).argmax(axis=1) for z in pt.z]
+def _oracle_on(alpha: float, calibrated: bool, grouping: str, pt: Part) -> list[np.ndarray]:
+    """Decide by each group's true label shares (add-one smoothed): the most any share estimate could give."""
+    out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(pt.z)
+    for idx in groups(pt.runs, grouping):
+        gold = [BONDS.index(g) for i in idx for g in pt.runs[i].gold if g is not None]
+        log_true = np.log((np.bincount(gold, minlength=K) + 1.0) / (len(gold) + K))
+        for i in idx:
+            logits, log_base = logits_of(pt.z[i], pt.train_shares, pt.calib if calibrated else None)
+            out[i] = (logits + alpha * (log_true - log_base)).argmax(axis=1)
+    return out
 
 
 def methods(best_p: float, chosen: dict[str, Em]) -> list[tuple[str, Callable[[Part], list[np.ndarray]]]]:
@@ -271,11 +338,16 @@ def methods(best_p: float, chosen: dict[str, Em]) -> list[tuple[str, Callable[[P
     for p in sorted({0.0, 0.5, 1.0, best_p}):
         note = " (CV best)" if p == best_p else ""
         rows.append((f"fixed prior {p:g}{note}", partial(_fixed_on, p)))
+    rows.append(("calibrated, training shares (no EM)", partial(_em_on, NO_EM_CAL, "set")))
     for grouping in GROUPINGS:
         rows.append((f"EM per {grouping}, plain", partial(_em_on, PLAIN, grouping)))
+        rows.append((f"EM per {grouping}, plain, calibrated", partial(_em_on, PLAIN_CAL, grouping)))
         rows.append((f"EM per {grouping}, CV ({chosen[grouping]})", partial(_em_on, chosen[grouping], grouping)))
     for a in (0.5, 1.0):
-        rows.append((f"oracle: test set's true shares, alpha {a:g}", partial(_oracle_on, a)))
+        rows.append((f"oracle: test set's true shares, alpha {a:g}", partial(_oracle_on, a, False, "set")))
+    rows.append(("oracle: true shares, calibrated", partial(_oracle_on, 1.0, True, "set")))
+    for grouping in ("writer", "32"):
+        rows.append((f"oracle: true shares per {grouping}, calibrated", partial(_oracle_on, 1.0, True, grouping)))
     return rows
 
 
@@ -285,13 +357,17 @@ def section(kind: str, runs: Sequence[Run]) -> str | None:
     if cached["train"] is None or cached["r1"] is None or cached["qwq"] is None:
         return None
     out = [f"## {kind}", ""]
-    best_p, chosen = 0.5, {g: PLAIN for g in GROUPINGS}
+    best_p, chosen, calib = 0.5, {g: PLAIN for g in GROUPINGS}, None
     if all(cached[f"cv{f}"] is not None for f in range(CV_FOLDS)):
         parts = []
         for f in range(CV_FOLDS):
             z, sh = cached[f"cv{f}"]  # type: ignore[misc]
             idx = [i for i, r in enumerate(runs) if r.split == "train" and cv_fold(r) == f]
             parts.append(Part([runs[i] for i in idx], [z[i] for i in idx], sh))
+        calib = calibrate(parts)
+        parts = [replace(pt, calib=calibrate([q for q in parts if q is not pt])) for pt in parts]  # nested
+        out += [f"Calibration on the train split's out-of-fold scores: a {calib.a:.3f}, b "
+                + " / ".join(f"{x:+.2f}" for x in calib.b), ""]  # fmt: skip
         best_p, chosen, lines = cv_choose(parts)
         out += ["Cross-validation on the train split (3 folds by question, pooled out-of-fold macro-F1):", ""]
         out += ["| decision | CV macro-F1 |", "| --- | --- |", *lines, ""]
@@ -302,7 +378,7 @@ def section(kind: str, runs: Sequence[Run]) -> str | None:
     parts_of: dict[str, Part] = {}
     for view in VIEWS:
         z, sh = cached[MODEL_OF.get(view, "train")]  # type: ignore[misc]
-        parts_of[view] = Part([runs[i] for i in tests[view]], [z[i] for i in tests[view]], sh)
+        parts_of[view] = Part([runs[i] for i in tests[view]], [z[i] for i in tests[view]], sh, calib)
     reps = {(name, view): golds_preds([parts_of[view]], decide) for name, decide in rows for view in VIEWS}
     head = ["decision", *VIEWS, "across (mean)"]
     out += ["Macro-F1 per view:", "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -318,15 +394,34 @@ def section(kind: str, runs: Sequence[Run]) -> str | None:
             out.append(f"| {name} | " + " | ".join(
                 f"{pc[b].precision:.2f} / {pc[b].recall:.2f} / {pc[b].f1:.2f}" for b in BONDS) + " |")  # fmt: skip
     out += ["", "Label shares (" + " / ".join(BONDS) + "): training, true on the test set's labelled steps, EM on the "
-            "whole test set (all steps):", "", "| view | training | true | EM plain | EM CV-chosen (set) |",
-            "| --- | --- | --- | --- | --- |"]  # fmt: skip
+            "whole test set (all steps):", "",
+            "| view | training | true | EM plain | EM plain, calibrated | EM CV-chosen (set) |",
+            "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for view in VIEWS:
         pt = parts_of[view]
         allz = np.vstack(pt.z)
-        est = [em_shares(allz, pt.train_shares, c) for c in (PLAIN, chosen["set"])]
+        est = [em_shares(allz, pt.train_shares, c, pt.calib) for c in (PLAIN, PLAIN_CAL, chosen["set"])]
         vecs = [pt.train_shares, true_shares(pt.runs), *est]
         out.append(f"| {view} | " + " | ".join(" / ".join(f"{x:.2f}" for x in v) for v in vecs) + " |")
+    out += writer_shares(parts_of)
     return "\n".join(out)
+
+
+def writer_shares(parts_of: dict[str, Part]) -> list[str]:
+    """Per writer (teacher and unit) of the held-out and cross views: true shares of the labelled steps and
+    EM's estimates over all steps: where the label-shift assumption holds, the estimates land on the truth."""
+    out = ["", "Per writer: labelled / all steps, true shares, EM plain (raw), EM plain (calibrated):", "",
+           "| view | writer | labelled / steps | true | EM raw | EM calibrated |", "|" + " --- |" * 6]  # fmt: skip
+    for view in ("heldout", "r1->qwq", "qwq->r1"):
+        pt = parts_of[view]
+        for idx in groups(pt.runs, "writer"):
+            sub = [pt.runs[i] for i in idx]
+            z = np.vstack([pt.z[i] for i in idx])
+            vecs = [true_shares(sub), *(em_shares(z, pt.train_shares, c, pt.calib) for c in (PLAIN, PLAIN_CAL))]
+            cells = " | ".join(" / ".join(f"{x:.2f}" for x in v) for v in vecs)
+            who = f"{sub[0].teacher} {sub[0].unit}"
+            out.append(f"| {view} | {who} | {sum(r.n_labelled for r in sub)} / {len(z)} | {cells} |")
+    return out
 
 
 def full_report() -> str:
