@@ -233,6 +233,7 @@ class Part:
     z: list[Matrix]
     train_shares: np.ndarray
     calib: Calib | None = None
+    confusion: np.ndarray | None = None  # P(decided i | true j) of the fixed-0.5 decision, out of fold
 
 
 def golds_preds(parts: Sequence[Part], decide: Callable[[Part], list[np.ndarray]]) -> Report:
@@ -257,6 +258,39 @@ def calibrate(parts: Sequence[Part]) -> Calib:
             golds.append(np.array([BONDS.index(g) for g in run.gold if g is not None], dtype=np.int64))
             shares_.append(pt.train_shares)
     return fit_calib(zs, golds, shares_)
+
+
+def confusion_of(parts: Sequence[Part]) -> np.ndarray:
+    """P(decided i | true j) of the fixed prior 0.5 decision on the labelled steps of some parts (BBSE's M)."""
+    m = np.zeros((K, K))
+    for pt in parts:
+        for run, y in zip(pt.runs, fixed(0.5, pt.train_shares)(pt.z), strict=True):
+            for g, h in zip(run.gold, y.tolist(), strict=True):
+                if g is not None:
+                    m[h, BONDS.index(g)] += 1
+    out: np.ndarray = m / m.sum(axis=0, keepdims=True)
+    return out
+
+
+def bbse_shares(z: Matrix, train_shares: np.ndarray, confusion: np.ndarray) -> np.ndarray:
+    """Black-box shift estimation (Lipton et al. 2018): the shares pi that explain the decided label shares
+    mu through the out-of-fold confusion, M pi = mu; clipped to stay a distribution."""
+    mu = np.bincount(fixed(0.5, train_shares)([z])[0], minlength=K) / max(len(z), 1)
+    pi = np.clip(np.linalg.solve(confusion, mu), 1e-3, None)
+    out: np.ndarray = pi / pi.sum()
+    return out
+
+
+def _bbse_on(alpha: float, grouping: str, pt: Part) -> list[np.ndarray]:
+    """Decide by BBSE's shares per group (calibrated scores, their training-share prior swapped for pi^alpha)."""
+    assert pt.confusion is not None
+    out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(pt.z)
+    for idx in groups(pt.runs, grouping):
+        pi = bbse_shares(np.vstack([pt.z[i] for i in idx]), pt.train_shares, pt.confusion)
+        for i in idx:
+            logits, log_base = logits_of(pt.z[i], pt.train_shares, pt.calib)
+            out[i] = (logits + alpha * (np.log(pi) - log_base)).argmax(axis=1)
+    return out
 
 
 def fixed_f1(parts: Sequence[Part], prior: float) -> float:
@@ -333,7 +367,7 @@ def _oracle_on(alpha: float, calibrated: bool, grouping: str, pt: Part) -> list[
     return out
 
 
-def methods(best_p: float, chosen: dict[str, Em]) -> list[tuple[str, Callable[[Part], list[np.ndarray]]]]:
+def methods(best_p: float, chosen: dict[str, Em], bbse: bool) -> list[tuple[str, Callable[[Part], list[np.ndarray]]]]:
     rows: list[tuple[str, Callable[[Part], list[np.ndarray]]]] = []
     for p in sorted({0.0, 0.5, 1.0, best_p}):
         note = " (CV best)" if p == best_p else ""
@@ -343,6 +377,9 @@ def methods(best_p: float, chosen: dict[str, Em]) -> list[tuple[str, Callable[[P
         rows.append((f"EM per {grouping}, plain", partial(_em_on, PLAIN, grouping)))
         rows.append((f"EM per {grouping}, plain, calibrated", partial(_em_on, PLAIN_CAL, grouping)))
         rows.append((f"EM per {grouping}, CV ({chosen[grouping]})", partial(_em_on, chosen[grouping], grouping)))
+    for grouping in ("set", "writer", "32") if bbse else ():
+        for a in (0.5, 1.0):
+            rows.append((f"BBSE per {grouping}, calibrated, alpha {a:g}", partial(_bbse_on, a, grouping)))
     for a in (0.5, 1.0):
         rows.append((f"oracle: test set's true shares, alpha {a:g}", partial(_oracle_on, a, False, "set")))
     rows.append(("oracle: true shares, calibrated", partial(_oracle_on, 1.0, True, "set")))
@@ -357,14 +394,14 @@ def section(kind: str, runs: Sequence[Run]) -> str | None:
     if cached["train"] is None or cached["r1"] is None or cached["qwq"] is None:
         return None
     out = [f"## {kind}", ""]
-    best_p, chosen, calib = 0.5, {g: PLAIN for g in GROUPINGS}, None
+    best_p, chosen, calib, confusion = 0.5, {g: PLAIN for g in GROUPINGS}, None, None
     if all(cached[f"cv{f}"] is not None for f in range(CV_FOLDS)):
         parts = []
         for f in range(CV_FOLDS):
             z, sh = cached[f"cv{f}"]  # type: ignore[misc]
             idx = [i for i, r in enumerate(runs) if r.split == "train" and cv_fold(r) == f]
             parts.append(Part([runs[i] for i in idx], [z[i] for i in idx], sh))
-        calib = calibrate(parts)
+        calib, confusion = calibrate(parts), confusion_of(parts)
         parts = [replace(pt, calib=calibrate([q for q in parts if q is not pt])) for pt in parts]  # nested
         out += [f"Calibration on the train split's out-of-fold scores: a {calib.a:.3f}, b "
                 + " / ".join(f"{x:+.2f}" for x in calib.b), ""]  # fmt: skip
@@ -373,12 +410,12 @@ def section(kind: str, runs: Sequence[Run]) -> str | None:
         out += ["| decision | CV macro-F1 |", "| --- | --- |", *lines, ""]
     else:
         out += ["(no cross-validation scores: EM settings not tuned, plain EM only)", ""]
-    rows = methods(best_p, chosen)
+    rows = methods(best_p, chosen, confusion is not None)
     tests = view_tests(runs)
     parts_of: dict[str, Part] = {}
     for view in VIEWS:
         z, sh = cached[MODEL_OF.get(view, "train")]  # type: ignore[misc]
-        parts_of[view] = Part([runs[i] for i in tests[view]], [z[i] for i in tests[view]], sh, calib)
+        parts_of[view] = Part([runs[i] for i in tests[view]], [z[i] for i in tests[view]], sh, calib, confusion)
     reps = {(name, view): golds_preds([parts_of[view]], decide) for name, decide in rows for view in VIEWS}
     head = ["decision", *VIEWS, "across (mean)"]
     out += ["Macro-F1 per view:", "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -410,14 +447,17 @@ def section(kind: str, runs: Sequence[Run]) -> str | None:
 def writer_shares(parts_of: dict[str, Part]) -> list[str]:
     """Per writer (teacher and unit) of the held-out and cross views: true shares of the labelled steps and
     EM's estimates over all steps: where the label-shift assumption holds, the estimates land on the truth."""
-    out = ["", "Per writer: labelled / all steps, true shares, EM plain (raw), EM plain (calibrated):", "",
-           "| view | writer | labelled / steps | true | EM raw | EM calibrated |", "|" + " --- |" * 6]  # fmt: skip
+    out = ["", "Per writer: labelled / all steps, true shares, EM plain (raw), EM plain (calibrated), BBSE:", "",
+           "| view | writer | labelled / steps | true | EM raw | EM calibrated | BBSE |",
+           "|" + " --- |" * 7]  # fmt: skip
     for view in ("heldout", "r1->qwq", "qwq->r1"):
         pt = parts_of[view]
         for idx in groups(pt.runs, "writer"):
             sub = [pt.runs[i] for i in idx]
             z = np.vstack([pt.z[i] for i in idx])
             vecs = [true_shares(sub), *(em_shares(z, pt.train_shares, c, pt.calib) for c in (PLAIN, PLAIN_CAL))]
+            if pt.confusion is not None:
+                vecs.append(bbse_shares(z, pt.train_shares, pt.confusion))
             cells = " | ".join(" / ".join(f"{x:.2f}" for x in v) for v in vecs)
             who = f"{sub[0].teacher} {sub[0].unit}"
             out.append(f"| {view} | {who} | {sum(r.n_labelled for r in sub)} / {len(z)} | {cells} |")
