@@ -19,7 +19,7 @@ import numpy.typing as npt
 from molspec.structure.features import DENSE, Key, StepInput, left_only, strip_opener, trace_inputs
 from molspec.structure.label import BONDS
 from molspec.structure.labelset import Run
-from molspec.structure.learned import CONTEXT, Matrix, Model, context_features, softmax
+from molspec.structure.learned import CONTEXT, Matrix, Model, context_features, linear, softmax
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +154,20 @@ def _out_of_fold(data: Examples, parts: dict[int, Model]) -> list[Matrix]:
     context = [np.zeros((len(steps), len(CONTEXT))) for steps in data.runs]
     for i, (steps, fold) in enumerate(zip(data.runs, data.folds, strict=True)):
         if steps:
-            dense = np.array([s.dense for s in steps])
-            context[i] = context_features(softmax(parts[fold].scores(steps)), dense, parts[fold].causal)
+            dense = np.array([s.dense for s in steps], dtype=np.float64)
+            context[i] = context_features(softmax(_scores(parts[fold], steps, dense)), dense, parts[fold].causal)
     return context
+
+
+def _scores(model: Model, steps: Sequence[StepInput], dense: Matrix) -> Matrix:
+    """`model.scores(steps)` of inputs as `examples` made them: a causal model's are already left-only, and
+    `Model.scores` would cut them again (the same arithmetic as `Model.scores_many` on one trace otherwise)."""
+    rows, vals, owner = model.sparse(steps)
+    z = linear(model.weights, dense, rows, vals, owner)
+    for stage in model.stages:
+        ctx = context_features(softmax(z), dense, model.causal)
+        z = linear(stage, np.hstack([dense, ctx]), rows + len(CONTEXT), vals, owner)
+    return z
 
 
 def _train(
