@@ -90,6 +90,46 @@ def run_fits(causal: bool, only: Sequence[str] | None) -> None:
         print(f"{tag}: {len(train)} runs, {time.process_time() - started:.0f} CPU s", flush=True)
 
 
+WINDOW = 16  # the gate's reach (tests/structure/test_learned_causal.py): a step and its 16 earlier steps
+
+
+def evaluated_by(runs: Sequence[Run]) -> dict[str, list[int]]:
+    """The runs each training set's model is scored on (views and cross-validation folds)."""
+    held = [i for i, r in enumerate(runs) if r.split == "heldout"]
+    out = {"train": held, "r1": [i for i, r in enumerate(runs) if r.teacher == "qwq"]}
+    out["qwq"] = [i for i, r in enumerate(runs) if r.teacher == "r1"]
+    for f in range(CV_FOLDS):
+        out[f"cv{f}"] = [i for i, r in enumerate(runs) if r.split == "train" and cv_fold(r) == f]
+    return out
+
+
+def run_windows() -> None:
+    """The causal models as the gate uses them (the 0.613 baseline): each labelled step scored as the last
+    of (question, its WINDOW earlier steps, itself). Stores the labelled steps' scores only, per run."""
+    runs = labelset.load().runs
+    sets = training_sets(runs)
+    need: dict[int, list[str]] = {}
+    for name, idx in evaluated_by(runs).items():
+        for i in idx:
+            need.setdefault(i, []).append(name)
+    models = {}
+    for name, train in sets.items():
+        started = time.process_time()
+        models[name] = fit(train, replace(settings_for(False, causal=True), prior=0.0))
+        print(f"causal {name} refit: {time.process_time() - started:.0f} CPU s", flush=True)
+    scores: dict[str, list[Matrix]] = {name: [np.zeros((0, K))] * len(runs) for name in sets}
+    started = time.process_time()
+    for i, names in sorted(need.items()):
+        r = runs[i]
+        labelled = [j for j, g in enumerate(r.gold) if g is not None]
+        windows = [trace_inputs(r.question, r.steps[max(0, j - WINDOW) : j + 1]) for j in labelled]
+        for name in names:
+            scores[name][i] = np.array([z[-1] for z in models[name].scores_many(windows)]).reshape(-1, K)
+    for name, train in sets.items():
+        np.savez(CACHE / f"causal16-{name}.npz", *scores[name], shares=shares(train))
+    print(f"windows: {time.process_time() - started:.0f} CPU s", flush=True)
+
+
 def load_scores(tag: str, n_runs: int) -> tuple[list[Matrix], np.ndarray] | None:
     path = CACHE / f"{tag}.npz"
     if not path.exists():
@@ -388,12 +428,17 @@ def methods(best_p: float, chosen: dict[str, Em], bbse: bool) -> list[tuple[str,
     return rows
 
 
-def section(kind: str, runs: Sequence[Run]) -> str | None:
-    """Every table of one labeler (`learned` or `causal`) from its cached scores."""
+def labelled_only(run: Run) -> Run:
+    keep = [j for j, g in enumerate(run.gold) if g is not None]
+    return replace(run, steps=tuple(run.steps[j] for j in keep), gold=tuple(run.gold[j] for j in keep))
+
+
+def section(kind: str, title: str, runs: Sequence[Run]) -> str | None:
+    """Every table of one labeler (`learned`, `causal`, `causal16`) from its cached scores."""
     cached = {name: load_scores(f"{kind}-{name}", len(runs)) for name in ("train", "r1", "qwq", "cv0", "cv1", "cv2")}
     if cached["train"] is None or cached["r1"] is None or cached["qwq"] is None:
         return None
-    out = [f"## {kind}", ""]
+    out = [f"## {title}", ""]
     best_p, chosen, calib, confusion = 0.5, {g: PLAIN for g in GROUPINGS}, None, None
     if all(cached[f"cv{f}"] is not None for f in range(CV_FOLDS)):
         parts = []
@@ -467,7 +512,13 @@ def writer_shares(parts_of: dict[str, Part]) -> list[str]:
 def full_report() -> str:
     runs = labelset.load().runs
     started = time.process_time()
-    parts = [s for kind in ("learned", "causal") if (s := section(kind, runs))]
+    kinds = {
+        "learned": ("learned, whole traces", runs),
+        "causal": ("causal, whole traces (left_only inputs)", runs),
+        "causal16": (f"causal as the gate reads (each labelled step the last of {WINDOW} earlier steps and itself; "
+                     "EM over the labelled steps only)", [labelled_only(r) for r in runs]),
+    }  # fmt: skip
+    parts = [s for kind, (title, rs) in kinds.items() if (s := section(kind, title, rs))]
     parts.append(f"({len(runs)} runs, {sum(r.n_labelled for r in runs)} labelled steps; "
                  f"{time.process_time() - started:.0f} CPU s)")  # fmt: skip
     return "\n\n".join(parts)
@@ -475,12 +526,14 @@ def full_report() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("phase", choices=("fit", "report"))
+    ap.add_argument("phase", choices=("fit", "windows", "report"))
     ap.add_argument("--causal", action="store_true", help="fit: the causal labeler's models")
     ap.add_argument("--only", nargs="*", help="fit: only these training sets (train, r1, qwq, cv0, cv1, cv2)")
     args = ap.parse_args()
     if args.phase == "fit":
         run_fits(args.causal, args.only)
+    elif args.phase == "windows":
+        run_windows()
     else:
         print(full_report())
 
