@@ -165,7 +165,8 @@ def jobs(p: Prepared, indices: list[int]) -> Iterator[Job]:
                       question=p.bp.questions[sp.spec.source][int(w.question[r])])
 
 
-Generate = Callable[["Prepared", Store, list[int], Progress], None]  # runs the samples left to do
+# runs the samples left to do; returns the step cache's counts (None: no cache)
+Generate = Callable[["Prepared", Store, list[int], Progress], CacheInfo | None]
 EngineFor = Callable[["Prepared"], Engine]  # a started engine for a build, owned (and closed) by the caller
 
 
@@ -198,7 +199,7 @@ def build(bp: BuildPlan, opts: BuildOptions, engine: Engine | None = None,
         prog = Progress()
         info: CacheInfo | None = None
         if todo and generate is not None:
-            generate(p, store, todo, prog)
+            info = generate(p, store, todo, prog)
         elif todo:
             info = _generate(p, opts, store, todo, prog, _Engines(engine, engine_for, cache), on_round)
         if not todo and unchanged(opts.out, target, sum(i < target for i in scan.done)):

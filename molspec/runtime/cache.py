@@ -2,6 +2,7 @@
 
     Request (messages, every SamplingParams field, meta) + engine identity ──sha256──▶ key
     key ──StepCache──▶ `.molspec/cache.jsonl`: one `<sha256[:16] of the JSON> <JSON>` line per completion
+                       (a Ray build's replicas: `.molspec/cache/<writer>.jsonl` each; every file is read)
 
 Two variants that send a step the same prompt with the same settings get the same text, so it is generated
 once; an edited spec rebuilt with `--fresh` re-uses every step whose prompt the edit left alone. The file is
@@ -32,6 +33,7 @@ from molspec.runtime.fs import _os_errors, _remove, _write_all
 from molspec.runtime.journal import checksum, repair_tail
 
 CACHE_FILE = "cache.jsonl"  # in a build's (or a variant group's) .molspec/
+CACHE_DIR = "cache"  # beside it: one file per other writer (a Ray build's replicas)
 CACHE_VERSION = 1  # part of every key: a change to what a key covers starts a new cache
 FLUSH_S = 0.5  # streaming: stored completions are fsynced at least this often (a kill loses no more)
 _KEY = re.compile(rb'\{"k":"([0-9a-f]{64})"')
@@ -62,61 +64,92 @@ def request_key(identity: Mapping[str, Any], request: Request) -> str:
     return hashlib.sha256(blob.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
-class StepCache:
-    """The cache file of one build directory (or variant group); the caller holds that directory's lock."""
+class _Shelf:
+    """One cache file: its index (the key's first 64 bits -> offset << 32 | line length) and a read descriptor."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._index: dict[int, int] = {}  # key's first 64 bits -> offset << 32 | line length
-        self._pending: dict[int, bytes] = {}  # lines not yet written, by the key's first 64 bits
-        self._fd: int | None = None  # appends
-        self._rfd: int | None = None  # reads of hits (the file only grows, so one descriptor sees it all)
-        self._last_sync = time.perf_counter()
+        self.index: dict[int, int] = {}
+        self.rfd: int | None = None  # reads of hits (the file only grows, so one descriptor sees it all)
 
-    @classmethod
-    def open(cls, path: Path) -> StepCache:
-        """Read the index of an existing cache file (a torn last line is cut first); create none yet."""
-        cache = cls(path)
-        with _os_errors(path.parent):
-            if path.is_dir() and not path.is_symlink():
-                _remove(path)  # damage in molspec's own .molspec/ folder: the cache starts again
-            repair_tail(path)
-            cache._load()
-        return cache
-
-    def _load(self) -> None:
+    def load(self) -> None:
         if not self.path.is_file():
             return
         offset = 0
         with self.path.open("rb") as fh:
             for raw in fh:
-                key = _valid_key(raw)
+                key = _valid_key(raw)  # a torn last line of a writer still at work is not valid: skipped
                 if key is not None:
-                    self._index.setdefault(int(key[:16], 16), offset << 32 | len(raw))
+                    self.index.setdefault(int(key[:16], 16), offset << 32 | len(raw))
                 offset += len(raw)
 
-    @property
-    def entries(self) -> int:
-        return len(self._index)
-
     def get(self, key: str) -> CachedStep | None:
-        """The stored completion of `key`, or None (also for a line damaged since it was indexed)."""
-        place = self._index.get(int(key[:16], 16))
+        place = self.index.get(int(key[:16], 16))
         if place is None:
             return None
         try:
-            if self._rfd is None:
-                self._rfd = os.open(self.path, os.O_RDONLY)
-            raw = os.pread(self._rfd, place & 0xFFFFFFFF, place >> 32)
+            if self.rfd is None:
+                self.rfd = os.open(self.path, os.O_RDONLY)
+            raw = os.pread(self.rfd, place & 0xFFFFFFFF, place >> 32)
             step = CachedStep.model_validate_json(raw.rstrip(b"\n").partition(b" ")[2])
         except (OSError, ValidationError):
             return None
         return step if step.k == key and _valid_key(raw) == key else None
 
+
+class StepCache:
+    """The step cache of one build directory (or variant group); the caller holds that directory's lock.
+
+    It reads `.molspec/cache.jsonl` and every writer's file in `.molspec/cache/` (a Ray build's replicas
+    each append to their own, `cache/<writer>.jsonl`: appends of several processes to one file on a shared
+    filesystem could interleave) and appends to one of them: the main file, or `writer`'s own."""
+
+    def __init__(self, path: Path, writer: str | None = None) -> None:
+        self.path = path.parent / CACHE_DIR / f"{writer}.jsonl" if writer else path
+        others = sorted((path.parent / CACHE_DIR).glob("*.jsonl")) if (path.parent / CACHE_DIR).is_dir() else []
+        self._own = _Shelf(self.path)
+        self._shelves = [self._own, *(_Shelf(f) for f in [path, *others] if f != self.path)]
+        self._pending: dict[int, bytes] = {}  # lines not yet written, by the key's first 64 bits
+        self._fd: int | None = None  # appends
+        self._last_sync = time.perf_counter()
+
+    @classmethod
+    def open(cls, path: Path, writer: str | None = None) -> StepCache:
+        """Read the indexes of the cache files there (a torn last line of the file written here is cut first);
+        create none yet. `path` is the main file, `.molspec/cache.jsonl`."""
+        with _os_errors(path.parent):
+            # damage in molspec's own .molspec/ folder (a folder where a file belongs, or the other way
+            # round): that part of the cache starts again
+            shelves = path.parent / CACHE_DIR
+            if shelves.is_file():
+                _remove(shelves)
+            for file in (path, shelves / f"{writer}.jsonl") if writer else (path,):
+                if file.is_dir() and not file.is_symlink():
+                    _remove(file)
+            cache = cls(path, writer)
+            repair_tail(cache.path)
+            for shelf in cache._shelves:
+                shelf.load()
+        return cache
+
+    @property
+    def entries(self) -> int:
+        if len(self._shelves) == 1:
+            return len(self._own.index)
+        return len(set().union(*(s.index for s in self._shelves)))
+
+    def get(self, key: str) -> CachedStep | None:
+        """The stored completion of `key`, or None (also for a line damaged since it was indexed)."""
+        for shelf in self._shelves:
+            step = shelf.get(key)
+            if step is not None:
+                return step
+        return None
+
     def put(self, key: str, c: Completion) -> None:
         """Keep a finished completion (errors are never stored); written by the next `flush`."""
         short = int(key[:16], 16)
-        if c.finish_reason == "error" or short in self._index or short in self._pending:
+        if c.finish_reason == "error" or short in self._pending or any(short in s.index for s in self._shelves):
             return
         step = CachedStep(k=key, text=c.text, n_tokens=c.n_tokens, finish_reason=c.finish_reason,
                           prompt_tokens=c.prompt_tokens, top_logprobs=list(c.top_logprobs))
@@ -130,10 +163,10 @@ class StepCache:
                 if self._fd is None:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                offset = os.fstat(self._fd).st_size  # the only writer: the directory's lock is held
+                offset = os.fstat(self._fd).st_size  # the only writer of this file: the directory's lock is held
                 _write_all(self._fd, b"".join(self._pending.values()))
             for short, line in self._pending.items():
-                self._index[short] = offset << 32 | len(line)
+                self._own.index[short] = offset << 32 | len(line)
                 offset += len(line)
             self._pending = {}
         now = time.perf_counter()
@@ -143,15 +176,17 @@ class StepCache:
             self._last_sync = now
 
     def close(self) -> None:
-        """Write and fsync what is pending, then close the file."""
+        """Write and fsync what is pending, then close the files."""
         try:
             self.flush()
         finally:
-            for fd in (self._fd, self._rfd):
+            for fd in (self._fd, *(s.rfd for s in self._shelves)):
                 if fd is not None:
                     with contextlib.suppress(OSError):
                         os.close(fd)
-            self._fd = self._rfd = None
+            self._fd = None
+            for shelf in self._shelves:
+                shelf.rfd = None
 
 
 def _valid_key(raw: bytes) -> str | None:

@@ -19,6 +19,7 @@ from typing import Any
 from molspec.engines import Engine, EngineError, create
 from molspec.records import Failure, Row
 from molspec.runtime.build import Prepared, jobs
+from molspec.runtime.cache import CACHE_FILE, CachedEngine, StepCache, cached, engine_identity
 from molspec.runtime.scheduler import Job, Progress, RunConfig, run
 from molspec.runtime.store import Store
 
@@ -98,18 +99,31 @@ class Replica:
         return {"error": self.error, "engine": self.engine.describe() if self.engine else None,
                 "pid": os.getpid(), "node": socket.gethostname(), "sees_output": Path(marker).exists()}
 
-    def run(self, p: Prepared, coordinator: Any, token: str, out: str, cfg: RunConfig) -> dict[str, Any]:
-        """Pull shards until the queue is empty; every finished row is journalled before it is reported."""
+    def run(self, p: Prepared, coordinator: Any, token: str, out: str, cfg: RunConfig,
+            cache: bool = True) -> dict[str, Any]:
+        """Pull shards until the queue is empty; every finished row is journalled before it is reported.
+
+        With `cache`, requests go through the build's step cache: this replica reads every cache file there
+        and appends to its own (`.molspec/cache/replica-<token>.jsonl`)."""
         if self.engine is None:
             raise EngineError(self.error or "the engine did not start")
         tally = _Tally(coordinator, token)
         tally.report(final=True)  # the driver learns this process's pid before any journal line is written
         store = Store(Path(out), writer=f"replica-{token}", build=p.key().digest())
+        steps = StepCache.open(store.meta / CACHE_FILE, writer=f"replica-{token}") if cache else None
+        engine: Engine = self.engine
+        if steps is not None:
+            tally.cache = cached(engine, steps, engine_identity(p.engine, p.model, p.options, p.plan.seed))
+            engine = tally.cache
         try:
-            run(p.spec, self.engine, tally.jobs(p), cfg, tally.emitter(store), tally.progress,
+            run(p.spec, engine, tally.jobs(p), cfg, tally.emitter(store), tally.progress,
                 on_round=lambda _p: tally.report())
         finally:
-            store.close()
+            try:
+                if steps is not None:
+                    steps.close()
+            finally:
+                store.close()
         tally.report(final=True)
         return tally.counters()
 
@@ -124,6 +138,7 @@ class _Tally:
         self.left: dict[int, int] = {}
         self.completed: list[int] = []
         self.done = self.failed = 0
+        self.cache: CachedEngine | None = None
         self.last = 0.0
         self.cpu0 = time.process_time()
 
@@ -154,7 +169,9 @@ class _Tally:
 
         pr = self.progress
         return {"done": self.done, "failed": self.failed, "steps": pr.steps, "tokens": pr.tokens,
-                "requests": pr.requests, "pid": os.getpid(), "node": socket.gethostname(),
+                "requests": pr.requests, "cache_hits": self.cache.hits if self.cache else 0,
+                "cache_misses": self.cache.misses if self.cache else 0, "pid": os.getpid(),
+                "node": socket.gethostname(),
                 "node_id": ray.get_runtime_context().get_node_id(), "cpu_s": time.process_time() - self.cpu0}
 
     def report(self, final: bool = False) -> None:

@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from molspec.engines import ENGINES, EngineError, default_window
+from molspec.records import CacheInfo
 from molspec.runtime.build import BuildOptions, BuildPlan, BuildResult, Prepared, build, run_config
+from molspec.runtime.cache import CACHE_FILE, StepCache
 from molspec.runtime.ray_actors import Coordinator, Replica, ReplicaStatus, Shard
 from molspec.runtime.scheduler import Progress, RunConfig
 from molspec.runtime.store import Store, StoreError
@@ -64,7 +66,7 @@ def build_ray(bp: BuildPlan, opts: BuildOptions, replicas: int | None = None, ad
     """
     opts = replace(opts, out=local_output(opts.out))
 
-    def on_replicas_of_ray(p: Prepared, store: Store, todo: list[int], prog: Progress) -> None:
+    def on_replicas_of_ray(p: Prepared, store: Store, todo: list[int], prog: Progress) -> CacheInfo | None:
         ray = import_ray()
         ours = not ray.is_initialized()
         if ours:
@@ -73,6 +75,7 @@ def build_ray(bp: BuildPlan, opts: BuildOptions, replicas: int | None = None, ad
             driver = _Driver(ray, p, opts, store, todo, replicas, shard_size, gpus_per_replica, cpus_per_replica,
                              max_restarts)
             driver.run(prog, on_round, on_replicas)
+            return driver.cache_info()
         finally:
             if ours:
                 ray.shutdown()
@@ -138,6 +141,7 @@ class _Slot:
     ref: Any = None
     past: Progress = field(default_factory=Progress)  # counters of earlier attempts
     past_cpu_s: float = 0.0
+    past_cache: tuple[int, int] = (0, 0)  # step cache hits and misses of earlier attempts
 
     @property
     def token(self) -> str:
@@ -155,6 +159,7 @@ class _Driver:
         self.total = len(todo)
         self.max_restarts = max_restarts
         self.last_error = ""
+        self.counters: dict[str, dict[str, Any]] = {}  # the coordinator's latest counters per replica token
         cluster = ray.cluster_resources()
         n, gpus = plan_resources(p.engine, p.options, cluster, replicas, gpus)
         _warn_if_short(cluster, n, cpus, gpus)
@@ -213,7 +218,7 @@ class _Driver:
     def _launch(self, s: _Slot) -> None:
         if s.status.state != "restarting":
             s.status.state = "running"
-        s.ref = s.actor.run.remote(self.prepared, self.coord, s.token, str(self.opts.out), self.cfg)
+        s.ref = s.actor.run.remote(self.prepared, self.coord, s.token, str(self.opts.out), self.cfg, self.opts.cache)
 
     def _loop(self, prog: Progress, on_round: Callable[[Progress, int], None] | None,
               on_replicas: Callable[[list[ReplicaStatus]], None] | None) -> None:
@@ -270,6 +275,8 @@ class _Driver:
         for idle in (o for o in self.slots if o.ref is None and o.status.state == "idle"):
             self._launch(idle)  # it found the queue empty before; now there is work again
         s.past, s.past_cpu_s = _add(s.past, last), s.past_cpu_s + float(last.get("cpu_s", 0.0))
+        s.past_cache = (s.past_cache[0] + int(last.get("cache_hits", 0)),
+                        s.past_cache[1] + int(last.get("cache_misses", 0)))
         s.status.attempt += 1
         if s.status.attempt > self.max_restarts:
             s.status.state = "failed"
@@ -292,7 +299,20 @@ class _Driver:
         except self.ray.exceptions.RayError:
             pass  # the node is gone (or unreachable): so is the process; the store's dedupe covers the rest
 
+    def cache_info(self) -> CacheInfo | None:
+        """The step cache's counts over every replica and attempt (None: the build ran without the cache)."""
+        if not self.opts.cache:
+            return None
+        hits = sum(s.past_cache[0] + int(self.counters.get(s.token, {}).get("cache_hits", 0)) for s in self.slots)
+        misses = sum(s.past_cache[1] + int(self.counters.get(s.token, {}).get("cache_misses", 0)) for s in self.slots)
+        cache = StepCache.open(self.store.meta / CACHE_FILE)  # every replica's file, as the next build reads them
+        try:
+            return CacheInfo(hits=hits, misses=misses, entries=cache.entries)
+        finally:
+            cache.close()
+
     def _aggregate(self, prog: Progress, counters: dict[str, dict[str, Any]]) -> None:
+        self.counters = counters
         totals = Progress()
         for s in self.slots:
             now = counters.get(s.token, {})

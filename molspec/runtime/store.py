@@ -32,14 +32,14 @@ import pyarrow.parquet as pq
 
 from molspec import atomic
 from molspec.records import SCHEMA, Failure, Row, row_dicts, rows_digest
-from molspec.runtime.cache import CACHE_FILE
+from molspec.runtime.cache import CACHE_DIR, CACHE_FILE
 from molspec.runtime.fs import StoreError, _append, _os_errors, _remove, _write_all, write_atomic, write_json_atomic
 from molspec.runtime.journal import Line, Scan, journal_line, parse_line, repair_tail
 
 STATE_VERSION = 2
 CARD = ("README.md", "structure.png")  # written by the card after each build; owned from the claim on
 GROUP_MARK = "group.json"  # in .molspec/ of a variant build's group directory (runtime/variants.py)
-KEPT = ("lock", CACHE_FILE)  # what --fresh leaves in .molspec/: the lock it holds, the step cache
+KEPT = ("lock", CACHE_FILE, CACHE_DIR)  # what --fresh leaves in .molspec/: the lock it holds, the step cache
 KEY_TYPES: dict[str, type] = {"spec_sha256": str, "seed": int, "samples": int, "engine": str, "model": str}
 
 

@@ -13,6 +13,7 @@ import molspec
 from molspec.cli import main
 from molspec.pipeline import build, build_ray
 from molspec.runtime.build import BuildOptions
+from molspec.runtime.cache import CACHE_DIR, CACHE_FILE
 from molspec.runtime.ray_executor import ReplicaStatus, local_output, plan_resources, shards
 from molspec.runtime.store import StoreError
 from tests.ray.conftest import CPUS_PER_REPLICA, journal, openai_spec, rows
@@ -52,6 +53,31 @@ def test_resume_skips_what_a_local_build_finished(ray_runtime: Any, tmp_path: Pa
     assert sorted(i for w, ix in journal(out).items() if w != "local" for i in ix) == list(range(12, 30))
     again = _ray(doc, out, replicas=1)  # nothing left: no replica starts, the dataset is rewritten as it was
     assert (again.resumed, again.done, again.steps) == (30, 30, 0)
+
+
+def test_replicas_share_the_step_cache_with_local_builds(ray_runtime: Any, tmp_path: Path) -> None:
+    """Each replica appends to its own cache file and reads every one: a --fresh rebuild, local or on Ray,
+    generates nothing; --no-cache writes no cache."""
+    from tests.runtime.varianttools import Counting
+
+    doc = molspec.load(write_spec(tmp_path / "spec", samples=24))
+    out = tmp_path / "out"
+    first = _ray(doc, out, shard_size=4)
+    meta = out / ".molspec"
+    assert first.cache is not None and (first.cache.hits, first.cache.entries) == (0, first.cache.misses)
+    assert first.cache.misses > first.done  # every bond step and every answer
+    assert sorted(p.name for p in (meta / CACHE_DIR).iterdir()) == ["replica-0-0.jsonl", "replica-1-0.jsonl"]
+    assert not (meta / CACHE_FILE).exists()  # the main file is the local builds'
+    before = rows(out)
+    echo = Counting()
+    local = build(doc, BuildOptions(out=out, fresh=True), engine=echo)
+    assert echo.requests == [] and local.cache is not None and local.cache.hits == first.cache.misses
+    assert rows(out) == before
+    again = _ray(doc, out, opts={"fresh": True})
+    assert again.cache is not None and (again.cache.hits, again.cache.misses) == (first.cache.misses, 0)
+    assert rows(out) == before
+    plain = _ray(doc, tmp_path / "plain", replicas=1, opts={"cache": False})
+    assert plain.cache is None and not (tmp_path / "plain" / ".molspec" / CACHE_DIR).exists()
 
 
 @pytest.mark.parametrize("restart", [True, False], ids=["replaced", "slot-given-up"])

@@ -13,7 +13,7 @@ from molspec.api import load
 from molspec.engines import Completion, Request, SamplingParams, StreamingEngine, create
 from molspec.pipeline import build
 from molspec.runtime.build import BuildOptions
-from molspec.runtime.cache import CACHE_FILE, CachedEngine, StepCache, cached, engine_identity, request_key
+from molspec.runtime.cache import CACHE_DIR, CACHE_FILE, CachedEngine, StepCache, cached, engine_identity, request_key
 from tests.runtime.buildtools import OneAtATime, cli, rows
 from tests.runtime.varianttools import Counting, write_variant_spec
 
@@ -129,6 +129,48 @@ def test_damaged_and_foreign_lines_are_ignored_and_their_steps_generated_again(t
 def test_a_folder_in_place_of_the_cache_file_is_replaced(tmp_path: Path) -> None:
     (tmp_path / CACHE_FILE / "x").mkdir(parents=True)
     cache = StepCache.open(tmp_path / CACHE_FILE)
+    key = request_key(ID, _req("a"))
+    cache.put(key, _done("a"))
+    cache.close()
+    assert StepCache.open(tmp_path / CACHE_FILE).get(key) is not None
+
+
+def test_each_writer_appends_to_its_own_file_and_every_file_is_read(tmp_path: Path) -> None:
+    """A Ray build's replicas write `.molspec/cache/<writer>.jsonl`; every cache opened there reads them all."""
+    main = tmp_path / CACHE_FILE
+    mine = _filled(main, 2)
+    replica = StepCache.open(main, writer="replica-0-0")
+    assert replica.entries == 2 and replica.get(mine[1]) is not None  # it reads the main file
+    theirs = request_key(ID, _req("r", text="a replica's step"))
+    replica.put(theirs, _done("r", "the replica's text"))
+    replica.put(mine[0], _done("0", "not stored twice"))
+    replica.close()
+    assert main.read_bytes().count(b"\n") == 2  # the main file is never written by a replica
+    assert (tmp_path / CACHE_DIR / "replica-0-0.jsonl").read_bytes().count(b"\n") == 1
+    local = StepCache.open(main)
+    assert local.entries == 3 and local.get(theirs).text == "the replica's text"  # type: ignore[union-attr]
+    assert local.get(mine[0]).text == "text 0"  # type: ignore[union-attr]
+
+
+def test_a_torn_line_in_another_writers_file_is_skipped_and_left_alone(tmp_path: Path) -> None:
+    """Another writer may still be appending: its file is read, never cut; only the own file is repaired."""
+    main = tmp_path / CACHE_FILE
+    own = StepCache.open(main)
+    own.put(request_key(ID, _req("m", text="the main file's step")), _done("m"))
+    own.close()
+    other = tmp_path / CACHE_DIR / "replica-1-0.jsonl"
+    keys = _filled(tmp_path / "whole.jsonl", 2)
+    lines = (tmp_path / "whole.jsonl").read_bytes().splitlines(keepends=True)
+    other.parent.mkdir()
+    other.write_bytes(lines[0] + lines[1][:20])  # a line being written right now
+    cache = StepCache.open(main, writer="replica-0-0")
+    assert cache.get(keys[0]) is not None and cache.get(keys[1]) is None and cache.entries == 2
+    assert other.read_bytes() == lines[0] + lines[1][:20]
+
+
+def test_a_file_in_place_of_the_writers_folder_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / CACHE_DIR).write_text("not a folder")
+    cache = StepCache.open(tmp_path / CACHE_FILE, writer="replica-0-0")
     key = request_key(ID, _req("a"))
     cache.put(key, _done("a"))
     cache.close()
