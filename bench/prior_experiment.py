@@ -1,15 +1,20 @@
 """Fixed prior against EM-estimated label shares (Saerens et al. 2002) for the `learned` labelers.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/prior_experiment.py fit      # train, cache raw scores
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/prior_experiment.py report   # the tables, from the cache
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/prior_experiment.py fit            # train, cache raw scores
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/prior_experiment.py fit --causal   # the same, learned-causal
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/prior_experiment.py windows        # causal, as the gate reads
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/prior_experiment.py report         # the tables, from the cache
 
 `fit` trains the learned model (and the causal one) with prior 0 once per distinct training set: the train
 split, all R1, all QwQ, and three cross-validation models on two thirds of the train split (by question,
 with a hash other than `learned_fit`'s inner folds) each scoring the third it did not see. It stores every
-run's raw last-stage scores. `report` decides on those scores by: a fixed prior p (p * log training shares
-added, as `FitSettings.prior` adds it to the last stage's bias); or shares estimated by EM on the set being
-labelled, over all its steps (labelled or not), as `label_many` would see them. EM settings are chosen on
-the cross-validation scores of the train split only, then applied unchanged to every view.
+run's raw last-stage scores. `windows` refits the causal models and scores each labelled step as the gate
+reads it (the last of its 16 earlier steps and itself: how the 0.613 baseline was measured). `report`
+decides on those scores by: a fixed prior p (p * log training shares added, as `FitSettings.prior` adds it
+to the last stage's bias); or shares estimated on the set being labelled (EM, raw or calibrated scores;
+BBSE), over all its steps (labelled or not), as `label_many` would see them; or, as a ceiling, the true
+shares. EM settings are chosen on the cross-validation scores of the train split only, then applied
+unchanged to every view. Results and verdict: bench/prior_experiment.md.
 """
 
 from __future__ import annotations
