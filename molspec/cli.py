@@ -205,16 +205,13 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _variant_problem(args: argparse.Namespace, doc: Any) -> MolspecError | str | None:
-    """Why the variant options cannot be used with this spec (MOL809 for an unknown name, Ray), or None."""
-    spec = doc.raise_for_errors()
+    """Why the variant options cannot be used with this spec (MOL809 for an unknown name), or None."""
+    doc.raise_for_errors()
     for name in args.variant or ():
         try:
             doc.variant(name)
         except MolspecError as err:
             return err
-    if spec.variants and args.executor == "ray":
-        return (f"{args.spec} declares variants; variant builds run on the local executor only "
-                "(they share one step cache and engine): drop --executor ray")
     return None
 
 

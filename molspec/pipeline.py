@@ -19,12 +19,11 @@ from molspec.plan.compile import compile_plan
 from molspec.provenance import GitInfo, git_info
 from molspec.runtime.build import BuildOptions, BuildPlan, BuildResult
 from molspec.runtime.scheduler import Progress
-from molspec.runtime.store import StoreError
 from molspec.sources import Question
 from molspec.spec import Spec
 
 if TYPE_CHECKING:
-    from molspec.runtime.variants import VariantsResult
+    from molspec.runtime.variants import BuildElsewhere, VariantsResult
 
 
 def build_plan(doc: Document) -> BuildPlan:
@@ -76,9 +75,11 @@ def build(doc: Document, opts: BuildOptions, engine: Engine | None = None,
 
 
 def build_variants(doc: Document, opts: BuildOptions, engine: Engine | None = None,
-                   on_round: Callable[[Progress, int], None] | None = None) -> VariantsResult:
+                   on_round: Callable[[Progress, int], None] | None = None,
+                   elsewhere: BuildElsewhere | None = None) -> VariantsResult:
     """Build the spec's variants (all, or `opts.variants`) into `opts.out/<variant>/`, then variants.json
-    and the group card; they share one step cache and their engines."""
+    and the group card; they share one step cache and their engines (`elsewhere`: see
+    runtime.variants.build_variants)."""
     from molspec.runtime.variants import build_variants as run_variants
 
     spec = doc.raise_for_errors()
@@ -89,17 +90,25 @@ def build_variants(doc: Document, opts: BuildOptions, engine: Engine | None = No
     git = git_info([Path(f) for f in spec.files])
     plans = {name: plan_for(v, questions, git) for name, v in chosen.items()}
     return run_variants(spec, plans, opts, engine=engine, on_round=on_round, on_done=write_card_of,
-                        on_group_done=write_group_card_of)
+                        on_group_done=write_group_card_of, elsewhere=elsewhere)
 
 
-def build_ray(doc: Document, opts: BuildOptions, **kwargs: object) -> BuildResult:
-    """As `build`, with the engine replicas on a Ray cluster (see runtime.ray_executor.build_ray)."""
+def build_ray(doc: Document, opts: BuildOptions, **kwargs: object) -> BuildResult | VariantsResult:
+    """As `build`, with the engine replicas on a Ray cluster (see runtime.ray_executor.build_ray). A spec with
+    variants builds them one after another, each on fresh replicas, all through the group's step cache."""
     from molspec.runtime.ray_executor import build_ray as run_ray
+    from molspec.runtime.ray_executor import ray_session
 
-    if doc.raise_for_errors().variants:
-        raise StoreError(f"{doc.path} declares variants, and variant builds run on the local executor only",
-                         help="build it without --executor ray (the variants share one step cache and engine)")
-    return run_ray(build_plan(doc), opts, on_done=write_card_of, **kwargs)  # type: ignore[arg-type]
+    spec = doc.raise_for_errors()
+    if not (spec.variants or opts.variants):
+        return run_ray(build_plan(doc), opts, on_done=write_card_of, **kwargs)  # type: ignore[arg-type]
+
+    def on_ray(bp: BuildPlan, sub: BuildOptions, cache_file: Path) -> BuildResult:
+        return run_ray(bp, sub, on_done=write_card_of, cache_file=cache_file, **kwargs)  # type: ignore[arg-type]
+
+    address = kwargs.get("address")
+    with ray_session(address if isinstance(address, str) else None):  # one runtime for every variant
+        return build_variants(doc, opts, elsewhere=on_ray)
 
 
 def write_card_of(out: Path) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from molspec.records import CacheInfo, FidelityInfo
 from molspec.runtime.build import BuildResult
+from molspec.runtime.cache import CACHE_DIR, CACHE_FILE
 from molspec.runtime.scheduler import Progress
 from molspec.runtime.variants import VariantsResult
 
@@ -106,10 +107,16 @@ def summary(r: BuildResult) -> str:
     return "\n".join(lines)
 
 
-def cache_text(c: CacheInfo, where: Path | None = None) -> str:
-    """`58 steps from the cache, 150 generated (150 stored)`: a step here is one engine request."""
+def cache_text(c: CacheInfo, meta: Path | None = None) -> str:
+    """`58 steps from the cache, 150 generated (150 stored)`: a step here is one engine request; with `meta`
+    (a .molspec/ folder), where the cache files are."""
     return f"{c.hits:,} steps from the cache, {c.misses:,} generated ({c.entries:,} stored" + \
-        (f" in {where})" if where else ")")
+        (f" in {_cache_files(meta)})" if meta else ")")
+
+
+def _cache_files(meta: Path) -> str:
+    files = [f"{meta / name}{end}" for name, end in ((CACHE_FILE, ""), (CACHE_DIR, "/")) if (meta / name).exists()]
+    return " and ".join(files) or str(meta / CACHE_FILE)
 
 
 def variants_summary(r: VariantsResult) -> str:
@@ -123,7 +130,7 @@ def variants_summary(r: VariantsResult) -> str:
         lines.append(f"  {name:<{width}}  {v.done:,} of {v.target:,} done ({v.resumed:,} from an earlier run), "
                      f"{v.failed:,} failed, {v.kept:,} in the dataset{acc}{steps}; {v.wall_s:,.1f} s")
     if r.cache is not None:
-        lines.append(f"  cache      {cache_text(r.cache, r.out / '.molspec' / 'cache.jsonl')}")
+        lines.append(f"  cache      {cache_text(r.cache, r.out / '.molspec')}")
     lines.append(f"  pairing    {r.pairing}")
     if r.errors:
         lines.append("  failures   " + "; ".join(r.errors[:3]) + (" ..." if len(r.errors) > 3 else ""))

@@ -19,7 +19,7 @@ from typing import Any
 from molspec.engines import Engine, EngineError, create
 from molspec.records import Failure, Row
 from molspec.runtime.build import Prepared, jobs
-from molspec.runtime.cache import CACHE_FILE, CachedEngine, StepCache, cached, engine_identity
+from molspec.runtime.cache import CachedEngine, StepCache, cached, engine_identity
 from molspec.runtime.scheduler import Job, Progress, RunConfig, run
 from molspec.runtime.store import Store
 
@@ -100,17 +100,18 @@ class Replica:
                 "pid": os.getpid(), "node": socket.gethostname(), "sees_output": Path(marker).exists()}
 
     def run(self, p: Prepared, coordinator: Any, token: str, out: str, cfg: RunConfig,
-            cache: bool = True) -> dict[str, Any]:
+            cache: str | None = None) -> dict[str, Any]:
         """Pull shards until the queue is empty; every finished row is journalled before it is reported.
 
-        With `cache`, requests go through the build's step cache: this replica reads every cache file there
-        and appends to its own (`.molspec/cache/replica-<token>.jsonl`)."""
+        With `cache` (the step cache's main file: the build's, or its variant group's), requests go through
+        the step cache: this replica reads every cache file there and appends to its own
+        (`cache/replica-<token>.jsonl` beside the main file)."""
         if self.engine is None:
             raise EngineError(self.error or "the engine did not start")
         tally = _Tally(coordinator, token)
         tally.report(final=True)  # the driver learns this process's pid before any journal line is written
         store = Store(Path(out), writer=f"replica-{token}", build=p.key().digest())
-        steps = StepCache.open(store.meta / CACHE_FILE, writer=f"replica-{token}") if cache else None
+        steps = StepCache.open(Path(cache), writer=f"replica-{token}") if cache else None
         engine: Engine = self.engine
         if steps is not None:
             tally.cache = cached(engine, steps, engine_identity(p.engine, p.model, p.options, p.plan.seed))

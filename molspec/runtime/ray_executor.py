@@ -20,7 +20,8 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ def build_ray(bp: BuildPlan, opts: BuildOptions, replicas: int | None = None, ad
               cpus_per_replica: float = 1.0, max_restarts: int = 3,
               on_round: Callable[[Progress, int], None] | None = None,
               on_replicas: Callable[[list[ReplicaStatus]], None] | None = None,
-              on_done: Callable[[Path], None] | None = None) -> BuildResult:
+              on_done: Callable[[Path], None] | None = None, cache_file: Path | None = None) -> BuildResult:
     """Run (or resume) a build on Ray; the result and the dataset are those of a local `build`.
 
     Args:
@@ -59,6 +60,8 @@ def build_ray(bp: BuildPlan, opts: BuildOptions, replicas: int | None = None, ad
             on a cluster with GPUs, else 0).
         max_restarts: how often a replica slot may lose its actor (crash, kill, engine error, node loss) and
             get a fresh one before the slot is given up.
+        cache_file: the step cache's main file (a variant group's); default the build's own
+            `.molspec/cache.jsonl`. Unused with `opts.cache` off.
 
     Raises:
         MolspecError, StoreError, EngineError: as `build`; EngineError also when Ray is missing or every
@@ -67,20 +70,29 @@ def build_ray(bp: BuildPlan, opts: BuildOptions, replicas: int | None = None, ad
     opts = replace(opts, out=local_output(opts.out))
 
     def on_replicas_of_ray(p: Prepared, store: Store, todo: list[int], prog: Progress) -> CacheInfo | None:
-        ray = import_ray()
-        ours = not ray.is_initialized()
-        if ours:
-            ray.init(address=address)
-        try:
+        with ray_session(address) as ray:
+            steps = (cache_file or store.meta / CACHE_FILE).resolve() if opts.cache else None
             driver = _Driver(ray, p, opts, store, todo, replicas, shard_size, gpus_per_replica, cpus_per_replica,
-                             max_restarts)
+                             max_restarts, steps)
             driver.run(prog, on_round, on_replicas)
             return driver.cache_info()
-        finally:
-            if ours:
-                ray.shutdown()
 
     return build(bp, opts, on_done=on_done, generate=on_replicas_of_ray)
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[Any]:
+    """The ray module, connected: to the runtime this process already joined, else to `address` (joined here
+    and left at the end)."""
+    ray = import_ray()
+    ours = not ray.is_initialized()
+    if ours:
+        ray.init(address=address)
+    try:
+        yield ray
+    finally:
+        if ours:
+            ray.shutdown()
 
 
 def import_ray() -> Any:
@@ -153,8 +165,9 @@ class _Driver:
 
     def __init__(self, ray: Any, p: Prepared, opts: BuildOptions, store: Store, todo: list[int],
                  replicas: int | None, shard_size: int | None, gpus: float | None, cpus: float,
-                 max_restarts: int) -> None:
+                 max_restarts: int, cache_file: Path | None) -> None:
         self.ray, self.p, self.opts = ray, p, opts
+        self.cache_file = cache_file
         self.store = store
         self.total = len(todo)
         self.max_restarts = max_restarts
@@ -218,7 +231,8 @@ class _Driver:
     def _launch(self, s: _Slot) -> None:
         if s.status.state != "restarting":
             s.status.state = "running"
-        s.ref = s.actor.run.remote(self.prepared, self.coord, s.token, str(self.opts.out), self.cfg, self.opts.cache)
+        cache = str(self.cache_file) if self.cache_file else None
+        s.ref = s.actor.run.remote(self.prepared, self.coord, s.token, str(self.opts.out), self.cfg, cache)
 
     def _loop(self, prog: Progress, on_round: Callable[[Progress, int], None] | None,
               on_replicas: Callable[[list[ReplicaStatus]], None] | None) -> None:
@@ -301,11 +315,11 @@ class _Driver:
 
     def cache_info(self) -> CacheInfo | None:
         """The step cache's counts over every replica and attempt (None: the build ran without the cache)."""
-        if not self.opts.cache:
+        if self.cache_file is None:
             return None
         hits = sum(s.past_cache[0] + int(self.counters.get(s.token, {}).get("cache_hits", 0)) for s in self.slots)
         misses = sum(s.past_cache[1] + int(self.counters.get(s.token, {}).get("cache_misses", 0)) for s in self.slots)
-        cache = StepCache.open(self.store.meta / CACHE_FILE)  # every replica's file, as the next build reads them
+        cache = StepCache.open(self.cache_file)  # every replica's file, as the next build reads them
         try:
             return CacheInfo(hits=hits, misses=misses, entries=cache.entries)
         finally:

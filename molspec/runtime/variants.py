@@ -113,14 +113,20 @@ class EnginePool:
             engine.close()
 
 
+# builds one variant elsewhere (the Ray executor): (its plan, its options, the group's step cache file) -> result
+BuildElsewhere = Callable[[BuildPlan, BuildOptions, Path], BuildResult]
+
+
 def build_variants(base: Spec, plans: dict[str, BuildPlan], opts: BuildOptions, engine: Engine | None = None,
                    on_round: Callable[[Progress, int], None] | None = None,
                    on_done: Callable[[Path], None] | None = None,
-                   on_group_done: Callable[[Path], None] | None = None) -> VariantsResult:
+                   on_group_done: Callable[[Path], None] | None = None,
+                   elsewhere: BuildElsewhere | None = None) -> VariantsResult:
     """Build each variant's plan into `opts.out/<name>/` in order, then write variants.json.
 
     `on_done(variant_dir)` runs at the end of each variant's build (its card); `on_group_done(group_dir)` after
     variants.json, both under the locks. A given `engine` serves every variant (the caller closes it).
+    `elsewhere` builds each variant instead (the Ray executor's replicas), given the group's step cache file.
 
     Raises:
         StoreError: the group folder or a variant's folder cannot be used.
@@ -132,14 +138,18 @@ def build_variants(base: Spec, plans: dict[str, BuildPlan], opts: BuildOptions, 
     cache: StepCache | None = None
     pool = EnginePool()
     try:
-        cache = StepCache.open(group.meta / CACHE_FILE) if opts.cache else None
+        cache_file = group.meta / CACHE_FILE
+        cache = StepCache.open(cache_file) if opts.cache and elsewhere is None else None
         results: dict[str, BuildResult] = {}
         for name, bp in plans.items():
             info = VariantInfo(name=name, changes=list(bp.spec.changes), group_sha256=base.group_sha256())
             sub = replace(opts, out=opts.out / name, variant=info, variants=())
-            results[name] = build(bp, sub, engine=engine, on_round=on_round, on_done=on_done, cache=cache,
-                                  engine_for=None if engine is not None else pool.get)
-        total = _cache_total(results, cache)
+            if elsewhere is not None:
+                results[name] = elsewhere(bp, sub, cache_file)
+            else:
+                results[name] = build(bp, sub, engine=engine, on_round=on_round, on_done=on_done, cache=cache,
+                                      engine_for=None if engine is not None else pool.get)
+        total = _cache_total(results, cache_file if opts.cache else None, cache)
         pairing = pairing_sentence(base)
         _write_variants_manifest(opts.out, variants_manifest(base, plans, opts, total, pairing), group)
         if on_group_done is not None:
@@ -154,11 +164,20 @@ def build_variants(base: Spec, plans: dict[str, BuildPlan], opts: BuildOptions, 
             group.close()
 
 
-def _cache_total(results: dict[str, BuildResult], cache: StepCache | None) -> CacheInfo | None:
-    if cache is None:
+def _cache_total(results: dict[str, BuildResult], cache_file: Path | None, cache: StepCache | None
+                 ) -> CacheInfo | None:
+    """The variants' cache counts summed; entries from `cache` (open here) or, after builds elsewhere, from the
+    files as they are now (every replica's)."""
+    if cache_file is None:
         return None
     infos = [r.cache for r in results.values() if r.cache is not None]
-    return CacheInfo(hits=sum(i.hits for i in infos), misses=sum(i.misses for i in infos), entries=cache.entries)
+    if cache is not None:
+        entries = cache.entries
+    else:
+        now = StepCache.open(cache_file)
+        entries = now.entries
+        now.close()
+    return CacheInfo(hits=sum(i.hits for i in infos), misses=sum(i.misses for i in infos), entries=entries)
 
 
 def variants_manifest(base: Spec, plans: dict[str, BuildPlan], opts: BuildOptions, cache: CacheInfo | None,
