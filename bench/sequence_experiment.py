@@ -150,6 +150,7 @@ class GruSettings:
     batch: int = 8  # runs per batch (sorted by length, so little padding)
     prior: float = 0.5  # as the stacked model: half way to the training label shares
     seed: int = 0
+    ensemble: int = 1  # GRUs from seeds seed, seed + 1, ...; scores averaged
 
 
 def gru_inputs(
@@ -257,8 +258,18 @@ def Net(d_in: int, hidden: int, bidirectional: bool) -> object:  # noqa: N802
     return _net_class()(d_in, hidden, bidirectional)
 
 
+@dataclass
+class Ensemble:
+    """GRUs trained from different seeds; their scores are averaged."""
+
+    nets: list[object]
+
+
 def gru_scores(net: object, xs: Sequence[Matrix]) -> list[Matrix]:
     """The GRU's scores (no prior) of every run, with numpy (the shipped labeler could not import torch)."""
+    if isinstance(net, Ensemble):
+        each = [gru_scores(n, xs) for n in net.nets]
+        return [sum(z[i] for z in each) / len(each) for i in range(len(xs))]
     w = numpy_weights(net)
     return numpy_forward(w, xs)
 
@@ -267,8 +278,19 @@ def numpy_weights(net: object) -> dict[str, Matrix]:
     return {k: v.detach().double().numpy() for k, v in net.state_dict().items()}  # type: ignore[attr-defined]
 
 
-def numpy_forward(w: dict[str, Matrix], xs: Sequence[Matrix]) -> list[Matrix]:
-    """torch.nn.GRU (one layer, gates r, z, n) and the head, over all runs at once (padded, one loop over time)."""
+def numpy_forward(w: dict[str, Matrix], xs: Sequence[Matrix], group: int = 32) -> list[Matrix]:
+    """`_forward` over runs grouped by length (`group` runs at a time: little padding, few steps of the loop)."""
+    order = sorted(range(len(xs)), key=lambda i: len(xs[i]))
+    out: list[Matrix] = [np.zeros((0, len(BONDS)))] * len(xs)
+    for g in range(0, len(order), group):
+        idx = order[g : g + group]
+        for i, z in zip(idx, _forward(w, [xs[i] for i in idx]), strict=True):
+            out[i] = z
+    return out
+
+
+def _forward(w: dict[str, Matrix], xs: Sequence[Matrix]) -> list[Matrix]:
+    """torch.nn.GRU (one layer, gates r, z, n) and the head, over runs at once (padded, one loop over time)."""
     if not xs:
         return []
     lengths = np.array([len(x) for x in xs])
@@ -316,12 +338,14 @@ GRID_HIDDEN = (16, 32, 48)
 GRID_EPOCHS = (5, 10, 20, 30)
 
 
-def cross_validate(st: Stacked, bidirectional: bool, cfg: GruSettings) -> dict[tuple[int, int], float]:
+def cross_validate(
+    st: Stacked, bidirectional: bool, cfg: GruSettings, hiddens: Sequence[int] = GRID_HIDDEN
+) -> dict[tuple[int, int], float]:
     """Macro-F1 of each (hidden, epochs) over the train runs, 3 folds by question (learned_fit's folds)."""
     ys = gold_of(st.train)
     shift = st.shift
     pred: dict[tuple[int, int], list[list[str] | None]] = {}
-    for hidden in GRID_HIDDEN:
+    for hidden in hiddens:
         for e in GRID_EPOCHS:
             pred[(hidden, e)] = [None] * len(st.train)
         for f in sorted(set(st.folds)):
@@ -331,8 +355,14 @@ def cross_validate(st: Stacked, bidirectional: bool, cfg: GruSettings) -> dict[t
             test_x, _ = gru_inputs([st.oof[i] for i in out], [st.train_dense[i] for i in out], norm, st.causal)
             shift = shares_shift([ys[i] for i in inside], cfg.prior)
             run_cfg = replace(cfg, hidden=hidden, epochs=max(GRID_EPOCHS))
-            _, kept = train_gru(xs, [ys[i] for i in inside], run_cfg, bidirectional, GRID_EPOCHS)
-            for e, net in kept.items():
+            seeds = [
+                train_gru(xs, [ys[i] for i in inside], replace(run_cfg, seed=cfg.seed + k), bidirectional, GRID_EPOCHS)[
+                    1
+                ]
+                for k in range(cfg.ensemble)
+            ]
+            for e in GRID_EPOCHS:
+                net = seeds[0][e] if cfg.ensemble == 1 else Ensemble([kept[e] for kept in seeds])
                 for i, z in zip(out, gru_scores(net, test_x), strict=True):
                     pred[(hidden, e)][i] = [BONDS[k] for k in (z + shift).argmax(axis=1).tolist()]
             print(f"  hidden {hidden} fold {f} done", flush=True)
@@ -342,12 +372,12 @@ def cross_validate(st: Stacked, bidirectional: bool, cfg: GruSettings) -> dict[t
     return result
 
 
-def main_cv(view: str, bidirectional: bool) -> None:
+def main_cv(view: str, bidirectional: bool, ensemble: int, hiddens: Sequence[int]) -> None:
     st = load_view(view)
     base = scores_report(st.train, [z + st.shift for z in st.oof])
     print(f"{view}: stacked model out of fold on the train runs: {base.macro_f1:.3f}")
     started = time.process_time()
-    res = cross_validate(st, bidirectional, GruSettings())
+    res = cross_validate(st, bidirectional, GruSettings(ensemble=ensemble), hiddens)
     for (hidden, e), f1 in sorted(res.items()):
         print(f"  hidden {hidden:2d} epochs {e:2d}: {f1:.3f} ({f1 - base.macro_f1:+.3f})")
     print(f"  {time.process_time() - started:.0f} s")
@@ -369,7 +399,8 @@ def fit_and_score(
     """(GRU scores of the test runs with its prior, stacked scores with its prior, GRU numpy steps/s, net, norm)."""
     ys = gold_of(st.train)
     xs, norm = gru_inputs(st.oof, st.train_dense, None, st.causal)
-    net, _ = train_gru(xs, ys, cfg, bidirectional)
+    nets = [train_gru(xs, ys, replace(cfg, seed=cfg.seed + k), bidirectional)[0] for k in range(cfg.ensemble)]
+    net = nets[0] if len(nets) == 1 else Ensemble(nets)
     shift = shares_shift(ys, cfg.prior)
     started = time.process_time()
     test_x, _ = gru_inputs(st.test_scores, st.test_dense, norm, st.causal)
@@ -416,15 +447,45 @@ def main_score(views: Sequence[str], cfg: GruSettings) -> None:
         print(f"<!-- {view}: GRU numpy forward {speed:,.0f} steps/s -->", flush=True)
 
 
+def main_speed(cfg: GruSettings) -> None:
+    """Steps per CPU second labelling every step of every labelled run (as bench/labelers.py measures): the shipped
+    `learned` labeler as it is, then its scores and features through a bidirectional GRU of `cfg.hidden` units
+    (freshly initialised: the time does not depend on the weights), in numpy."""
+    from molspec.structure.learned import LearnedLabeler, shipped_model
+
+    runs = labelset.load().runs
+    labeler = LearnedLabeler()
+    labeler.label_many([(r.question, r.steps) for r in runs[:1]])
+    n = sum(len(r.steps) for r in runs)
+    started = time.process_time()
+    labeler.label_many([(r.question, r.steps) for r in runs])
+    stacked = time.process_time() - started
+    model = shipped_model("learned")
+    inputs = [trace_inputs(r.question, r.steps) for r in runs]
+    scores = model.scores_many(inputs)
+    dense = [np.array([s.dense for s in x]) for x in inputs]
+    import torch
+
+    torch.manual_seed(0)
+    w = numpy_weights(Net(len(BONDS) + len(COLUMNS or DENSE) + 1, cfg.hidden, True))
+    started = time.process_time()
+    xs, _ = gru_inputs(scores, dense)
+    numpy_forward(w, xs)
+    gru = time.process_time() - started
+    print(f"{n} steps: learned {n / stacked:,.0f} steps/s; GRU {n / gru:,.0f} steps/s; both {n / (stacked + gru):,.0f}")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("stack", "cv", "score"))
+    ap.add_argument("what", choices=("stack", "cv", "score", "speed"))
     ap.add_argument("views", nargs="*", default=["heldout"])
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--prior", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ensemble", type=int, default=1, help="score: average this many GRUs (seeds seed, seed+1..)")
     ap.add_argument("--forward", action="store_true", help="cv: a forward-only GRU")
+    ap.add_argument("--grid", action="store_true", help="cv: every hidden size of GRID_HIDDEN")
     ap.add_argument("--lean", action="store_true", help="the GRU reads only the LEAN dense columns")
     args = ap.parse_args()
     if args.lean:
@@ -433,6 +494,14 @@ if __name__ == "__main__":
         for v in args.views:
             main_stack(v)
     elif args.what == "cv":
-        main_cv(args.views[0], bidirectional=not args.forward)
+        hiddens = GRID_HIDDEN if args.grid else (args.hidden,)
+        main_cv(args.views[0], not args.forward, args.ensemble, hiddens)
+    elif args.what == "speed":
+        main_speed(GruSettings(hidden=args.hidden))
     else:
-        main_score(args.views, GruSettings(hidden=args.hidden, epochs=args.epochs, prior=args.prior, seed=args.seed))
+        main_score(
+            args.views,
+            GruSettings(
+                hidden=args.hidden, epochs=args.epochs, prior=args.prior, seed=args.seed, ensemble=args.ensemble
+            ),
+        )
