@@ -1,7 +1,9 @@
 """The `learned` labeler: a multinomial logistic regression over `features.trace_inputs`.
 
 The model is linear: per bond, a weight per dense signal, per opening/context key, per token and per
-token; the highest sum wins. It reads paragraph-sized and sentence-sized steps alike.
+token; the highest sum wins. It reads paragraph-sized and sentence-sized steps alike. Its last stage
+(`sequence.Recurrent`) re-scores each step with small GRUs over the run (forward only for a causal
+model; numpy, no torch).
 Weights are trained by `scripts/train_labeler.py` (see `learned_fit.fit`) from the hand labels and
 shipped in the wheel as `molspec/structure/weights/learned.json`: the vocabularies as JSON, the
 weight matrices as base64 little-endian float16 (half the size; no label changes at that precision),
@@ -25,8 +27,9 @@ import numpy.typing as npt
 from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
 from molspec.structure.features import DENSE, Key, StepInput, left_only, strip_opener, trace_inputs
 from molspec.structure.label import BONDS
+from molspec.structure.sequence import Recurrent
 
-FORMAT = 3
+FORMAT = 4
 Matrix = npt.NDArray[np.float64]
 
 
@@ -85,6 +88,7 @@ class Model:
             `DENSE`, `CONTEXT`, then the sparse rows; each re-scores every step knowing its
             neighbours' labels as the stage before it gave them.
         info: what the model was trained on (label count, label digest, settings), for the record.
+        sequence: the last stage, if any: GRUs over the whole run reading the stages' scores (`sequence`).
     """
 
     keys: dict[Key, int]
@@ -92,6 +96,7 @@ class Model:
     weights: Matrix
     stages: tuple[Matrix, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
+    sequence: Recurrent | None = None
 
     @property
     def causal(self) -> bool:
@@ -123,6 +128,8 @@ class Model:
             probs = softmax(z)
             ctx = np.vstack([context_features(probs[a:b], dense[a:b], causal) for a, b in spans if b > a])
             z = linear(stage, np.hstack([dense, ctx]), rows + len(CONTEXT), vals, owner)
+        if self.sequence is not None:
+            return self.sequence.scores([z[a:b] for a, b in spans], [dense[a:b] for a, b in spans])
         return [z[a:b] for a, b in spans]
 
     def sparse(
@@ -155,6 +162,7 @@ class Model:
                 "words": list(self.words),
                 "weights": _encode(self.weights),
                 "stages": [_encode(w) for w in self.stages],
+                "sequence": self.sequence.to_obj() if self.sequence else None,
                 "info": self.info,
             },
             ensure_ascii=False,
@@ -170,8 +178,14 @@ class Model:
             raise ValueError("weights were written for another feature set; retrain with scripts/train_labeler.py")
         keys = {tuple(k): i for i, k in enumerate(data["keys"], len(DENSE))}
         words = {w: i for i, w in enumerate(data["words"], len(DENSE) + len(keys))}
+        sequence = Recurrent.from_obj(data["sequence"]) if data.get("sequence") else None
         model = Model(
-            keys, words, _decode(data["weights"]), tuple(map(_decode, data["stages"])), dict(data.get("info", {}))
+            keys,
+            words,
+            _decode(data["weights"]),
+            tuple(map(_decode, data["stages"])),
+            dict(data.get("info", {})),
+            sequence,
         )
         if model.weights.shape[0] != model.n_rows or any(
             w.shape[0] != model.n_rows + len(CONTEXT) for w in model.stages

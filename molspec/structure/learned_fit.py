@@ -20,6 +20,7 @@ from molspec.structure.features import DENSE, Key, StepInput, left_only, strip_o
 from molspec.structure.label import BONDS
 from molspec.structure.labelset import Run
 from molspec.structure.learned import CONTEXT, Matrix, Model, context_features, linear, softmax
+from molspec.structure.sequence import Recurrent
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,9 @@ class FitSettings:
             recall 0.84 held-out). 1 decides by the training shares: held-out +0.028 macro-F1, but the shares
             are a writer's (QwQ checks more than R1): QwQ -> R1 -0.033, R1 -> QwQ +0.019. Half way: held-out
             +0.022, across teachers -0.010 and +0.012; other writers' shares differ again.
+        sequence: units of the recurrent last stage (`sequence.Recurrent`: GRUs over the whole run reading the
+            stacked scores, out of fold, at prior 0); 0: none. Then the prior goes to its bias, not the stack's.
+        sequence_epochs / sequence_nets: its training epochs and how many nets (seeds) are averaged.
         causal: read only the question and the steps before each step (`features.left_only`, and no
             later-stage column of the steps after): the "learned-causal" labeler, for the fidelity gate,
             which labels each new step before the next exists.
@@ -57,6 +61,9 @@ class FitSettings:
     stages: int = 2
     causal: bool = False
     prior: float = 0.5
+    sequence: int = 32
+    sequence_epochs: int = 20
+    sequence_nets: int = 3
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,7 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
     everything = [True] * len(runs)
     stage1 = _train(shell, data, everything, None, cfg)
     stages: list[Matrix] = []
+    recurrent = None
     if cfg.folds > 1 and len(set(data.folds)) > 1:
         # per fold: the stages so far, trained without that fold's runs
         insides = {f: [fold != f for fold in data.folds] for f in sorted(set(data.folds))}
@@ -127,14 +135,16 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
         for n in range(cfg.stages):
             context = _out_of_fold(data, parts)
             stages.append(_train(shell, data, everything, context, cfg))
-            if n + 1 < cfg.stages:
+            if n + 1 < cfg.stages or cfg.sequence:  # the recurrent stage reads the last one out of fold
                 parts = {
                     f: replace(m, stages=(*m.stages, _train(shell, data, insides[f], context, cfg)))
                     for f, m in parts.items()
                 }
+        if cfg.sequence:
+            recurrent = _recurrent(data, parts, cfg)
     gold = np.concatenate(data.gold)
     counts = np.bincount(gold[gold >= 0], minlength=len(BONDS)).astype(np.float64)
-    if cfg.prior:
+    if cfg.prior and recurrent is None:
         last = stages[-1] if stages else stage1
         last[0] += cfg.prior * np.log((counts + 1.0) / (counts + 1.0).sum())  # row 0: the `bias` signal (1)
     info = {
@@ -146,7 +156,23 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
         "strip_openers": cfg.strip_openers,
         "causal": cfg.causal,
     }
-    return Model(keys, words, stage1, tuple(stages), info)
+    return Model(keys, words, stage1, tuple(stages), info, recurrent)
+
+
+def _recurrent(data: Examples, parts: dict[int, Model], cfg: FitSettings) -> Recurrent:
+    """The recurrent last stage, trained on every run's stacked scores from the stack trained without its fold."""
+    from molspec.structure.sequence_fit import fit_recurrent  # torch: training only
+
+    dense = [
+        np.array([s.dense for s in steps], dtype=np.float64).reshape(len(steps), len(DENSE)) for steps in data.runs
+    ]
+    stacked = [_scores(parts[f], steps, d) for steps, d, f in zip(data.runs, dense, data.folds, strict=True)]
+    gold = np.concatenate(data.gold)
+    counts = np.bincount(gold[gold >= 0], minlength=len(BONDS)).astype(np.float64)
+    shift = cfg.prior * np.log((counts + 1.0) / (counts + 1.0).sum())
+    return fit_recurrent(
+        stacked, dense, data.gold, cfg.causal, shift, cfg.sequence, cfg.sequence_epochs, cfg.sequence_nets
+    )
 
 
 def _out_of_fold(data: Examples, parts: dict[int, Model]) -> list[Matrix]:

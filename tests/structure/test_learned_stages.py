@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -10,9 +12,10 @@ import numpy as np
 import pytest
 
 from molspec.structure import labelset
-from molspec.structure.features import DENSE, trace_inputs
+from molspec.structure.features import DENSE, left_only, trace_inputs
 from molspec.structure.learned import CONTEXT, LearnedLabeler, Model, shipped_model
 from molspec.structure.learned_fit import FitSettings, fit, settings_for
+from molspec.structure.sequence import raw_inputs
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +80,48 @@ def test_shipped_settings() -> None:
         recorded = shipped_model(name).info["settings"]  # files written before `causal` existed lack it
         assert {**asdict(FitSettings()), **recorded} == asdict(settings) and not settings.causal
     assert shipped_model("learned-causal").info["settings"] == asdict(settings_for(False, causal=True))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_recurrent_stage_in_numpy_equals_torch(runs: list[labelset.Run], causal: bool) -> None:
+    """The recurrent stage labels in numpy with torch.nn.GRU's arithmetic: both directions (forward only for
+    a causal model), each run's backward pass from its own end, runs of different lengths in one pass."""
+    import torch
+
+    model = fit(runs, FitSettings(steps=20, causal=causal, sequence=8, sequence_epochs=2, sequence_nets=1))
+    assert model.sequence is not None and model.sequence.causal == causal
+    net = model.sequence.nets[0]
+    assert ("ih_r" in net) != causal
+    inputs = [trace_inputs(r.question, r.steps) for r in runs[:4]]
+    stacked = Model(model.keys, model.words, model.weights, model.stages, model.info)
+    dense = [np.array([s.dense for s in (left_only(x) if causal else x)]) for x in inputs]
+    xs = [
+        (x - model.sequence.mean) / model.sequence.std for x in raw_inputs(stacked.scores_many(inputs), dense, causal)
+    ]
+    gru = torch.nn.GRU(xs[0].shape[1], 8, batch_first=True, bidirectional=not causal).double()
+    names = {"ih": "weight_ih_l0", "hh": "weight_hh_l0", "b_ih": "bias_ih_l0", "b_hh": "bias_hh_l0"}
+    state = {
+        names[k.removesuffix("_r")] + ("_reverse" if k.endswith("_r") else ""): torch.tensor(v)
+        for k, v in net.items()
+        if k.removesuffix("_r") in names
+    }
+    gru.load_state_dict(state)
+    for x, got in zip(xs, model.scores_many(inputs), strict=True):
+        with torch.no_grad():
+            out, _ = gru(torch.tensor(x)[None])
+        expected = torch.cat([out[0], torch.tensor(x)], dim=1).numpy() @ net["head"].T + net["head_b"]
+        assert np.allclose(got, expected, atol=1e-9)
+
+
+def test_recurrent_stage_survives_json_and_labelling_never_imports_torch(runs: list[labelset.Run]) -> None:
+    model = fit(runs, FitSettings(steps=20, sequence=8, sequence_epochs=2, sequence_nets=2))
+    stored = Model.from_json(model.to_json())
+    assert stored.sequence is not None and len(stored.sequence.nets) == 2
+    steps = [(r.question, r.steps) for r in runs]
+    assert LearnedLabeler(stored).label_many(steps) == LearnedLabeler(model).label_many(steps)
+    code = (
+        "import sys; from molspec.structure.label import get_labeler; "
+        "get_labeler('learned').label(None, ['Let x = 2.', 'Wait, check: 2 + 2 = 4.']); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2], timeout=120)

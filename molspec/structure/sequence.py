@@ -1,0 +1,122 @@
+"""The `learned` labeler's last stage: small GRUs over the steps of a run, in numpy.
+
+The stacked stages read a fixed window (three steps each side, means 4-8 steps away). A verification pass can
+span dozens of sentences, all `reflect`; a recurrent net carries what it has read along the whole run. Each net
+reads, per step, the stacked model's log-probabilities (decided balanced: no prior), the step's DENSE signals
+and the log run length (standardised with the training steps' mean and spread); its head reads the net's state
+and the same inputs. A causal model's nets run forward only and do not read the run length (not known before
+the end). The nets' scores are averaged (seeds differ: one net's held-out macro-F1 varied by 0.017 by seed).
+Trained by `sequence_fit.fit_recurrent` (torch); labelling needs numpy only. Measured in
+bench/sequence_experiment.md.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Matrix = npt.NDArray[np.float64]
+GROUP = 32  # runs per pass of the loop over time, sorted by length (little padding)
+# the matrices of one net (torch.nn.GRU's names, gates r, z, n); "_r": the backward direction
+PARTS = ("ih", "hh", "b_ih", "b_hh", "ih_r", "hh_r", "b_ih_r", "b_hh_r", "head", "head_b")
+
+
+@dataclass(frozen=True)
+class Recurrent:
+    """GRUs over runs whose scores are averaged.
+
+    Attributes:
+        mean / std: the inputs' standardisation (per input column).
+        nets: per net its matrices by `PARTS` name (no "_r" ones when `causal`).
+        causal: forward only, and the run length is not read.
+    """
+
+    mean: Matrix
+    std: Matrix
+    nets: tuple[dict[str, Matrix], ...]
+    causal: bool
+
+    def scores(self, stacked: Sequence[Matrix], dense: Sequence[Matrix]) -> list[Matrix]:
+        """(steps, bonds) scores per run from its stacked scores (no prior) and DENSE rows."""
+        xs = [(x - self.mean) / self.std for x in raw_inputs(stacked, dense, self.causal)]
+        out = [np.zeros_like(z) for z in stacked]
+        order = sorted(range(len(xs)), key=lambda i: len(xs[i]))
+        for g in range(0, len(order), GROUP):
+            idx = [i for i in order[g : g + GROUP] if len(xs[i])]
+            for net in self.nets:
+                for i, z in zip(idx, _forward(net, [xs[i] for i in idx]), strict=True):
+                    out[i] += z / len(self.nets)
+        return out
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "causal": self.causal,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "nets": [{k: [list(m.shape), _encode(m)] for k, m in net.items()} for net in self.nets],
+        }
+
+    @staticmethod
+    def from_obj(data: dict[str, Any]) -> Recurrent:
+        nets = tuple({k: _decode(blob, shape) for k, (shape, blob) in net.items()} for net in data["nets"])
+        return Recurrent(np.array(data["mean"]), np.array(data["std"]), nets, bool(data["causal"]))
+
+
+def raw_inputs(stacked: Sequence[Matrix], dense: Sequence[Matrix], causal: bool) -> list[Matrix]:
+    """Per run: the stacked log-probabilities, the DENSE rows (steps, len(DENSE)), the log run length (0 if
+    `causal`)."""
+    out = []
+    for z, d in zip(stacked, dense, strict=True):
+        logp = z - z.max(axis=1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+        size = np.full((len(z), 1), 0.0 if causal else np.log1p(len(z)) / 8.0)
+        out.append(np.hstack([logp, d, size]))
+    return out
+
+
+def _forward(net: dict[str, Matrix], xs: Sequence[Matrix]) -> list[Matrix]:
+    """One net over runs at once (padded to the longest; each run's backward pass starts at its own end)."""
+    if not xs:
+        return []
+    lengths = np.array([len(x) for x in xs])
+    t = int(lengths.max())
+    x = np.zeros((len(xs), t, xs[0].shape[1]))
+    for i, xi in enumerate(xs):
+        x[i, : len(xi)] = xi
+    states = [_direction(net, x, "")]
+    if "ih_r" in net:
+        idx = np.clip(lengths[:, None] - 1 - np.arange(t)[None, :], 0, t - 1)[:, :, None]
+        backward = _direction(net, np.take_along_axis(x, idx, axis=1), "_r")
+        states.append(np.take_along_axis(backward, idx, axis=1))
+    z = np.concatenate([*states, x], axis=2) @ net["head"].T + net["head_b"]
+    return [z[i, :n] for i, n in enumerate(lengths.tolist())]
+
+
+def _direction(net: dict[str, Matrix], x: Matrix, sfx: str) -> Matrix:
+    """torch.nn.GRU's recurrence: r, u = sigmoid(..), n = tanh(x_n + r * h_n), h = (1 - u) * n + u * h."""
+    whh, bhh = net["hh" + sfx], net["b_hh" + sfx]
+    h_size = whh.shape[1]
+    gi = x @ net["ih" + sfx].T + net["b_ih" + sfx]
+    h = np.zeros((x.shape[0], h_size))
+    out = np.zeros((x.shape[0], x.shape[1], h_size))
+    for step in range(x.shape[1]):
+        gh = h @ whh.T + bhh
+        g = gi[:, step]
+        ru = 1.0 / (1.0 + np.exp(-(g[:, : 2 * h_size] + gh[:, : 2 * h_size])))
+        n = np.tanh(g[:, 2 * h_size :] + ru[:, :h_size] * gh[:, 2 * h_size :])
+        h = n + ru[:, h_size:] * (h - n)
+        out[:, step] = h
+    return out
+
+
+def _encode(m: Matrix) -> str:
+    return base64.b64encode(np.ascontiguousarray(m).astype("<f2").tobytes()).decode("ascii")
+
+
+def _decode(blob: str, shape: Sequence[int]) -> Matrix:
+    return np.frombuffer(base64.b64decode(blob), dtype="<f2").astype(np.float64).reshape(tuple(shape))
