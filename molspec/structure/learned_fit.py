@@ -84,8 +84,10 @@ class Examples:
 def settings_for(blind: bool, causal: bool = False) -> FitSettings:
     """The settings a shipped labeler is trained with, chosen by 3-fold cross-validation by question on
     the train split: `learned` reads two later stages; `learned-blind`, which cannot read openers, one
-    (a second one cost it 0.003-0.007 macro-F1 there while `learned` gained 0.005)."""
-    settings = FitSettings(strip_openers=True, stages=1) if blind else FitSettings()
+    (a second one cost it 0.003-0.007 macro-F1 there while `learned` gained 0.005). `learned-blind` has no
+    recurrent stage: with one it lost 0.008 held-out (0.649 -> 0.641) and 0.013 QwQ -> R1 (bench/labelers.py),
+    where `learned` gained 0.020."""
+    settings = FitSettings(strip_openers=True, stages=1, sequence=0) if blind else FitSettings()
     return replace(settings, causal=causal)
 
 

@@ -73,9 +73,11 @@ def test_weights_of_another_format_are_refused(runs: list[labelset.Run]) -> None
 
 
 def test_shipped_settings() -> None:
-    """learned reads two later stages; learned-blind one and no openers (the settings the weights were made with)."""
-    assert settings_for(False) == FitSettings() and FitSettings().stages == 2
-    assert settings_for(True) == FitSettings(strip_openers=True, stages=1)
+    """learned reads two later stages and the recurrent one; learned-blind one stage, no recurrent stage and no
+    openers (the settings the weights were made with)."""
+    assert settings_for(False) == FitSettings() and FitSettings().stages == 2 and FitSettings().sequence
+    assert settings_for(True) == FitSettings(strip_openers=True, stages=1, sequence=0)
+    assert shipped_model("learned").sequence is not None and shipped_model("learned-blind").sequence is None
     for name, settings in (("learned", settings_for(False)), ("learned-blind", settings_for(True))):
         recorded = shipped_model(name).info["settings"]  # files written before `causal` existed lack it
         assert {**asdict(FitSettings()), **recorded} == asdict(settings) and not settings.causal
