@@ -111,12 +111,13 @@ class Model:
         """(steps, bonds) scores of one trace's steps."""
         return self.scores_many([inputs])[0]
 
-    def scores_many(self, traces: Sequence[Sequence[StepInput]]) -> list[Matrix]:
+    def scores_many(self, traces: Sequence[Sequence[StepInput]], left_done: bool = False) -> list[Matrix]:
         """`scores` of many traces in one pass: stage 1 is row-wise, so one product covers every step of every
         trace; the later stages' context features are made per trace, so no trace sees another's steps. Equal
-        to one call per trace up to BLAS summation order (labels tested equal)."""
+        to one call per trace up to BLAS summation order (labels tested equal). `left_done`: a causal model's
+        inputs are already `left_only` (training's), so they are not cut again."""
         causal = self.causal
-        flat = [s for t in traces for s in (left_only(t) if causal else t)]
+        flat = [s for t in traces for s in (left_only(t) if causal and not left_done else t)]
         cuts = np.cumsum([0, *(len(t) for t in traces)]).tolist()
         spans = [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
         if not flat:

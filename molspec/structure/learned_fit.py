@@ -19,7 +19,7 @@ import numpy.typing as npt
 from molspec.structure.features import DENSE, Key, StepInput, left_only, strip_opener, trace_inputs
 from molspec.structure.label import BONDS
 from molspec.structure.labelset import Run
-from molspec.structure.learned import CONTEXT, Matrix, Model, context_features, linear, softmax
+from molspec.structure.learned import CONTEXT, Matrix, Model, context_features, softmax
 from molspec.structure.sequence import Recurrent
 
 
@@ -130,6 +130,9 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
     stage1 = _train(shell, data, everything, None, cfg)
     stages: list[Matrix] = []
     recurrent = None
+    gold = np.concatenate(data.gold)
+    counts = np.bincount(gold[gold >= 0], minlength=len(BONDS)).astype(np.float64)
+    shift = prior_shift(counts, cfg.prior)
     if cfg.folds > 1 and len(set(data.folds)) > 1:
         # per fold: the stages so far, trained without that fold's runs
         insides = {f: [fold != f for fold in data.folds] for f in sorted(set(data.folds))}
@@ -143,12 +146,10 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
                     for f, m in parts.items()
                 }
         if cfg.sequence:
-            recurrent = _recurrent(data, parts, cfg)
-    gold = np.concatenate(data.gold)
-    counts = np.bincount(gold[gold >= 0], minlength=len(BONDS)).astype(np.float64)
+            recurrent = _recurrent(data, parts, cfg, shift)
     if cfg.prior and recurrent is None:
         last = stages[-1] if stages else stage1
-        last[0] += cfg.prior * np.log((counts + 1.0) / (counts + 1.0).sum())  # row 0: the `bias` signal (1)
+        last[0] += shift  # row 0: the `bias` signal (1)
     info = {
         "labelled_steps": sum(r.n_labelled for r in runs),
         "runs": len(runs),
@@ -161,17 +162,21 @@ def fit(runs: Sequence[Run], settings: FitSettings | None = None) -> Model:
     return Model(keys, words, stage1, tuple(stages), info, recurrent)
 
 
-def _recurrent(data: Examples, parts: dict[int, Model], cfg: FitSettings) -> Recurrent:
-    """The recurrent last stage, trained on every run's stacked scores from the stack trained without its fold."""
+def prior_shift(counts: Matrix, prior: float) -> Matrix:
+    """What the last stage's bias gains: `prior` times the log label shares (add-one smoothed `counts`)."""
+    out: Matrix = prior * np.log((counts + 1.0) / (counts + 1.0).sum())
+    return out
+
+
+def _recurrent(data: Examples, parts: dict[int, Model], cfg: FitSettings, shift: Matrix) -> Recurrent:
+    """The recurrent last stage, trained on every run's stacked scores from the stack trained without its fold;
+    `shift` (the prior) goes to its bias."""
     from molspec.structure.sequence_fit import fit_recurrent  # torch: training only
 
     dense = [
         np.array([s.dense for s in steps], dtype=np.float64).reshape(len(steps), len(DENSE)) for steps in data.runs
     ]
-    stacked = [_scores(parts[f], steps, d) for steps, d, f in zip(data.runs, dense, data.folds, strict=True)]
-    gold = np.concatenate(data.gold)
-    counts = np.bincount(gold[gold >= 0], minlength=len(BONDS)).astype(np.float64)
-    shift = cfg.prior * np.log((counts + 1.0) / (counts + 1.0).sum())
+    stacked = [parts[f].scores_many([steps], left_done=True)[0] for steps, f in zip(data.runs, data.folds, strict=True)]
     return fit_recurrent(
         stacked, dense, data.gold, cfg.causal, shift, cfg.sequence, cfg.sequence_epochs, cfg.sequence_nets
     )
@@ -183,19 +188,9 @@ def _out_of_fold(data: Examples, parts: dict[int, Model]) -> list[Matrix]:
     for i, (steps, fold) in enumerate(zip(data.runs, data.folds, strict=True)):
         if steps:
             dense = np.array([s.dense for s in steps], dtype=np.float64)
-            context[i] = context_features(softmax(_scores(parts[fold], steps, dense)), dense, parts[fold].causal)
+            z = parts[fold].scores_many([steps], left_done=True)[0]  # examples() already cut a causal run
+            context[i] = context_features(softmax(z), dense, parts[fold].causal)
     return context
-
-
-def _scores(model: Model, steps: Sequence[StepInput], dense: Matrix) -> Matrix:
-    """`model.scores(steps)` of inputs as `examples` made them: a causal model's are already left-only, and
-    `Model.scores` would cut them again (the same arithmetic as `Model.scores_many` on one trace otherwise)."""
-    rows, vals, owner = model.sparse(steps)
-    z = linear(model.weights, dense, rows, vals, owner)
-    for stage in model.stages:
-        ctx = context_features(softmax(z), dense, model.causal)
-        z = linear(stage, np.hstack([dense, ctx]), rows + len(CONTEXT), vals, owner)
-    return z
 
 
 def _train(
