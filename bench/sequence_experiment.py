@@ -38,9 +38,12 @@ from molspec.structure.learned_fit import (  # noqa: E402
     _out_of_fold,
     _train,
     examples,
+    prior_shift,
     settings_for,
     vocabulary,
 )
+from molspec.structure.sequence import forward  # noqa: E402
+from molspec.structure.sequence_fit import Net, matrices, pad_runs  # noqa: E402
 
 CACHE = Path("/tmp/seqexp")
 # The DENSE columns the GRU reads ("lean": length, position and the number signals only; default: all of them)
@@ -101,7 +104,7 @@ def stack(train: Sequence[Run], test: Sequence[Run], cfg: FitSettings) -> Stacke
     model = Model(keys, words, stage1, tuple(stages), {"causal": cfg.causal})
     gold = np.concatenate(data.gold)
     counts = np.bincount(gold[gold >= 0], minlength=len(BONDS)).astype(np.float64)
-    shift = cfg.prior * np.log((counts + 1.0) / (counts + 1.0).sum())
+    shift = prior_shift(counts, cfg.prior)
     oof = [parts[f].scores(steps) for steps, f in zip(data.runs, data.folds, strict=True)]
     test_data = examples(test, cfg.folds, cfg.causal)
     test_scores = model.scores_many(test_data.runs)
@@ -201,7 +204,7 @@ def train_gru(
     order = sorted(range(len(xs)), key=lambda i: len(xs[i]))
     batches = [order[i : i + cfg.batch] for i in range(0, len(order), cfg.batch)]
     batches = [b for b in batches if any((ys[i] >= 0).any() for i in b)]
-    tensors = [_pad(xs, ys, b) for b in batches]
+    tensors = [pad_runs(xs, ys, b) for b in batches]
     weight = torch.tensor(per_class, dtype=torch.float32)
     kept: dict[int, object] = {}
     for epoch in range(1, cfg.epochs + 1):
@@ -220,44 +223,6 @@ def train_gru(
     return net, kept
 
 
-def _pad(
-    xs: Sequence[Matrix], ys: Sequence[npt.NDArray[np.int64]], idx: Sequence[int]
-) -> tuple[object, object, object]:
-    import torch
-
-    t = max(len(xs[i]) for i in idx)
-    x = np.zeros((len(idx), t, xs[0].shape[1]), dtype=np.float32)
-    y = np.full((len(idx), t), -1, dtype=np.int64)
-    for row, i in enumerate(idx):
-        x[row, : len(xs[i])] = xs[i]
-        y[row, : len(ys[i])] = ys[i]
-    return torch.from_numpy(x), torch.from_numpy(y), torch.tensor([len(xs[i]) for i in idx])
-
-
-def _net_class() -> type:
-    import torch
-    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
-    class _Net(torch.nn.Module):
-        def __init__(self, d_in: int, hidden: int, bidirectional: bool) -> None:
-            super().__init__()
-            self.gru = torch.nn.GRU(d_in, hidden, batch_first=True, bidirectional=bidirectional)
-            # the head also reads the inputs: it starts as a re-weighting of the stacked model's scores
-            self.head = torch.nn.Linear(hidden * (2 if bidirectional else 1) + d_in, len(BONDS))
-
-        def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-            out, _ = self.gru(packed)
-            out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-            return self.head(torch.cat([out, x], dim=-1))
-
-    return _Net
-
-
-def Net(d_in: int, hidden: int, bidirectional: bool) -> object:  # noqa: N802
-    return _net_class()(d_in, hidden, bidirectional)
-
-
 @dataclass
 class Ensemble:
     """GRUs trained from different seeds; their scores are averaged."""
@@ -270,66 +235,23 @@ def gru_scores(net: object, xs: Sequence[Matrix]) -> list[Matrix]:
     if isinstance(net, Ensemble):
         each = [gru_scores(n, xs) for n in net.nets]
         return [sum(z[i] for z in each) / len(each) for i in range(len(xs))]
-    w = numpy_weights(net)
-    return numpy_forward(w, xs)
-
-
-def numpy_weights(net: object) -> dict[str, Matrix]:
-    return {k: v.detach().double().numpy() for k, v in net.state_dict().items()}  # type: ignore[attr-defined]
+    return numpy_forward(matrices(net), xs)  # type: ignore[arg-type]
 
 
 def numpy_forward(w: dict[str, Matrix], xs: Sequence[Matrix], group: int = 32) -> list[Matrix]:
-    """`_forward` over runs grouped by length (`group` runs at a time: little padding, few steps of the loop)."""
+    """`sequence.forward` over runs grouped by length (`group` runs at a time: little padding)."""
     order = sorted(range(len(xs)), key=lambda i: len(xs[i]))
     out: list[Matrix] = [np.zeros((0, len(BONDS)))] * len(xs)
     for g in range(0, len(order), group):
         idx = order[g : g + group]
-        for i, z in zip(idx, _forward(w, [xs[i] for i in idx]), strict=True):
+        for i, z in zip(idx, forward(w, [xs[i] for i in idx]), strict=True):
             out[i] = z
-    return out
-
-
-def _forward(w: dict[str, Matrix], xs: Sequence[Matrix]) -> list[Matrix]:
-    """torch.nn.GRU (one layer, gates r, z, n) and the head, over runs at once (padded, one loop over time)."""
-    if not xs:
-        return []
-    lengths = np.array([len(x) for x in xs])
-    t, d = int(lengths.max()), xs[0].shape[1]
-    x = np.zeros((len(xs), t, d))
-    for i, xi in enumerate(xs):
-        x[i, : len(xi)] = xi
-    outs = [_direction(w, x, lengths, "")]
-    if "gru.weight_ih_l0_reverse" in w:
-        # reverse each run within its length, run forward, reverse back
-        idx = np.clip(lengths[:, None] - 1 - np.arange(t)[None, :], 0, t - 1)
-        rev = np.take_along_axis(x, idx[:, :, None], axis=1)
-        outs.append(np.take_along_axis(_direction(w, rev, lengths, "_reverse"), idx[:, :, None], axis=1))
-    z = np.concatenate([*outs, x], axis=2) @ w["head.weight"].T + w["head.bias"]
-    return [z[i, :n] for i, n in enumerate(lengths)]
-
-
-def _direction(w: dict[str, Matrix], x: Matrix, lengths: npt.NDArray[np.int64], sfx: str) -> Matrix:
-    wih, whh = w[f"gru.weight_ih_l0{sfx}"], w[f"gru.weight_hh_l0{sfx}"]
-    bih, bhh = w[f"gru.bias_ih_l0{sfx}"], w[f"gru.bias_hh_l0{sfx}"]
-    h_size = whh.shape[1]
-    gi = x @ wih.T + bih  # (runs, time, 3h)
-    h = np.zeros((x.shape[0], h_size))
-    out = np.zeros((x.shape[0], x.shape[1], h_size))
-    for step in range(x.shape[1]):
-        gh = h @ whh.T + bhh
-        g = gi[:, step]
-        r = 1.0 / (1.0 + np.exp(-(g[:, :h_size] + gh[:, :h_size])))
-        u = 1.0 / (1.0 + np.exp(-(g[:, h_size : 2 * h_size] + gh[:, h_size : 2 * h_size])))
-        n = np.tanh(g[:, 2 * h_size :] + r * gh[:, 2 * h_size :])
-        h = (1.0 - u) * n + u * h
-        out[:, step] = h
     return out
 
 
 def shares_shift(ys: Sequence[npt.NDArray[np.int64]], prior: float) -> Matrix:
     labels = np.concatenate([y[y >= 0] for y in ys])
-    counts = np.bincount(labels, minlength=len(BONDS)).astype(np.float64)
-    return prior * np.log((counts + 1.0) / (counts + 1.0).sum())
+    return prior_shift(np.bincount(labels, minlength=len(BONDS)).astype(np.float64), prior)
 
 
 # ---------------------------------------------------------------- CV, scoring
@@ -467,7 +389,7 @@ def main_speed(cfg: GruSettings) -> None:
     import torch
 
     torch.manual_seed(0)
-    w = numpy_weights(Net(len(BONDS) + len(COLUMNS or DENSE) + 1, cfg.hidden, True))
+    w = matrices(Net(len(BONDS) + len(COLUMNS or DENSE) + 1, cfg.hidden, True))
     started = time.process_time()
     xs, _ = gru_inputs(scores, dense)
     numpy_forward(w, xs)

@@ -49,7 +49,7 @@ class Recurrent:
         for g in range(0, len(order), GROUP):
             idx = [i for i in order[g : g + GROUP] if len(xs[i])]
             for net in self.nets:
-                for i, z in zip(idx, _forward(net, [xs[i] for i in idx]), strict=True):
+                for i, z in zip(idx, forward(net, [xs[i] for i in idx]), strict=True):
                     out[i] += z / len(self.nets)
         return out
 
@@ -79,7 +79,7 @@ def raw_inputs(stacked: Sequence[Matrix], dense: Sequence[Matrix], causal: bool)
     return out
 
 
-def _forward(net: dict[str, Matrix], xs: Sequence[Matrix]) -> list[Matrix]:
+def forward(net: dict[str, Matrix], xs: Sequence[Matrix]) -> list[Matrix]:
     """One net over runs at once (padded to the longest; each run's backward pass starts at its own end)."""
     if not xs:
         return []

@@ -24,7 +24,9 @@ BATCH = 8  # runs per batch
 _NAMES = {"weight_ih_l0": "ih", "weight_hh_l0": "hh", "bias_ih_l0": "b_ih", "bias_hh_l0": "b_hh"}
 
 
-class _Net(torch.nn.Module):
+class Net(torch.nn.Module):
+    """One GRU (bidirectional unless causal) and a linear head over its state and the inputs."""
+
     def __init__(self, d_in: int, hidden: int, bidirectional: bool) -> None:
         super().__init__()
         self.gru = torch.nn.GRU(d_in, hidden, batch_first=True, bidirectional=bidirectional)
@@ -77,13 +79,13 @@ def _one(
     labels = np.concatenate([y[y >= 0] for y in gold])
     counts = np.bincount(labels, minlength=len(BONDS)).astype(np.float64)
     per_class = np.where(counts > 0, len(labels) / (len(BONDS) * np.maximum(counts, 1.0)), 0.0)
-    net = _Net(xs[0].shape[1], hidden, bidirectional)
+    net = Net(xs[0].shape[1], hidden, bidirectional)
     opt = torch.optim.Adam(net.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     order = sorted((i for i in range(len(xs)) if len(xs[i])), key=lambda i: len(xs[i]))
     batches = [
         b for b in (order[i : i + BATCH] for i in range(0, len(order), BATCH)) if any((gold[i] >= 0).any() for i in b)
     ]
-    tensors = [_pad(xs, gold, b) for b in batches]
+    tensors = [pad_runs(xs, gold, b) for b in batches]
     weight = torch.tensor(per_class, dtype=torch.float32)
     for _ in range(epochs):
         for j in rng.permutation(len(tensors)).tolist():
@@ -94,12 +96,13 @@ def _one(
             opt.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
-    return _matrices(net)
+    return matrices(net)
 
 
-def _pad(
+def pad_runs(
     xs: Sequence[Matrix], gold: Sequence[npt.NDArray[np.int64]], idx: Sequence[int]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The runs `idx` as one padded batch: inputs, labels (-1 past a run's end and where unlabelled), lengths."""
     t = max(len(xs[i]) for i in idx)
     x = np.zeros((len(idx), t, xs[0].shape[1]), dtype=np.float32)
     y = np.full((len(idx), t), -1, dtype=np.int64)
@@ -109,7 +112,7 @@ def _pad(
     return torch.from_numpy(x), torch.from_numpy(y), torch.tensor([len(xs[i]) for i in idx])
 
 
-def _matrices(net: _Net) -> dict[str, Matrix]:
+def matrices(net: Net) -> dict[str, Matrix]:
     """The net's parameters by `sequence.PARTS` name, as float64 arrays."""
     out: dict[str, Matrix] = {}
     for name, value in net.gru.state_dict().items():
