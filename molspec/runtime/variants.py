@@ -167,12 +167,14 @@ def build_variants(base: Spec, plans: dict[str, BuildPlan], opts: BuildOptions, 
 def _cache_total(results: dict[str, BuildResult], cache_file: Path | None, cache: StepCache | None
                  ) -> CacheInfo | None:
     """The variants' cache counts summed; entries from `cache` (open here) or, after builds elsewhere, from the
-    files as they are now (every replica's)."""
+    last variant that ran (it counted every replica's file when it ended), else from the files as they are."""
     if cache_file is None:
         return None
     infos = [r.cache for r in results.values() if r.cache is not None]
     if cache is not None:
         entries = cache.entries
+    elif infos:
+        entries = infos[-1].entries
     else:
         now = StepCache.open(cache_file)
         entries = now.entries
