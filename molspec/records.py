@@ -60,6 +60,8 @@ class Step(Record):
                                                          "unechoed: sentences copying the prompt removed")
     problems: list[str] = Field(default_factory=list, description="what is still wrong with the kept attempt")
     partner: int | None = Field(default=None, description="reflect steps: the earlier step (0-based) re-checked")
+    lead: str | None = Field(default=None, description="the words of the bond's `lead` that open the text (the "
+                                                      "spec wrote them, the model the rest)")
 
 
 class Message(Record):

@@ -63,8 +63,11 @@ class BondSpec(Model):
     title: str = Field(description="a short title; default: the name, capitalised")
     instruct: str = Field(description="the instruction for this behaviour")
     template: str | None = Field(default=None, description="a step template for this bond only")
+    lead: str | None = Field(default=None, description="the words each step of this bond starts with (a Jinja "
+                             "template); the model continues them and they are part of the step")
     sampling: Sampling = Sampling()
     template_span: Span | None = Field(default=None, exclude=True, repr=False)
+    lead_span: Span | None = Field(default=None, exclude=True, repr=False)
 
 
 class EdgeSpec(Model):
@@ -199,11 +202,13 @@ class FidelitySpec(Model):
 
 class Templates(Model):
     """Jinja templates (sandboxed, strict). `step` renders the user turn of every bond step,
-    `answer` the final answer turn, `system` an optional system message."""
+    `answer` the final answer turn, `system` an optional system message, `reply` an optional start of the
+    model's reply to every bond step (the reasoning so far, which the model then continues)."""
 
     step: str
     answer: str
     system: str | None = None
+    reply: str | None = None
     spans: dict[str, Span] = Field(default_factory=dict, exclude=True, repr=False)
 
 

@@ -22,10 +22,10 @@ from molspec.spec import (
 )
 
 SOURCE_FORMATS = ("jsonl", "parquet", "csv", "hub")
-TEMPLATE_NAMES = ("step", "answer", "system")
+TEMPLATE_NAMES = ("step", "answer", "system", "reply")
 
 _SAMPLING_KEYS = S.keys_of(Sampling, "temperature", "top_p", "max_tokens")
-BOND = S.Schema("a bond", (*S.keys_of(BondSpec, "instruct", "title", "template", optional=("title",)),
+BOND = S.Schema("a bond", (*S.keys_of(BondSpec, "instruct", "title", "template", "lead", optional=("title",)),
                            *_SAMPLING_KEYS))
 MODEL = S.Schema("a model", (*S.keys_of(ModelSpec, "engine", "model", "chat_template", spelled={"model": "name"}),
                              *_SAMPLING_KEYS), sections=("options",))

@@ -42,8 +42,10 @@ STEP_VARIABLES = {
     "step": "this step's number, from 1",
     "n_steps": "the number of bond steps in this walk",
     "bonds": "the whole walk: a list of bond names",
-    "partner": "reflect (hydrogen) steps: the earlier step to re-check, {step, bond, text}; otherwise none",
-    "approach": "explore (vdw) steps: the first sentence of the latest exploring step (or of step 1); otherwise none",
+    "partner": "reflect (hydrogen) steps after the first: the earlier step to re-check, {step, bond, kind, title, "
+               "text, claim (its first sentence)}; otherwise none",
+    "approach": "explore (vdw) steps after the first: the first sentence of the latest exploring step (or of "
+                "step 1); otherwise none",
     "sample": "the sample index",
     "split": "the split name",
     "graph": "the graph (isomer) name",

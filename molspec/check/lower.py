@@ -153,7 +153,7 @@ def _bond(low: Lowering, b: ast.Bond) -> BondSpec | None:
     if b.title is not None:
         fields["title"] = b.title.value
     return BondSpec(name=b.name.name, kind=kind, **fields, sampling=_sampling(vals),  # type: ignore[arg-type]
-                    span=b.name.sp, template_span=vals.spans.get("template"))
+                    span=b.name.sp, template_span=vals.spans.get("template"), lead_span=vals.spans.get("lead"))
 
 
 def _sampling(vals: S.Values) -> Sampling:
@@ -285,13 +285,14 @@ def _templates(low: Lowering) -> Templates:
         if name not in TEMPLATE_NAMES:
             low.error("MOL303", f"unknown template '{name}'", t.name.sp,
                       help=did_you_mean(name, TEMPLATE_NAMES) or
-                      "templates: step (each bond step), answer (the final answer), system (system message); "
+                      "templates: step (each bond step), answer (the final answer), system (system message), "
+                      "reply (the start of the model's reply to each bond step); "
                       "per-bond templates go in the bond: `template = \"\"\"...\"\"\"`")
             continue
         found[name] = t.body.value
         spans[name] = t.body.sp
     return Templates(step=found.get("step", STEP_TEMPLATE), answer=found.get("answer", ANSWER_TEMPLATE),
-                     system=found.get("system"), spans=spans)
+                     system=found.get("system"), reply=found.get("reply"), spans=spans)
 
 
 def _answer(low: Lowering, a: Any) -> AnswerSpec:

@@ -28,24 +28,29 @@ _SAMPLE_STEP = {"bond": "deep", "kind": "covalent", "title": "Deep reasoning", "
 
 def check_templates(spec: Spec) -> list[Diagnostic]:
     out: list[Diagnostic] = []
-    for name, source, span, variables in _templates(spec):
-        out += _check_one(spec, name, source, span, variables)
+    for name, source, span, variables, kind in _templates(spec):
+        out += _check_one(spec, name, source, span, variables, kind)
     return out
 
 
-def _templates(spec: Spec) -> Iterator[tuple[str, str, Span | None, dict[str, str]]]:
+def _templates(spec: Spec) -> Iterator[tuple[str, str, Span | None, dict[str, str], str | None]]:
+    """(name, source, span, variables, the bond kind it renders for: None for every kind)."""
     t = spec.templates
-    yield "step", t.step, t.spans.get("step"), STEP_VARIABLES
-    yield "answer", t.answer, t.spans.get("answer"), ANSWER_VARIABLES
+    yield "step", t.step, t.spans.get("step"), STEP_VARIABLES, None
+    yield "answer", t.answer, t.spans.get("answer"), ANSWER_VARIABLES, None
     if t.system is not None:
-        yield "system", t.system, t.spans.get("system"), STEP_VARIABLES
+        yield "system", t.system, t.spans.get("system"), STEP_VARIABLES, None
+    if t.reply is not None:
+        yield "reply", t.reply, t.spans.get("reply"), STEP_VARIABLES, None
     for bond in spec.bonds.values():
         if bond.template is not None:
-            yield f"bond '{bond.name}'", bond.template, bond.template_span, STEP_VARIABLES
+            yield f"bond '{bond.name}'", bond.template, bond.template_span, STEP_VARIABLES, bond.kind
+        if bond.lead is not None:
+            yield f"bond '{bond.name}' lead", bond.lead, bond.lead_span, STEP_VARIABLES, bond.kind
 
 
 def _check_one(spec: Spec, name: str, source: str, span: Span | None,
-               variables: dict[str, str]) -> list[Diagnostic]:
+               variables: dict[str, str], kind: str | None = None) -> list[Diagnostic]:
     if span is None:  # a built-in default: known good
         return []
     try:
@@ -63,7 +68,7 @@ def _check_one(spec: Spec, name: str, source: str, span: Span | None,
     unknown = sorted(undeclared - set(variables))
     if unknown:
         return [_unknown(spec, name, source, span, var, variables) for var in unknown]
-    for label, context in _answer_contexts(spec) if name == "answer" else _contexts(spec):
+    for label, context in _answer_contexts(spec) if name == "answer" else _contexts(spec, kind):
         found = _trial_render(spec, name, source, span, label, context)
         if found:
             return found
@@ -98,10 +103,13 @@ def _trial_render(spec: Spec, name: str, source: str, span: Span, label: str,
                            Label(where, "not allowed"), help="templates may read variables, not Python internals")]
     except UndefinedError as exc:
         where = _attribute_span(spec, span, source, exc.message or "")
+        help_ = ("fields: bond has name, kind, title, instruct; steps items have bond, kind, title, text; "
+                 "partner has step, claim and a step's fields")
+        if "'None' has no attribute" in (exc.message or ""):
+            help_ = ("`partner` and `approach` are none on a walk's first step (and on other bonds' steps): "
+                     "guard them with `{% if partner %}...{% endif %}`")
         return [Diagnostic("MOL305", f"the {name} template fails on {label}: {exc.message}",
-                           Label(where, "no such field"),
-                           help="fields: bond has name, kind, title, instruct; steps items have bond, kind, "
-                                "title, text")]
+                           Label(where, "no such field"), help=help_)]
     except Exception as exc:  # noqa: BLE001  (any template runtime error is the user's to fix)
         return [Diagnostic("MOL305", f"the {name} template fails on {label}: {exc}", Label(span))]
     return []
@@ -132,15 +140,18 @@ def _attribute_span(spec: Spec, span: Span, source: str, message: str) -> Span:
     return _offset_span(spec, span, use.start(), use.end() - use.start())
 
 
-def _contexts(spec: Spec) -> list[tuple[str, dict[str, Any]]]:
+def _contexts(spec: Spec, kind: str | None = None) -> list[tuple[str, dict[str, Any]]]:
     """Synthetic renders: a sample, then the first step, a middle step of a later sample, and the
     last step of a long walk (so that `{% if sample > 0 %}` or `steps[-1]` branches run too).
-    `partner` and `approach` are set on some of them and none on others, as in a build."""
-    return [("a sample", _context(spec, sample=0, step=2, n_steps=8)),
-            ("the first step (sample 0, no steps yet)", _context(spec, sample=0, step=1, n_steps=8)),
-            ("a middle step (sample 1, step 4 of 8)", _context(spec, sample=1, step=4, n_steps=8, kind="hydrogen")),
+    `partner` and `approach` are set on some of them and none on others, as in a build (none on a first
+    step). A bond's own template or lead renders only for that bond's kind: `kind`."""
+    return [("a sample", _context(spec, sample=0, step=2, n_steps=8, kind=kind or "covalent")),
+            ("the first step (sample 0, no steps yet)",
+             _context(spec, sample=0, step=1, n_steps=8, kind=kind or "covalent")),
+            ("a middle step (sample 1, step 4 of 8)", _context(spec, sample=1, step=4, n_steps=8,
+                                                               kind=kind or "hydrogen")),
             ("the last step (sample 999999, step 64 of 64)",
-             _context(spec, sample=999_999, step=64, n_steps=64, kind="vdw"))]
+             _context(spec, sample=999_999, step=64, n_steps=64, kind=kind or "vdw"))]
 
 
 def _answer_contexts(spec: Spec) -> list[tuple[str, dict[str, Any]]]:
@@ -153,11 +164,12 @@ def _answer_contexts(spec: Spec) -> list[tuple[str, dict[str, Any]]]:
 def _context(spec: Spec, sample: int, step: int, n_steps: int, kind: str = "covalent") -> dict[str, Any]:
     bond = {"name": "deep", "kind": kind, "title": "Deep reasoning", "instruct": "Go deeper."}
     bonds = (["explore", "deep"] * n_steps)[:n_steps]
-    partner = {"step": 1, **_SAMPLE_STEP} if kind == "hydrogen" else None
+    later = step > 1  # a first step has no partner and no approach on the table
+    partner = {"step": 1, "claim": "So x = 2.", **_SAMPLE_STEP} if kind == "hydrogen" and later else None
     return {"question": "What is 1 + 1?", "steps": [_SAMPLE_STEP] * (step - 1), "bond": bond, "step": step,
             "n_steps": n_steps, "bonds": bonds, "sample": sample, "split": "train" if sample < 2 else "test",
             "graph": "g", "instruct": spec.answer.instruct, "partner": partner,
-            "approach": "Try x = 2." if kind == "vdw" else None}
+            "approach": "Try x = 2." if kind == "vdw" and later else None}
 
 
 def _offset_span(spec: Spec, span: Span, offset: int, length: int) -> Span:

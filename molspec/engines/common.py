@@ -46,8 +46,15 @@ def closed_error(engine: str) -> EngineError:
 
 
 def render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> list[int]:
-    """Chat-template `messages` with a generation prompt and return the prompt's token ids."""
-    text = tokenizer.apply_chat_template([dict(m) for m in messages], add_generation_prompt=True, tokenize=False)
+    """Chat-template `messages` and return the prompt's token ids.
+
+    A list that ends with an assistant message is a prefill: the reply continues that message (no new
+    turn is opened), so a step can start with text the runtime chose.
+    """
+    prefill = bool(messages) and messages[-1].get("role") == "assistant"
+    text = tokenizer.apply_chat_template(
+        [dict(m) for m in messages], add_generation_prompt=not prefill, continue_final_message=prefill, tokenize=False
+    )
     # The template already wrote any BOS/special tokens; adding them again would double the BOS.
     ids: list[int] = tokenizer.encode(text, add_special_tokens=False)
     return ids

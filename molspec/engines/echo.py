@@ -69,6 +69,8 @@ def complete(request: Request) -> Completion:
         words = words[:limit]
         text = " ".join(words)
         finish = "length"
+    if text and request.messages and request.messages[-1].get("role") == "assistant":
+        text = " " + text  # a started reply is continued after a space, as a tokenizer's next word would be
     top = ((words[0], 0.0),) if words and request.params.logprobs > 0 else ()
     return Completion(key=request.key, text=text, n_tokens=len(words), finish_reason=finish, top_logprobs=top)
 

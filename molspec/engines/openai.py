@@ -216,6 +216,10 @@ class OpenAIEngine:
             body["structured_outputs"] = {"choice": list(p.choices)}
         if p.logprobs > 0:
             body["logprobs"], body["top_logprobs"] = True, p.logprobs
+        if request.messages and request.messages[-1].get("role") == "assistant":
+            # A started reply is continued, not answered: vLLM and SGLang need these two fields (llama.cpp's
+            # server continues a final assistant message by itself); a server that ignores them answers anew.
+            body["continue_final_message"], body["add_generation_prompt"] = True, False
         body.update(self.options.extra_body)
         return body
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from molspec.records import FidelityInfo, Row, Step
 from molspec.spec import BondSpec, Spec
@@ -247,6 +247,35 @@ def restated(user: str, bond: BondSpec, problems: Sequence[str]) -> str:
     if any(p.startswith("label:") for p in problems) or not hints:
         hints.append(f"This step must be {bond.title.lower()}: {bond.instruct}")
     return user.rstrip() + "\n\n" + " ".join(hints)
+
+
+def restated_prompt(messages: Sequence[Mapping[str, str]], bond: BondSpec,
+                    problems: Sequence[str]) -> tuple[dict[str, str], ...]:
+    """A retry's messages: the last user turn `restated`; a started reply after it stays as it was."""
+    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    out = [dict(m) for m in messages]
+    out[last]["content"] = restated(out[last]["content"], bond, problems)
+    return tuple(out)
+
+
+def prompt_words(messages: Sequence[Mapping[str, str]], lead: str) -> str:
+    """The user turn and any started reply, without the lead (which opens the step itself): what `frame_of`
+    reads for the words a step must not echo."""
+    user = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+    reply = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
+    if lead and reply.endswith(lead):
+        reply = reply[:-len(lead)]
+    return f"{user}\n\n{reply}" if reply else user
+
+
+def led(attempt: Attempt, lead: str, completion: str) -> Attempt:
+    """The attempt with the step's lead in front. Hygiene judged the model's own words (`completion`, after
+    the lead); an empty completion stays empty, so a lead alone is never a step."""
+    if not lead or not attempt.text:
+        return attempt
+    # A tokenizer writes the space after the lead into the completion; "," or "s" follow the lead directly.
+    sep = " " if completion[:1].isspace() else ""
+    return replace(attempt, text=f"{lead}{sep}{attempt.text}")
 
 
 def partner(bonds: Sequence[str], kinds: Sequence[str], step: int) -> int | None:

@@ -28,10 +28,20 @@ from molspec.runtime.fidelity import (
     frame_of,
     label_last,
     labelled,
+    led,
     partner,
-    restated,
+    prompt_words,
+    restated_prompt,
 )
-from molspec.runtime.prompts import StepText, WalkContext, answer_messages, sft_messages, step_messages, thinking
+from molspec.runtime.prompts import (
+    StepPrompt,
+    StepText,
+    WalkContext,
+    answer_messages,
+    sft_messages,
+    step_prompt,
+    thinking,
+)
 from molspec.runtime.verify import verify
 from molspec.sources import Question
 from molspec.spec import DEFAULT_SAMPLING, FidelitySpec, Sampling, Spec
@@ -59,7 +69,7 @@ class _Live:
     frame: str = ""  # the current step's prompt without the question and the earlier steps
     partner: int | None = None
     grams: list[frozenset[tuple[str, ...]]] = field(default_factory=list)  # each kept step's word 3-grams
-    asked: tuple[dict[str, str], ...] = ()  # the current step's rendered messages (a retry restates their last)
+    asked: StepPrompt = StepPrompt(())  # the current step's rendered prompt (a retry restates its user turn)
 
 
 @dataclass
@@ -268,13 +278,12 @@ def _request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
         if not attempt:  # a retry's prompt is the first attempt's (same steps, bond and partner), restated
             kinds = [spec.bonds[b].kind for b in s.job.bonds]
             s.partner = partner(s.job.bonds, kinds, step) if bond.kind == "hydrogen" else None
-            s.asked = step_messages(spec, s.walk, s.steps, bond, s.partner)
-        msgs = s.asked
+            s.asked = step_prompt(spec, s.walk, s.steps, bond, s.partner)
+        msgs = s.asked.messages
         if attempt:
-            user = msgs[-1]["content"]
-            msgs = (*msgs[:-1], {"role": "user", "content": restated(user, bond, s.trial.attempts[-1].problems)})
+            msgs = restated_prompt(msgs, bond, s.trial.attempts[-1].problems)
         # The frame is the prompt as sent: a retry's restated hints are words the step must not echo either.
-        s.frame = frame_of(msgs[-1]["content"], s.job.question.question, [t.text for t in s.steps])
+        s.frame = frame_of(prompt_words(msgs, s.asked.lead), s.job.question.question, [t.text for t in s.steps])
         max_tokens, temperature, top_p = cfg.sampling(bond.sampling)
         if attempt and temperature > 0:  # a retry is a new candidate, not the same step at a new seed; greedy
             temperature = max(temperature, cfg.gate.retry_temperature)  # stays greedy (the user chose repeatable)
@@ -284,8 +293,10 @@ def _request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
         max_tokens, temperature, top_p = cfg.sampling(spec.answer.sampling)
         meta = {"sample": s.job.index, "step": step, "bond": "answer", "kind": "answer"}
     retry = (attempt,) if attempt else ()  # a first attempt keeps the seed it has always had
+    # A continued reply is one paragraph: a blank line is where `thinking` starts the next step.
+    stop = ("\n\n",) if msgs[-1]["role"] == "assistant" else ()
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p,
-                            seed=request_seed(cfg.seed, s.job.index, step, *retry))
+                            seed=request_seed(cfg.seed, s.job.index, step, *retry), stop=stop)
     key = f"{s.job.index}:{step}" + (f":{attempt}" if attempt else "")
     return Request(key=key, messages=msgs, params=params, meta=meta)
 
@@ -336,7 +347,8 @@ def _advance(spec: Spec, s: _Live, c: Completion, cfg: RunConfig, prog: Progress
     if step >= len(s.job.bonds):
         prog.done += 1
         return _row(spec, s, c, cfg)
-    return checked(c.text, c.n_tokens, c.finish_reason, s.frame, s.job.question.question, s.grams)
+    return led(checked(c.text, c.n_tokens, c.finish_reason, s.frame, s.job.question.question, s.grams),
+               s.asked.lead, c.text)
 
 
 def _judge(spec: Spec, s: _Live, attempt: Attempt, cfg: RunConfig, prog: Progress) -> None:
@@ -358,7 +370,7 @@ def _keep_best(spec: Spec, s: _Live, prog: Progress, failed_retry: str | None = 
     s.records.append(Step(bond=bond.name, text=best.text, n_tokens=best.n_tokens, finish_reason=best.finish_reason,
                           label=best.label, attempts=len(s.trial.attempts) + bool(failed_retry), retries=reasons,
                           repair=best.repair, problems=list(best.problems) + ([failed_retry] if failed_retry else []),
-                          partner=s.partner))
+                          partner=s.partner, lead=(s.asked.lead or None) if best.text else None))
     s.trial = StepTrial()
     prog.steps += 1
 

@@ -96,3 +96,20 @@ def test_unknown_dtype_is_an_engine_error(tiny_model: Path) -> None:
 )
 def test_cut_at_stop(text: str, stop: tuple[str, ...], expected: tuple[str, bool]) -> None:
     assert cut_at_stop(text, stop) == expected
+
+
+def test_a_final_assistant_message_is_continued(transformers_tiny: Engine, tiny_model: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from molspec.engines.base import Request, SamplingParams
+    from molspec.engines.common import render_prompt
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    user = {"role": "user", "content": "Think step by step."}
+    started = {"role": "assistant", "content": "Another way to see it is"}
+    asked, continued = render_prompt(tokenizer, [user]), render_prompt(tokenizer, [user, started])
+    # the reply is not closed: the prompt ends with its words, where the new tokens go on
+    assert tokenizer.decode(continued).endswith("Another way to see it is")
+    assert tokenizer.decode(continued).startswith(tokenizer.decode(asked)[: len(tokenizer.decode(asked)) // 2])
+    [out] = transformers_tiny.generate([Request("c", (user, started), SamplingParams(max_tokens=4, temperature=0))])
+    assert out.finish_reason == "length" and out.prompt_tokens == len(continued)

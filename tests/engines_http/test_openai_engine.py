@@ -61,6 +61,17 @@ def test_sampling_params_seed_and_extra_body_are_sent(server: LoopbackOpenAIServ
     assert server.bodies[-1]["seed"] == derived_a["seed"]
 
 
+def test_a_started_reply_is_sent_to_be_continued(server: LoopbackOpenAIServer, make_engine: EngineFactory) -> None:
+    engine = make_engine(base_url=server.base_url, concurrency=1)
+    user = {"role": "user", "content": "What is 2 + 2?"}
+    started = Request("s", (user, {"role": "assistant", "content": "Next,"}), SamplingParams(stop=("\n\n",)))
+    engine.generate([started, Request("a", (user,), SamplingParams())])
+    continued, asked = server.bodies
+    assert continued["messages"][-1] == {"role": "assistant", "content": "Next,"}
+    assert (continued["continue_final_message"], continued["add_generation_prompt"]) == (True, False)
+    assert "continue_final_message" not in asked and "add_generation_prompt" not in asked
+
+
 def test_empty_batch(server: LoopbackOpenAIServer, make_engine: EngineFactory) -> None:
     assert make_engine(base_url=server.base_url).generate([]) == []
 
