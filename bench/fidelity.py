@@ -73,7 +73,7 @@ def measure(rows: list[Row], judges: list[str], calls: int, wall: float) -> dict
     n = max(len(steps), 1)
     cut = sum(bool(s.text) and not SENTENCE_END.search(s.text[-3:] + " ") for _r, _i, s in steps)
     echo = sum(echoes(s.text, frame_of(FRAME, r.question, [])) or echoes(s.text, r.question) for r, _i, s in steps)
-    # the model's own words: a spec's lead (examples/leads.mol) opens a step and may quote an earlier one
+    # the model's own words: a spec's lead (examples/quickstart.mol) opens a step and may quote an earlier one
     dup = sum(any(near_duplicate(own(s), own(e)) for e in r.steps[:i]) for r, i, s in steps)
     return {
         "steps": len(steps), "engine_calls": calls, "wall_s": round(wall, 1),
@@ -92,7 +92,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--spec", type=Path, default=ROOT / "examples" / "quickstart.mol",
-                    help="a spec in examples/ with `samples = 8` (examples/leads.mol: the steps start with leads)")
+                    help="a spec in examples/ with `samples = 8` "
+                         "(examples/quickstart-frame.mol: the baseline, without leads)")
     ap.add_argument("--engine", default="vllm")
     ap.add_argument("--model", default="builtin:smollm2-135m-instruct")
     ap.add_argument("--judge", default="cue,learned-blind",
