@@ -3,7 +3,7 @@ seed on the same engine: gate off, then gate on. For each build it reports hygie
 echoing the frame, near-duplicates, empty), labelled fidelity per bond by a labeler OTHER than the gate's
 (Goodhart check), the share of steps that open with a cue word, engine calls and wall time.
 
-    .venv/bin/python bench/fidelity.py [--samples 32] [--spec examples/quickstart.mol] [--engine vllm]
+    .venv/bin/python bench/fidelity.py [--samples 32] [--spec examples/quickstart.mol] [--seed 7] [--engine vllm]
         [--model builtin:smollm2-135m-instruct] [--judge cue,learned-blind] [--out /tmp/fidelity]
 """
 
@@ -31,9 +31,9 @@ CUE_OPENERS = re.compile(r"^\W*(wait|alternatively|hmm|but|let me (check|verify|
 FRAME = "You are writing one step of a long, careful chain of thought that solves the problem below."
 
 
-def spec_text(samples: int, path: Path = ROOT / "examples" / "quickstart.mol") -> str:
+def spec_text(samples: int, path: Path = ROOT / "examples" / "quickstart.mol", seed: int = 7) -> str:
     text = path.read_text()
-    text = text.replace("samples = 8", f"samples = {samples}")
+    text = text.replace("samples = 8", f"samples = {samples}").replace("seed = 7", f"seed = {seed}")
     return text.replace('jsonl("data/gsm8k.jsonl")', f'jsonl("{ROOT / "examples" / "data" / "gsm8k.jsonl"}")')
 
 
@@ -94,17 +94,19 @@ def main() -> None:
     ap.add_argument("--spec", type=Path, default=ROOT / "examples" / "quickstart.mol",
                     help="a spec in examples/ with `samples = 8` "
                          "(examples/quickstart-frame.mol: the baseline, without leads)")
+    ap.add_argument("--seed", type=int, default=7, help="the dataset's seed (the spec's is 7)")
     ap.add_argument("--engine", default="vllm")
     ap.add_argument("--model", default="builtin:smollm2-135m-instruct")
     ap.add_argument("--judge", default="cue,learned-blind",
                     help="comma-separated labelers that score fidelity (the gate uses learned)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/molspec-fidelity"))
+    ap.add_argument("--builds", default="off,on", help="which builds to run: off, on, or both (off,on)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     spec = args.out / args.spec.name
-    spec.write_text(spec_text(args.samples, args.spec))
+    spec.write_text(spec_text(args.samples, args.spec, args.seed))
     report = {}
-    for gate in (False, True):
+    for gate in [g == "on" for g in args.builds.split(",")]:
         res, wall, rows = one(spec, args.out / ("gate-on" if gate else "gate-off"), gate, args.engine, args.model)
         calls = sum(s.attempts for r in rows for s in r.steps) + len(rows)
         report["gate on" if gate else "gate off"] = measure(rows, args.judge.split(","), calls, wall)
