@@ -38,12 +38,14 @@ class CardStructure:
         planned: P(next | bond) of the plan's walks, over `text.bonds` (zero rows for labels outside the plan).
         planned_shares: bond -> share of the plan's steps.
         text: the rows' asked and labelled bonds.
+        led: how many of the labelled rows' steps open with words the spec wrote (a bond's `lead`).
     """
 
     plan_bonds: tuple[str, ...]
     planned: Matrix
     planned_shares: dict[str, float]
     text: TextStructure
+    led: int = 0
 
     @property
     def bonds(self) -> tuple[str, ...]:
@@ -64,7 +66,7 @@ def card_structure(build_dir: Path, m: Manifest) -> CardStructure:
                           stored_by=m.fidelity.labeler if m.fidelity is not None else None,
                           expected=expected_labels(bond_kinds(build_dir, m)))
     return CardStructure(plan_bonds, _aligned(m.planned.transitions.bonds, m.planned.transitions.matrix, text.bonds),
-                         dict(m.planned.bond_shares), text)
+                         dict(m.planned.bond_shares), text, led=sum(bool(s.lead) for r in rows for s in r.steps))
 
 
 def bond_order(m: Manifest) -> list[str]:
@@ -134,6 +136,7 @@ def structure_context(cs: CardStructure, m: Manifest) -> dict[str, Any]:
                                                                                :len(cs.plan_bonds)]),
         "labelled_table": matrix_table(cs.bonds, cs.bonds, text.transitions("labelled")),
         "gate": _gate(m.fidelity),
+        "led": f"{cs.led:,} of the {text.steps:,}" if cs.led else None,
     }
 
 

@@ -295,3 +295,14 @@ def test_template_reads_only_values_the_card_gives(built: Path) -> None:
     shards = {split: [(p, 1) for p in paths] for split, paths in m.files.items()}
     given = set(context(built, m, card_structure(built, m), shards, REPO)) | {"card_data"}
     assert wanted <= given, wanted - given
+
+
+def test_card_says_when_steps_open_with_the_specs_words(tmp_path: Path, built: Path) -> None:
+    from tests.runtime.test_leads import leads_spec
+
+    out = tmp_path / "out"
+    build(molspec.load(leads_spec(tmp_path / "spec")), BuildOptions(out=out))
+    steps = sum(len(r.steps) for r in read_rows(out, read_manifest(out)))
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert f"{steps} of the {steps} labelled steps open with words the spec wrote" in card
+    assert "words the spec wrote" not in (built / "README.md").read_text(encoding="utf-8")
