@@ -1,7 +1,7 @@
 """How the labelers agree with people on SmolLM2 lead builds, reading each step whole or without its lead.
 
-The walks and the first reader's hand labels of every lead build are fixtures (`leads-*`, `s8-*`;
-labels/generated-helper40/41/46). For each labeler and each reading: steps compared, agreement with the
+The walks and the first reader's hand labels of every lead build are fixtures (`leads-*`, `s8-*`, `s9-*`;
+labels/generated-helper40/41/46/48). For each labeler and each reading: steps compared, agreement with the
 hand label, and agreement on whether the step does its asked bond (what the gate decides). `learned-causal`
 reads each step as the gate does (only the steps before it); the others read whole walks.
 
@@ -23,17 +23,18 @@ from molspec.runtime.fidelity import label_last  # noqa: E402
 from molspec.structure.label import Labeler, get_labeler  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "structure" / "fixtures"
-LABEL_FILES = ("generated-helper40", "generated-helper41", "generated-helper46")
-# examples/quickstart.mol's leads (the fixtures keep the text, not the lead, of each step)
-LEAD = re.compile(r'^(Another way to approach this problem would be|From this it follows that|Next,|'
-                  r'Let me check step \d+ again: ".*?" To verify this,|'
+LABEL_FILES = ("generated-helper40", "generated-helper41", "generated-helper46", "generated-helper48")
+# the leads of examples/quickstart.mol, first and current (the fixtures keep the text, not the lead, of each step)
+LEAD = re.compile(r'^(Another way to approach this problem would be( to use)?|A different method would be to use|'
+                  r"From this it follows that|This means that|Putting these facts together, we can conclude that|"
+                  r'Next,|Now,|Let me check step \d+ again: ".*?" (To verify this,|Recomputing it,)|'
                   r"Let me check that I have read the problem right: it asks)\s*", re.S)
 
 
 def lead_walks() -> list[dict[str, object]]:
     path = FIXTURES / "generated" / "smollm2-fidelity-bench.jsonl"
     walks = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [w for w in walks if "/leads-" in w["id"] or "/s8-" in w["id"]]
+    return [w for w in walks if any(f"/{p}-" in w["id"] for p in ("leads", "s8", "s9"))]
 
 
 def hand_labels() -> dict[tuple[str, int], str]:
