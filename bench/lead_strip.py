@@ -10,7 +10,6 @@ reads each step as the gate does (only the steps before it); the others read who
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections import Counter
@@ -19,11 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fidelity_hand import hand_labels, walks  # noqa: E402  (bench/, the script's folder)
+
 from molspec.runtime.fidelity import label_last  # noqa: E402
 from molspec.structure.label import Labeler, get_labeler  # noqa: E402
 
-FIXTURES = ROOT / "tests" / "structure" / "fixtures"
-LABEL_FILES = ("generated-helper40", "generated-helper41", "generated-helper46", "generated-helper48")
+FIXTURE = "smollm2-fidelity-bench"
 # the leads of examples/quickstart.mol, first and current (the fixtures keep the text, not the lead, of each step)
 LEAD = re.compile(r'^(Another way to approach this problem would be( to use)?|A different method would be to use|'
                   r"From this it follows that|This means that|Putting these facts together, we can conclude that|"
@@ -32,18 +32,7 @@ LEAD = re.compile(r'^(Another way to approach this problem would be( to use)?|A 
 
 
 def lead_walks() -> list[dict[str, object]]:
-    path = FIXTURES / "generated" / "smollm2-fidelity-bench.jsonl"
-    walks = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [w for w in walks if any(f"/{p}-" in w["id"] for p in ("leads", "s8", "s9"))]
-
-
-def hand_labels() -> dict[tuple[str, int], str]:
-    out: dict[tuple[str, int], str] = {}
-    for name in LABEL_FILES:
-        for line in (FIXTURES / "labels" / f"{name}.jsonl").read_text().splitlines():
-            d = json.loads(line)
-            out[(d["id"], d["start"])] = d["label"]
-    return out
+    return [w for w in walks(FIXTURE) if any(f"/{p}-" in str(w["id"]) for p in ("leads", "s8", "s9"))]
 
 
 def labels_of(name: str, labeler: Labeler, question: str, texts: list[str]) -> list[str]:
@@ -53,16 +42,16 @@ def labels_of(name: str, labeler: Labeler, question: str, texts: list[str]) -> l
 
 
 def measure(name: str) -> dict[str, tuple[int, float, float]]:
-    labeler, hand = get_labeler(name), hand_labels()
+    labeler, hand = get_labeler(name), hand_labels(FIXTURE)
     counts: dict[str, Counter[str]] = {"whole step": Counter(), "model's words only": Counter()}
     for w in lead_walks():
         tid, thinking, asked = str(w["id"]), str(w["thinking"]), list(w["asked"])  # type: ignore[call-overload]
         spans = [(int(a), int(b)) for a, b in w["step_spans"]]  # type: ignore[attr-defined]
         texts = [thinking[a:b] for a, b in spans]
         for reading, seq in (("whole step", texts), ("model's words only", [LEAD.sub("", t) for t in texts])):
-            for (start, _end), said, bond in zip(spans, labels_of(name, labeler, str(w["question"]), seq), asked,
-                                                 strict=True):
-                person = hand.get((tid, start))
+            for (start, end), said, bond in zip(spans, labels_of(name, labeler, str(w["question"]), seq), asked,
+                                                strict=True):
+                person = hand.get((tid, start, end))
                 if person is not None:
                     c = counts[reading]
                     c["n"] += 1

@@ -60,6 +60,12 @@ class Request:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
+def starts_reply(messages: Sequence[Mapping[str, str]]) -> bool:
+    """Whether `messages` end with an assistant message: a started reply, which an engine continues (no new
+    turn is opened), its completion following that message's last words."""
+    return bool(messages) and messages[-1].get("role") == "assistant"
+
+
 @dataclass(frozen=True, slots=True)
 class Completion:
     """The result of one request. A failed request is a Completion with an error, not an exception.

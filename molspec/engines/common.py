@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from molspec.engines.base import Completion, EngineError, Request
+from molspec.engines.base import Completion, EngineError, Request, starts_reply
 from molspec.engines.redact import redact_options
 
 
@@ -51,7 +51,7 @@ def render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> list
     A list that ends with an assistant message is a prefill: the reply continues that message (no new
     turn is opened), so a step can start with text the runtime chose.
     """
-    prefill = bool(messages) and messages[-1].get("role") == "assistant"
+    prefill = starts_reply(messages)
     text = tokenizer.apply_chat_template(
         [dict(m) for m in messages], add_generation_prompt=not prefill, continue_final_message=prefill, tokenize=False
     )

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from molspec.engines.base import Completion, FinishReason, Request
+from molspec.engines.base import Completion, FinishReason, Request, starts_reply
 from molspec.engines.common import closed_error, cut_at_stop, describe
 from molspec.engines.options import EchoOptions, parse_options
 
@@ -69,7 +69,7 @@ def complete(request: Request) -> Completion:
         words = words[:limit]
         text = " ".join(words)
         finish = "length"
-    if text and request.messages and request.messages[-1].get("role") == "assistant":
+    if text and starts_reply(request.messages):
         text = " " + text  # a started reply is continued after a space, as a tokenizer's next word would be
     top = ((words[0], 0.0),) if words and request.params.logprobs > 0 else ()
     return Completion(key=request.key, text=text, n_tokens=len(words), finish_reason=finish, top_logprobs=top)

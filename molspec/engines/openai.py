@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from molspec.engines.base import Completion, EngineError, FinishReason, Request
+from molspec.engines.base import Completion, EngineError, FinishReason, Request, starts_reply
 from molspec.engines.common import closed_error, describe, failed, seed_of
 from molspec.engines.options import OpenAIOptions
 from molspec.engines.options import parse_options as _parse
@@ -216,7 +216,7 @@ class OpenAIEngine:
             body["structured_outputs"] = {"choice": list(p.choices)}
         if p.logprobs > 0:
             body["logprobs"], body["top_logprobs"] = True, p.logprobs
-        if request.messages and request.messages[-1].get("role") == "assistant":
+        if starts_reply(request.messages):
             # A started reply is continued, not answered: vLLM and SGLang need these two fields (llama.cpp's
             # server continues a final assistant message by itself); a server that ignores them answers anew.
             body["continue_final_message"], body["add_generation_prompt"] = True, False

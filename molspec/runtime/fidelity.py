@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from molspec.engines.base import starts_reply
 from molspec.records import FidelityInfo, Row, Step
 from molspec.spec import BondSpec, Spec
 from molspec.structure.label import BOND_KINDS, Labeler
@@ -262,7 +263,7 @@ def prompt_words(messages: Sequence[Mapping[str, str]], lead: str) -> str:
     """The user turn and any started reply, without the lead (which opens the step itself): what `frame_of`
     reads for the words a step must not echo."""
     user = next(m["content"] for m in reversed(messages) if m["role"] == "user")
-    reply = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
+    reply = messages[-1]["content"] if starts_reply(messages) else ""
     if lead and reply.endswith(lead):
         reply = reply[:-len(lead)]
     return f"{user}\n\n{reply}" if reply else user

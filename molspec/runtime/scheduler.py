@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from molspec.diagnostics import MolspecError
-from molspec.engines.base import Completion, Engine, EngineError, Request, SamplingParams, StreamingEngine
+from molspec.engines.base import Completion, Engine, EngineError, Request, SamplingParams, StreamingEngine, starts_reply
 from molspec.engines.common import request_seed
 from molspec.records import BuildMetadata, Failure, Message, Row, Step
 from molspec.runtime.fidelity import (
@@ -294,7 +294,7 @@ def _request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
         meta = {"sample": s.job.index, "step": step, "bond": "answer", "kind": "answer"}
     retry = (attempt,) if attempt else ()  # a first attempt keeps the seed it has always had
     # A continued reply is one paragraph: a blank line is where `thinking` starts the next step.
-    stop = ("\n\n",) if msgs[-1]["role"] == "assistant" else ()
+    stop = ("\n\n",) if starts_reply(msgs) else ()
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                             seed=request_seed(cfg.seed, s.job.index, step, *retry), stop=stop)
     key = f"{s.job.index}:{step}" + (f":{attempt}" if attempt else "")
