@@ -26,15 +26,21 @@ KIND_LABEL = {kind: label for label, kind in BOND_KINDS.items()}
 
 
 class TagLabeler:
-    """Reads the label a scripted step announces (`[deep] ...`): the loop is under test, not a labeler."""
+    """Reads the label a scripted step announces (`[deep] ...`; the last tag, after any that a lead quotes;
+    none: normal): the loop is under test, not a labeler."""
 
     name = "tag"
 
     def label(self, question: str | None, steps: Sequence[str]) -> list[str]:
-        return [next((b for b in BONDS if s.startswith(f"[{b}]")), "normal") for s in steps]
+        return [_last_tag(s) for s in steps]
 
     def label_many(self, traces: Sequence[tuple[str | None, Sequence[str]]]) -> list[list[str]]:
         return [self.label(q, s) for q, s in traces]
+
+
+def _last_tag(text: str) -> str:
+    where = {text.rfind(f"[{b}]"): b for b in BONDS}
+    return where[max(where)] if max(where) >= 0 else "normal"
 
 
 class Scripted:

@@ -15,8 +15,8 @@ from molspec.records import Failure, Row
 from molspec.runtime.build import BuildOptions, jobs, prepare, run_config
 from molspec.runtime.prompts import StepText, WalkContext, step_prompt
 from molspec.runtime.scheduler import Progress, run
-from molspec.structure.label import BONDS
 from tests.runtime.conftest import write_spec
+from tests.runtime.test_fidelity import TagLabeler
 
 LEADS = {
     "explore": 'lead = "Another way to see it:"',
@@ -38,19 +38,6 @@ def leads_spec(folder: Path, reply: bool = True) -> Path:
         text = text[:end] + f" {lead} " + text[end:]
     spec.write_text(text + (REPLY if reply else ""))
     return spec
-
-
-class TagLabeler:
-    """Reads the bond a scripted continuation announces (`... [deep] ...`): the last tag, after any that a
-    lead quotes."""
-
-    name = "tag"
-
-    def label(self, question: str | None, steps: Sequence[str]) -> list[str]:
-        return [max(BONDS, key=lambda b: s.rfind(f"[{b}]")) if "[" in s else "normal" for s in steps]
-
-    def label_many(self, traces: Sequence[tuple[str | None, Sequence[str]]]) -> list[list[str]]:
-        return [self.label(q, s) for q, s in traces]
 
 
 class Continuer:
