@@ -36,7 +36,8 @@ MIN_OWN_WORDS = 8  # an echoing step is repaired only when this many words of it
 
 REASON_HINTS = {
     "empty": "The last attempt was empty: write the step.",
-    "cut": "The last attempt ran out of room mid-sentence: write a shorter step that ends with a full sentence.",
+    "cut": "The last attempt stopped mid-sentence or before its working: write a short step that ends with a full "
+           "sentence.",
     "echo": "The last attempt repeated the problem or these instructions: write new reasoning in your own words.",
     "duplicate": "The last attempt repeated an earlier step: move the reasoning forward instead.",
 }
@@ -170,7 +171,7 @@ def hygiene(text: str, finish_reason: str, frame: str, question: str, earlier: S
     text = text.strip()
     problems: list[str] = []
     repair = None
-    if finish_reason == "length" and text:
+    if (finish_reason == "length" or dangles(text)) and text:
         trimmed = trim_to_sentence(text)
         if trimmed is None:
             problems.append("cut")
@@ -185,9 +186,19 @@ def hygiene(text: str, finish_reason: str, frame: str, question: str, earlier: S
     if mine and any(len(mine & e) >= DUPLICATE_SHARE * len(mine) for e in earlier):
         problems.append("duplicate")
     return text, tuple(problems), repair, mine
+
+
+def dangles(text: str) -> bool:
+    """The step ends by announcing what follows ("Here's a step-by-step breakdown:"): a paragraph stops at a
+    blank line, so the list or working it announced was never part of it (a third of the quickstart's
+    unfinished steps with leads at seed 9, the rest of them ends with a bare equation)."""
+    return text.rstrip().endswith(":")
+
+
 def trim_to_sentence(text: str) -> str | None:
-    """`text` cut after its last complete sentence, or None when that would keep too little of it."""
-    ends = [m.end() for m in SENTENCE_END.finditer(text)]
+    """`text` cut after its last complete sentence, or None when that would keep too little of it; a sentence
+    that ends with a colon (`dangles`) is not complete."""
+    ends = [m.end() for m in SENTENCE_END.finditer(text) if not dangles(text[:m.end()])]
     if not ends:
         return None
     kept = text[:ends[-1]].rstrip()

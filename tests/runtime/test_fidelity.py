@@ -154,6 +154,16 @@ def test_a_cut_step_is_trimmed_to_its_last_sentence() -> None:
     assert check_text("and so the total number of apples that remain in the", "length", "", "", [])[1] == ("cut",)
 
 
+def test_a_step_that_stops_at_a_colon_is_unfinished() -> None:
+    # the blank line that ends a paragraph cut off the working the step announced
+    text = "We use the unit price. Here's a step-by-step breakdown of the problem:"
+    assert check_text(text, "stop", "", "", []) == ("We use the unit price.", (), "trimmed")
+    assert check_text("let's break it down step by step:", "stop", "", "", [])[1] == ("cut",)
+    # a cut step is not trimmed back to a sentence that only announces what follows
+    assert trim_to_sentence("So 3 + 4 = 7 and 7 * 2 = 14. The steps are:\nadd them") == "So 3 + 4 = 7 and 7 * 2 = 14."
+    assert check_text("The cost is 3 * 6 = 18.\nTotal = 18 + 4 = 22", "stop", "", "", [])[1] == ()
+
+
 def test_echo_duplicate_and_empty_are_problems() -> None:
     frame = "You are writing one step of a long, careful chain of thought that solves the problem below."
     assert echoes("You are writing one step of a long, careful chain of thought that solves it.", frame)
