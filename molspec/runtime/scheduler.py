@@ -45,7 +45,7 @@ from molspec.runtime.prompts import (
 from molspec.runtime.verify import verify
 from molspec.sources import Question
 from molspec.spec import DEFAULT_SAMPLING, FidelitySpec, Sampling, Spec
-from molspec.structure.label import Labeler
+from molspec.structure.label import Labeler, StepLabeler, step_labeler
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +70,7 @@ class _Live:
     partner: int | None = None
     grams: list[frozenset[tuple[str, ...]]] = field(default_factory=list)  # each kept step's word 3-grams
     asked: StepPrompt = StepPrompt(())  # the current step's rendered prompt (a retry restates its user turn)
+    read: object = None  # what a step labeler has read of the kept steps (`label.StepLabeler`), once it labels
 
 
 @dataclass
@@ -105,11 +106,13 @@ class RunConfig:
     gate: FidelitySpec = field(default_factory=FidelitySpec)
     labeler: Labeler | None = None
     metadata_json: str = ""
+    stepper: StepLabeler | None = field(default=None, init=False)  # `labeler`, when it reads one new step at a time
     _settled: dict[tuple[float | None, float | None, int | None], tuple[int, float, float]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.metadata_json = json.dumps(self.metadata.model_dump(mode="json"), sort_keys=True)
+        self.stepper = step_labeler(self.labeler)
 
     def sampling(self, own: Sampling) -> tuple[int, float, float]:
         """(max_tokens, temperature, top_p) of a step with settings `own`: they fall back to the model's (`base`),
@@ -315,22 +318,37 @@ def _settle(spec: Spec, answered: list[tuple[_Live, Completion]], cfg: RunConfig
             attempts.append((s, got))
             got = None
         out.append(got)
-    for (s, a), label in zip(attempts, _labels(cfg.labeler, attempts), strict=True):
+    for (s, a), label in zip(attempts, _labels(cfg, attempts), strict=True):
         _judge(spec, s, labelled(a, label, spec.bonds[s.job.bonds[len(s.steps)]]), cfg, prog)
     return out
 
 
-def _labels(labeler: Labeler | None, attempts: list[tuple[_Live, Attempt]]) -> list[str | None]:
-    """Each attempt's label in context (None: no labeler, or nothing kept), from one batched call."""
+def _labels(cfg: RunConfig, attempts: list[tuple[_Live, Attempt]]) -> list[str | None]:
+    """Each attempt's label in context (None: no labeler, or nothing kept), from one batched call. A step
+    labeler reads each attempt after what it has kept of the walk (all of it); another reads the attempt
+    after the walk's last CONTEXT_STEPS steps again."""
+    labeler, stepper = cfg.labeler, cfg.stepper
     todo = [i for i, (_s, a) in enumerate(attempts) if a.text] if labeler is not None else []
     out: list[str | None] = [None] * len(attempts)
     if labeler is None or not todo:
         return out
-    items = [(s.job.question.question, [t.text for t in s.steps[-CONTEXT_STEPS:]], a.text)
-             for s, a in (attempts[i] for i in todo)]
-    for i, label in zip(todo, label_last(labeler, items), strict=True):
+    if stepper is not None:
+        labels = stepper.label_next([(_read(stepper, s), a.text) for s, a in (attempts[i] for i in todo)])
+    else:
+        labels = label_last(labeler, [(s.job.question.question, [t.text for t in s.steps[-CONTEXT_STEPS:]], a.text)
+                                      for s, a in (attempts[i] for i in todo)])
+    for i, label in zip(todo, labels, strict=True):
         out[i] = label
     return out
+
+
+def _read(stepper: StepLabeler, s: _Live) -> object:
+    """What `stepper` has read of the sample's kept steps (read once; `_keep_best` adds each new one)."""
+    if s.read is None:
+        s.read = stepper.walk(s.job.question.question)
+        for t in s.steps:
+            s.read = stepper.then(s.read, t.text)
+    return s.read
 
 
 def _advance(spec: Spec, s: _Live, c: Completion, cfg: RunConfig, prog: Progress) -> Row | Failure | Attempt | None:
@@ -339,7 +357,7 @@ def _advance(spec: Spec, s: _Live, c: Completion, cfg: RunConfig, prog: Progress
     step = len(s.steps)
     if c.finish_reason == "error":
         if step < len(s.job.bonds) and s.trial.attempts:  # a retry failed (its longer prompt may not fit)
-            _keep_best(spec, s, prog, f"retry failed: {(c.error or 'engine error')[:200]}")
+            _keep_best(spec, s, cfg, prog, f"retry failed: {(c.error or 'engine error')[:200]}")
             return None
         prog.failed += 1
         return _failure(s.job, f"{_where(s.job, step)}: {c.error or 'engine error'}")
@@ -357,16 +375,18 @@ def _judge(spec: Spec, s: _Live, attempt: Attempt, cfg: RunConfig, prog: Progres
     if cfg.gate.gate and attempt.problems and len(s.trial.attempts) <= cfg.gate.retries:
         prog.retries += 1
         return
-    _keep_best(spec, s, prog)
+    _keep_best(spec, s, cfg, prog)
 
 
-def _keep_best(spec: Spec, s: _Live, prog: Progress, failed_retry: str | None = None) -> None:
+def _keep_best(spec: Spec, s: _Live, cfg: RunConfig, prog: Progress, failed_retry: str | None = None) -> None:
     """The step is settled: its best attempt joins the walk, with the record of every attempt."""
     bond = spec.bonds[s.job.bonds[len(s.steps)]]
     best = s.trial.best()
     reasons = s.trial.reasons() + ([s.trial.reasons_last()] if failed_retry else [])
     s.steps.append(StepText(bond.name, bond.kind, bond.title, best.text))
     s.grams.append(best.grams)  # grams3(best.text), counted by its hygiene check
+    if s.read is not None and cfg.stepper is not None:
+        s.read = cfg.stepper.then(s.read, best.text)
     s.records.append(Step(bond=bond.name, text=best.text, n_tokens=best.n_tokens, finish_reason=best.finish_reason,
                           label=best.label, attempts=len(s.trial.attempts) + bool(failed_retry), retries=reasons,
                           repair=best.repair, problems=list(best.problems) + ([failed_retry] if failed_retry else []),

@@ -25,6 +25,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from molspec.structure.label import BONDS, StepFeatures, step_features
 
@@ -79,7 +80,7 @@ def trace_inputs(question: str | None, steps: Sequence[str]) -> list[StepInput]:
     back = _recent_starts([len(t) for t in steps])
     ahead = _recent_ends([len(t) for t in steps])
     recalls, restates = _recall_pass(feats, asked, back)
-    heads = [tuple(float(f.head[b]) for b in BONDS) for f in feats]
+    heads = [_head(f) for f in feats]
     openings = [_opening(f.tokens) for f in feats]
     words = [frozenset(f.tokens) for f in feats]
     recurrence = _recurrence(words, back)
@@ -87,23 +88,94 @@ def trace_inputs(question: str | None, steps: Sequence[str]) -> list[StepInput]:
     out: list[StepInput] = []
     for i, (text, f) in enumerate(zip(steps, feats, strict=True)):
         own = f.trigrams
-        body, scale = f.body, 60.0 / max(f.words, 60)
-        dense: list[float] = [1.0, *heads[i]]
-        dense += [min(body[b], 6) * scale for b in BONDS]
-        dense += [min(f.equation_density, 4.0) / 4.0, f.digit_ratio, math.log1p(len(text)) / 8.0]
-        dense += [recalls[i], restates[i]]
-        dense += [
+        around = (
+            recalls[i], restates[i],
             _share(own, _union(feats, back[i], i)) if i else 0.0,
             _share(own, _union(feats, i + 1, ahead[i])) if i + 1 < n else 0.0,
-        ]
-        dense += [float(i == 0), float(i == n - 1), i / last]
-        dense += recurrence[i]
-        dense.append(float(text.rstrip().endswith("?")))
-        dense += heads[i - 1] if i else _NONE
-        dense += heads[i + 1] if i + 1 < n else _NONE
-        size = len(words[i])
-        out.append(StepInput(tuple(dense), _keys(text, openings, i), words[i], size**-0.5 if size else 0.0))
+            float(i == 0), float(i == n - 1), i / last,
+        )  # fmt: skip
+        dense = _dense(text, f, heads[i], around, recurrence[i], heads[i - 1] if i else _NONE,
+                       heads[i + 1] if i + 1 < n else _NONE)
+        out.append(_input(text, dense, _keys(text, openings, i), words[i]))
     return out
+
+
+@dataclass(frozen=True)
+class Before:
+    """The question and the steps before a new step, as a causal model reads them (`next_input`). A walk that
+    grows one step at a time keeps one (`then`), so labelling each new attempt reads only the new step."""
+
+    asked: frozenset[Key] = frozenset()
+    feats: tuple[StepFeatures, ...] = ()
+    lengths: tuple[int, ...] = ()  # the steps' lengths in characters
+
+    @staticmethod
+    def of(question: str | None) -> Before:
+        return Before(step_features(question).trigrams if question else frozenset())
+
+    def then(self, text: str, f: StepFeatures | None = None) -> Before:
+        """This, with one more step at the end (`f`: its features, when the caller has them)."""
+        return Before(self.asked, (*self.feats, f or step_features(text)), (*self.lengths, len(text)))
+
+    @cached_property
+    def _context(self) -> tuple[frozenset[Key], frozenset[Key], tuple[set[str], set[str], set[str], set[str]]]:
+        """(trigrams of earlier work, trigrams of the recent context, the numbers and content words of both)."""
+        feats, i = self.feats, len(self.feats)
+        start = _recent_start(self.lengths, i)
+        words = [frozenset(f.tokens) for f in feats]
+        nums, content = _numbers(words), _content(words)
+        return (
+            _union(feats, 0, start) if start else frozenset(),
+            _union(feats, start, i) if i else frozenset(),
+            (set().union(*nums[:start]), set().union(*content[:start]),
+             set().union(*nums[start:i]), set().union(*content[start:i])),
+        )  # fmt: skip
+
+
+def next_input(before: Before, text: str, f: StepFeatures | None = None) -> StepInput:
+    """`left_only(trace_inputs(question, steps + [text]))[-1]` read from `before` (the question and `steps`)
+    without reading the steps again: what a causal model reads of a new step."""
+    f = f or step_features(text)
+    i, own = len(before.feats), f.trigrams
+    earlier, recent, (seen_n, seen_w, prev_n, prev_w) = before._context
+    around = (
+        len((own & earlier) - before.asked) / len(own) if own else 0.0,
+        len(own & before.asked) / len(own) if own else 0.0,
+        _share(own, recent) if i else 0.0, 0.0, float(i == 0), 0.0, 0.0,
+    )  # fmt: skip
+    words = frozenset(f.tokens)
+    recurrence = _recurrence_of(_numbers([words])[0], _content([words])[0], seen_n, seen_w, prev_n, prev_w)
+    dense = _dense(text, f, _head(f), around, recurrence, _head(before.feats[-1]) if i else _NONE, _NONE)
+    openings = [_opening(before.feats[-1].tokens), _opening(f.tokens)] if i else [_opening(f.tokens)]
+    return _input(text, dense, _keys(text, openings, min(i, 1)), words)
+
+
+Floats = tuple[float, ...]
+
+
+def _dense(text: str, f: StepFeatures, head: Floats, around: Floats, recurrence: Floats, prev_head: Floats,
+           next_head: Floats) -> Floats:
+    """One step's `DENSE` values; `around`: recall, restate, overlap with the steps before and after, first,
+    last, relative position."""
+    body, scale = f.body, 60.0 / max(f.words, 60)
+    dense: list[float] = [1.0, *head]
+    dense += [min(body[b], 6) * scale for b in BONDS]
+    dense += [min(f.equation_density, 4.0) / 4.0, f.digit_ratio, math.log1p(len(text)) / 8.0]
+    dense += around
+    dense += recurrence
+    dense.append(float(text.rstrip().endswith("?")))
+    dense += prev_head
+    dense += next_head
+    return tuple(dense)
+
+
+def _input(text: str, dense: tuple[float, ...], keys: tuple[Key, ...], words: frozenset[str]) -> StepInput:
+    size = len(words)
+    return StepInput(dense, keys, words, size**-0.5 if size else 0.0)
+
+
+def _head(f: StepFeatures) -> tuple[float, ...]:
+    return tuple(float(f.head[b]) for b in BONDS)
 
 
 _NONE = (0.0,) * len(BONDS)
@@ -142,16 +214,18 @@ RECENT_CHARS = 300
 
 def _recent_starts(lengths: Sequence[int]) -> list[int]:
     """Per step i: the index where its recent context starts (i - 1 or further back)."""
-    out: list[int] = []
-    for i in range(len(lengths)):
-        j, total = i - 1, 0
-        while j >= 0:
-            total += lengths[j]
-            if total >= RECENT_CHARS:
-                break
-            j -= 1
-        out.append(max(j, 0) if i else 0)
-    return out
+    return [_recent_start(lengths, i) for i in range(len(lengths))]
+
+
+def _recent_start(lengths: Sequence[int], i: int) -> int:
+    """Where step i's recent context starts: it reads only the lengths of the steps before i."""
+    j, total = i - 1, 0
+    while j >= 0:
+        total += lengths[j]
+        if total >= RECENT_CHARS:
+            break
+        j -= 1
+    return max(j, 0) if i else 0
 
 
 def _recent_ends(lengths: Sequence[int]) -> list[int]:
@@ -176,11 +250,9 @@ def _union(feats: Sequence[StepFeatures], start: int, end: int) -> frozenset[Key
 
 
 def _recurrence(words: Sequence[frozenset[str]], back: Sequence[int]) -> list[tuple[float, ...]]:
-    """Per step: shares of its numbers seen earlier (before its recent context), in its recent
-    context, and never before; shares of its content words (4+ letters) seen earlier and in its
-    recent context. A check re-uses earlier numbers; a derivation makes new ones from what is just before."""
-    nums = [{t for t in w if t.isdigit()} for w in words]
-    content = [{t for t in w if len(t) > 3 and t.isalpha()} for w in words]
+    """Per step: `_recurrence_of` its numbers and content words against the steps before its recent context
+    (earlier work) and in it."""
+    nums, content = _numbers(words), _content(words)
     seen_n: set[str] = set()
     seen_w: set[str] = set()
     done = 0  # steps before `done` are in seen_n / seen_w
@@ -193,18 +265,31 @@ def _recurrence(words: Sequence[frozenset[str]], back: Sequence[int]) -> list[tu
             done += 1
         prev_n = set().union(*nums[start:i]) if i else set()
         prev_w = set().union(*content[start:i]) if i else set()
-        own_n, own_w = nums[i], content[i]
-        k, m = max(len(own_n), 1), max(len(own_w), 1)
-        out.append(
-            (
-                len(own_n & seen_n) / k,
-                len(own_n & prev_n) / k,
-                len(own_n - seen_n - prev_n) / k if own_n else 0.0,
-                len(own_w & seen_w) / m,
-                len(own_w & prev_w) / m,
-            )
-        )
+        out.append(_recurrence_of(nums[i], content[i], seen_n, seen_w, prev_n, prev_w))
     return out
+
+
+def _recurrence_of(own_n: set[str], own_w: set[str], seen_n: set[str], seen_w: set[str], prev_n: set[str],
+                   prev_w: set[str]) -> tuple[float, ...]:
+    """Shares of a step's numbers seen earlier (before its recent context), in its recent context, and never
+    before; shares of its content words (4+ letters) seen earlier and in its recent context. A check re-uses
+    earlier numbers; a derivation makes new ones from what is just before."""
+    k, m = max(len(own_n), 1), max(len(own_w), 1)
+    return (
+        len(own_n & seen_n) / k,
+        len(own_n & prev_n) / k,
+        len(own_n - seen_n - prev_n) / k if own_n else 0.0,
+        len(own_w & seen_w) / m,
+        len(own_w & prev_w) / m,
+    )
+
+
+def _numbers(words: Sequence[frozenset[str]]) -> list[set[str]]:
+    return [{t for t in w if t.isdigit()} for w in words]
+
+
+def _content(words: Sequence[frozenset[str]]) -> list[set[str]]:
+    return [{t for t in w if len(t) > 3 and t.isalpha()} for w in words]
 
 
 def _share(own: frozenset[Key], other: frozenset[Key]) -> float:

@@ -68,6 +68,37 @@ class Labeler(Protocol):
         ...
 
 
+@runtime_checkable
+class StepLabeler(Protocol):
+    """A labeler that can read a walk one new step at a time (a causal one): it keeps what it has read of a
+    walk, so labelling a new step reads that step alone. The fidelity gate uses it where a labeler offers it
+    (`step_labeler`); a walk's state is the labeler's own (opaque) object."""
+
+    def walk(self, question: str | None) -> object:
+        """The state of a walk with no steps yet."""
+        ...
+
+    def then(self, walk: object, step: str) -> object:
+        """The state of `walk` with `step` kept at its end."""
+        ...
+
+    def label_next(self, items: Sequence[tuple[object, str]]) -> list[str]:
+        """The label of each item's new step read after its walk, in one pass (a round's attempts)."""
+        ...
+
+    @property
+    def reads_left_only(self) -> bool:
+        """Whether this labeler reads a step and the steps before it only (else it has no walk state)."""
+        ...
+
+
+def step_labeler(labeler: Labeler | None) -> StepLabeler | None:
+    """`labeler` when it can read a walk one new step at a time, else None."""
+    if isinstance(labeler, StepLabeler) and labeler.reads_left_only:
+        return labeler
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class CueWeights:
     """How much each signal counts. Defaults were set on the `tune` half of the hand labels

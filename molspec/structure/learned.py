@@ -261,7 +261,41 @@ class LearnedLabeler:
 
     def label_many(self, traces: Sequence[tuple[str | None, Sequence[str]]]) -> list[list[str]]:
         """`label` of many traces at once (a build round's attempts): one matrix product per stage."""
-        model = self.model or shipped_model(self.name)
-        blind = bool(model.info.get("strip_openers"))
-        inputs = [trace_inputs(q, [strip_opener(s) for s in steps] if blind else steps) for q, steps in traces]
+        model = self._model
+        inputs = [trace_inputs(q, [self._read(s) for s in steps]) for q, steps in traces]
         return [[BONDS[i] for i in z.argmax(axis=1).tolist()] for z in model.scores_many(inputs)]
+
+    # One new step at a time (`label.StepLabeler`), for a causal model: see `learned_next`.
+
+    @property
+    def reads_left_only(self) -> bool:
+        return self._model.causal
+
+    def walk(self, question: str | None) -> object:
+        from molspec.structure import learned_next
+
+        return learned_next.start(self._model, question)
+
+    def then(self, walk: object, step: str) -> object:
+        from molspec.structure import learned_next
+
+        assert isinstance(walk, learned_next.Walk)
+        return learned_next.then(self._model, walk, self._read(step))
+
+    def label_next(self, items: Sequence[tuple[object, str]]) -> list[str]:
+        from molspec.structure import learned_next
+
+        walks = [(w, self._read(text)) for w, text in items if isinstance(w, learned_next.Walk)]
+        if len(walks) != len(items):
+            raise TypeError("label_next reads walks that this labeler's `walk` made")
+        if not walks:
+            return []
+        return [BONDS[i] for i in learned_next.scores_next(self._model, walks).argmax(axis=1).tolist()]
+
+    @property
+    def _model(self) -> Model:
+        return self.model or shipped_model(self.name)
+
+    def _read(self, step: str) -> str:
+        """The step as the model reads it: without its opening markers for a blind model."""
+        return strip_opener(step) if self._model.info.get("strip_openers") else step

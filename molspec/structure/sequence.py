@@ -53,6 +53,25 @@ class Recurrent:
                     out[i] += z / len(self.nets)
         return out
 
+    def step(self, stacked: Matrix, dense: Matrix, hidden: Sequence[Sequence[Matrix]]) -> tuple[Matrix, list[Matrix]]:
+        """Causal nets one step on, for a batch of runs: the (runs, bonds) scores of each run's new step from its
+        stacked scores and DENSE row, given each run's state per net after the steps before it (`hidden[run][net]`);
+        and the new states, per net (runs, state). Equal to `scores` of the whole runs' last steps."""
+        if not self.causal:
+            raise ValueError("only a causal model reads a run one step at a time")
+        x = (raw_inputs([stacked], [dense], True)[0] - self.mean) / self.std
+        out = np.zeros_like(stacked)
+        states: list[Matrix] = []
+        for k, net in enumerate(self.nets):
+            h = cell(net, np.stack([run[k] for run in hidden]), x @ net["ih"].T + net["b_ih"])
+            out += (np.concatenate([h, x], axis=1) @ net["head"].T + net["head_b"]) / len(self.nets)
+            states.append(h)
+        return out, states
+
+    def start(self) -> tuple[Matrix, ...]:
+        """Each net's state before a run's first step."""
+        return tuple(np.zeros(net["hh"].shape[1]) for net in self.nets)
+
     def to_obj(self) -> dict[str, Any]:
         return {
             "causal": self.causal,
@@ -98,19 +117,24 @@ def forward(net: dict[str, Matrix], xs: Sequence[Matrix]) -> list[Matrix]:
 
 
 def _direction(net: dict[str, Matrix], x: Matrix, sfx: str) -> Matrix:
-    """torch.nn.GRU's recurrence: r, u = sigmoid(..), n = tanh(x_n + r * h_n), h = (1 - u) * n + u * h."""
-    whh, bhh = net["hh" + sfx], net["b_hh" + sfx]
-    h_size = whh.shape[1]
+    """torch.nn.GRU's recurrence over (runs, steps, inputs): the state after each step."""
     gi = x @ net["ih" + sfx].T + net["b_ih" + sfx]
-    h = np.zeros((x.shape[0], h_size))
-    out = np.zeros((x.shape[0], x.shape[1], h_size))
+    h = np.zeros((x.shape[0], net["hh" + sfx].shape[1]))
+    out = np.zeros((x.shape[0], x.shape[1], h.shape[1]))
     for step in range(x.shape[1]):
-        gh = h @ whh.T + bhh
-        g = gi[:, step]
-        ru = 1.0 / (1.0 + np.exp(-(g[:, : 2 * h_size] + gh[:, : 2 * h_size])))
-        n = np.tanh(g[:, 2 * h_size :] + ru[:, :h_size] * gh[:, 2 * h_size :])
-        h = n + ru[:, h_size:] * (h - n)
+        h = cell(net, h, gi[:, step], sfx)
         out[:, step] = h
+    return out
+
+
+def cell(net: dict[str, Matrix], h: Matrix, g: Matrix, sfx: str = "") -> Matrix:
+    """One step of the recurrence from states `h` with input projections `g` (x @ ih.T + b_ih):
+    r, u = sigmoid(..), n = tanh(x_n + r * h_n), h = (1 - u) * n + u * h."""
+    gh = h @ net["hh" + sfx].T + net["b_hh" + sfx]
+    h_size = h.shape[1]
+    ru = 1.0 / (1.0 + np.exp(-(g[:, : 2 * h_size] + gh[:, : 2 * h_size])))
+    n = np.tanh(g[:, 2 * h_size :] + ru[:, :h_size] * gh[:, 2 * h_size :])
+    out: Matrix = n + ru[:, h_size:] * (h - n)
     return out
 
 

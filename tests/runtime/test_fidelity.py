@@ -19,7 +19,7 @@ from molspec.records import Failure, Row
 from molspec.runtime.build import BuildOptions, jobs, prepare, run_config
 from molspec.runtime.fidelity import check_text, echoes, grams3, near_duplicate, partner, restated, trim_to_sentence
 from molspec.runtime.scheduler import Progress, run
-from molspec.structure.label import BOND_KINDS, BONDS
+from molspec.structure.label import BOND_KINDS, BONDS, Labeler, get_labeler, step_labeler
 from tests.runtime.conftest import write_spec
 
 KIND_LABEL = {kind: label for label, kind in BOND_KINDS.items()}
@@ -74,13 +74,15 @@ class Scripted:
         pass
 
 
-def _run(tmp_path: Path, engine: Scripted, retries: int = 2, greedy: bool = False) -> list[Row]:
+def _run(tmp_path: Path, engine: Scripted, retries: int = 2, greedy: bool = False, labeler: Labeler | None = None,
+         stepper: bool = True) -> list[Row]:
     spec = write_spec(tmp_path / "spec", samples=6)
     if greedy:
         spec.write_text(spec.read_text().replace("temperature = 0.5", "temperature = 0.0"))
     p = prepare(build_plan(molspec.load(spec)), BuildOptions(out=tmp_path / "out"))
     cfg = run_config(p, BuildOptions(out=tmp_path / "out"), engine.describe())
-    cfg.labeler, cfg.gate = TagLabeler(), p.spec.fidelity.model_copy(update={"retries": retries})
+    cfg.labeler, cfg.gate = labeler or TagLabeler(), p.spec.fidelity.model_copy(update={"retries": retries})
+    cfg.stepper = step_labeler(cfg.labeler) if stepper else None
     out: list[Row | Failure] = []
     run(p.spec, engine, jobs(p, list(range(6))), cfg, out.extend, Progress())
     assert all(isinstance(r, Row) for r in out)
@@ -108,6 +110,17 @@ def test_gate_asks_again_until_the_step_reads_as_its_bond(tmp_path: Path) -> Non
         assert c.params.temperature == max(twin.params.temperature, 0.8) > twin.params.temperature
         assert c.messages[-1]["content"].startswith(twin.messages[-1]["content"].rstrip())
         assert "This step must be" in c.messages[-1]["content"]
+
+
+def test_a_step_labeler_labels_as_rereading_the_walk_does(tmp_path: Path) -> None:
+    # learned-causal keeps what it read of each walk and reads each attempt alone; re-reading the walk for
+    # every attempt (any other labeler's way) gives the same labels, retries and kept steps
+    causal = get_labeler("learned-causal")
+    assert step_labeler(causal) is not None
+    one_at_a_time = _run(tmp_path / "a", Scripted(wrong=1), labeler=causal)
+    reread = _run(tmp_path / "b", Scripted(wrong=1), labeler=causal, stepper=False)
+    assert [r.steps for r in one_at_a_time] == [r.steps for r in reread]
+    assert any(st.attempts > 1 for r in reread for st in r.steps)
 
 
 def test_a_greedy_step_is_retried_greedily(tmp_path: Path) -> None:
