@@ -106,13 +106,21 @@ class RunConfig:
     gate: FidelitySpec = field(default_factory=FidelitySpec)
     labeler: Labeler | None = None
     metadata_json: str = ""
-    stepper: StepLabeler | None = field(default=None, init=False)  # `labeler`, when it reads one new step at a time
+    stepwise: bool = True  # a labeler that can keep each walk reads one new step at a time (False: re-read walks)
     _settled: dict[tuple[float | None, float | None, int | None], tuple[int, float, float]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+    _stepper: tuple[Labeler | None, StepLabeler | None] = field(default=(None, None), init=False, repr=False,
+                                                               compare=False)
 
     def __post_init__(self) -> None:
         self.metadata_json = json.dumps(self.metadata.model_dump(mode="json"), sort_keys=True)
-        self.stepper = step_labeler(self.labeler)
+
+    @property
+    def stepper(self) -> StepLabeler | None:
+        """`labeler`, when it reads one new step at a time (`label.step_labeler`) and `stepwise` lets it."""
+        if self.stepwise and self._stepper[0] is not self.labeler:
+            self._stepper = (self.labeler, step_labeler(self.labeler))
+        return self._stepper[1] if self.stepwise else None
 
     def sampling(self, own: Sampling) -> tuple[int, float, float]:
         """(max_tokens, temperature, top_p) of a step with settings `own`: they fall back to the model's (`base`),
@@ -318,27 +326,28 @@ def _settle(spec: Spec, answered: list[tuple[_Live, Completion]], cfg: RunConfig
             attempts.append((s, got))
             got = None
         out.append(got)
-    for (s, a), label in zip(attempts, _labels(cfg, attempts), strict=True):
-        _judge(spec, s, labelled(a, label, spec.bonds[s.job.bonds[len(s.steps)]]), cfg, prog)
+    for (s, a), (label, read) in zip(attempts, _labels(cfg, attempts), strict=True):
+        _judge(spec, s, labelled(a, label, spec.bonds[s.job.bonds[len(s.steps)]], read), cfg, prog)
     return out
 
 
-def _labels(cfg: RunConfig, attempts: list[tuple[_Live, Attempt]]) -> list[str | None]:
-    """Each attempt's label in context (None: no labeler, or nothing kept), from one batched call. A step
-    labeler reads each attempt after what it has kept of the walk (all of it); another reads the attempt
-    after the walk's last CONTEXT_STEPS steps again."""
+def _labels(cfg: RunConfig, attempts: list[tuple[_Live, Attempt]]) -> list[tuple[str | None, object]]:
+    """Each attempt's label in context (None: no labeler, or nothing kept), from one batched call, with a step
+    labeler's walk with the attempt kept. A step labeler reads each attempt after what it has kept of the walk
+    (all of it); another reads the attempt after the walk's last CONTEXT_STEPS steps again."""
     labeler, stepper = cfg.labeler, cfg.stepper
     todo = [i for i, (_s, a) in enumerate(attempts) if a.text] if labeler is not None else []
-    out: list[str | None] = [None] * len(attempts)
+    out: list[tuple[str | None, object]] = [(None, None)] * len(attempts)
     if labeler is None or not todo:
         return out
     if stepper is not None:
-        labels = stepper.label_next([(_read(stepper, s), a.text) for s, a in (attempts[i] for i in todo)])
+        got = stepper.label_next([(_read(stepper, s), a.text) for s, a in (attempts[i] for i in todo)])
     else:
-        labels = label_last(labeler, [(s.job.question.question, [t.text for t in s.steps[-CONTEXT_STEPS:]], a.text)
-                                      for s, a in (attempts[i] for i in todo)])
-    for i, label in zip(todo, labels, strict=True):
-        out[i] = label
+        got = [(label, None) for label in label_last(labeler, [
+            (s.job.question.question, [t.text for t in s.steps[-CONTEXT_STEPS:]], a.text)
+            for s, a in (attempts[i] for i in todo)])]  # fmt: skip
+    for i, label_read in zip(todo, got, strict=True):
+        out[i] = label_read
     return out
 
 
@@ -385,8 +394,8 @@ def _keep_best(spec: Spec, s: _Live, cfg: RunConfig, prog: Progress, failed_retr
     reasons = s.trial.reasons() + ([s.trial.reasons_last()] if failed_retry else [])
     s.steps.append(StepText(bond.name, bond.kind, bond.title, best.text))
     s.grams.append(best.grams)  # grams3(best.text), counted by its hygiene check
-    if s.read is not None and cfg.stepper is not None:
-        s.read = cfg.stepper.then(s.read, best.text)
+    if s.read is not None and cfg.stepper is not None:  # the walk as the labeler read it with this step
+        s.read = best.read if best.read is not None else cfg.stepper.then(s.read, best.text)
     s.records.append(Step(bond=bond.name, text=best.text, n_tokens=best.n_tokens, finish_reason=best.finish_reason,
                           label=best.label, attempts=len(s.trial.attempts) + bool(failed_retry), retries=reasons,
                           repair=best.repair, problems=list(best.problems) + ([failed_retry] if failed_retry else []),

@@ -82,8 +82,9 @@ class StepLabeler(Protocol):
         """The state of `walk` with `step` kept at its end."""
         ...
 
-    def label_next(self, items: Sequence[tuple[object, str]]) -> list[str]:
-        """The label of each item's new step read after its walk, in one pass (a round's attempts)."""
+    def label_next(self, items: Sequence[tuple[object, str]]) -> list[tuple[str, object]]:
+        """Per item (a walk, a new step): the step's label read after the walk, and the walk with the step kept
+        (what `then` gives), in one pass for a round's attempts."""
         ...
 
     @property

@@ -282,7 +282,7 @@ class LearnedLabeler:
         assert isinstance(walk, learned_next.Walk)
         return learned_next.then(self._model, walk, self._read(step))
 
-    def label_next(self, items: Sequence[tuple[object, str]]) -> list[str]:
+    def label_next(self, items: Sequence[tuple[object, str]]) -> list[tuple[str, object]]:
         from molspec.structure import learned_next
 
         walks = [(w, self._read(text)) for w, text in items if isinstance(w, learned_next.Walk)]
@@ -290,7 +290,8 @@ class LearnedLabeler:
             raise TypeError("label_next reads walks that this labeler's `walk` made")
         if not walks:
             return []
-        return [BONDS[i] for i in learned_next.scores_next(self._model, walks).argmax(axis=1).tolist()]
+        z, after = learned_next.read_next(self._model, walks)
+        return [(BONDS[i], w) for i, w in zip(z.argmax(axis=1).tolist(), after, strict=True)]
 
     @property
     def _model(self) -> Model:

@@ -59,11 +59,20 @@ def scores_next(model: Model, items: Sequence[tuple[Walk, str]]) -> Matrix:
     return _next(model, items).scores
 
 
+def read_next(model: Model, items: Sequence[tuple[Walk, str]]) -> tuple[Matrix, list[Walk]]:
+    """`scores_next`, and each item's walk with its new step kept (what `then` gives), from the same pass."""
+    nxt = _next(model, items)
+    return nxt.scores, [_kept(w, text, nxt, i) for i, (w, text) in enumerate(items)]
+
+
 def then(model: Model, walk: Walk, step: str) -> Walk:
     """`walk` with `step` kept at its end."""
-    nxt = _next(model, [(walk, step)])
-    tails = tuple(np.vstack([t, p[:1]])[-WIDE[1]:] for t, p in zip(walk.tails, nxt.probs, strict=True))
-    return Walk(walk.before.then(step, nxt.feats[0]), tails, tuple(h[0] for h in nxt.hidden))
+    return _kept(walk, step, _next(model, [(walk, step)]), 0)
+
+
+def _kept(walk: Walk, step: str, nxt: _Next, i: int) -> Walk:
+    tails = tuple(np.vstack([t, p[i : i + 1]])[-WIDE[1]:] for t, p in zip(walk.tails, nxt.probs, strict=True))
+    return Walk(walk.before.then(step, nxt.feats[i]), tails, tuple(h[i] for h in nxt.hidden))
 
 
 def _next(model: Model, items: Sequence[tuple[Walk, str]]) -> _Next:

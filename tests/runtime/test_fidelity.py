@@ -82,7 +82,7 @@ def _run(tmp_path: Path, engine: Scripted, retries: int = 2, greedy: bool = Fals
     p = prepare(build_plan(molspec.load(spec)), BuildOptions(out=tmp_path / "out"))
     cfg = run_config(p, BuildOptions(out=tmp_path / "out"), engine.describe())
     cfg.labeler, cfg.gate = labeler or TagLabeler(), p.spec.fidelity.model_copy(update={"retries": retries})
-    cfg.stepper = step_labeler(cfg.labeler) if stepper else None
+    cfg.stepwise = stepper
     out: list[Row | Failure] = []
     run(p.spec, engine, jobs(p, list(range(6))), cfg, out.extend, Progress())
     assert all(isinstance(r, Row) for r in out)
@@ -116,7 +116,7 @@ def test_a_step_labeler_labels_as_rereading_the_walk_does(tmp_path: Path) -> Non
     # learned-causal keeps what it read of each walk and reads each attempt alone; re-reading the walk for
     # every attempt (any other labeler's way) gives the same labels, retries and kept steps
     causal = get_labeler("learned-causal")
-    assert step_labeler(causal) is not None
+    assert step_labeler(causal) is not None and step_labeler(TagLabeler()) is None
     one_at_a_time = _run(tmp_path / "a", Scripted(wrong=1), labeler=causal)
     reread = _run(tmp_path / "b", Scripted(wrong=1), labeler=causal, stepper=False)
     assert [r.steps for r in one_at_a_time] == [r.steps for r in reread]

@@ -54,11 +54,19 @@ def test_a_round_of_attempts_is_labelled_in_one_pass() -> None:
             w = stepper.then(w, text)
         walks.append(w)
     new = STEPS[20:25]
-    got = stepper.label_next(list(zip(walks, new, strict=True)))
+    got = [label for label, _w in stepper.label_next(list(zip(walks, new, strict=True)))]
     want = [labeler.label("Find the sum.", [*(TRACE * 3)[:n], t])[-1] for n, t in zip((0, 1, 3, 9, 12), new,
                                                                                        strict=True)]
     assert got == want
     assert stepper.label_next([]) == []
+    # the walk returned with each label is the walk with that step kept
+    after = [w for _label, w in stepper.label_next(list(zip(walks, new, strict=True)))]
+    nxt = "So the answer is 7."
+    def labels(items: list[tuple[object, str]]) -> list[str]:
+        return [label for label, _w in stepper.label_next(items)]
+
+    assert labels([(w, nxt) for w in after]) == labels([(stepper.then(w, t), nxt) for w, t in zip(walks, new,
+                                                                                              strict=True)])
 
 
 def test_last_context_is_the_last_row_of_context_features() -> None:
