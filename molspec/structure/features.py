@@ -63,13 +63,15 @@ class StepInput:
     Attributes:
         dense: `DENSE` values, in order.
         keys: opening, context and length keys (weight 1 each).
-        words: the step's distinct tokens. Each weighs `body_weight`, 1/sqrt(their number), so long
-            and short steps weigh the same in total.
+        words: the step's distinct tokens, sorted. Each weighs `body_weight`, 1/sqrt(their number), so long
+            and short steps weigh the same in total. Sorted, not a set: a set's order follows the process's
+            string hashing, and the order of the weights summed per step then moved scores by an ulp between
+            processes (enough to change a GRU weight trained on them by one float16 step).
     """
 
     dense: tuple[float, ...]
     keys: tuple[Key, ...]
-    words: frozenset[str]
+    words: tuple[str, ...]
     body_weight: float
 
 
@@ -171,7 +173,7 @@ def _dense(text: str, f: StepFeatures, head: Floats, around: Floats, recurrence:
 
 def _input(text: str, dense: tuple[float, ...], keys: tuple[Key, ...], words: frozenset[str]) -> StepInput:
     size = len(words)
-    return StepInput(dense, keys, words, size**-0.5 if size else 0.0)
+    return StepInput(dense, keys, tuple(sorted(words)), size**-0.5 if size else 0.0)
 
 
 def _head(f: StepFeatures) -> tuple[float, ...]:
