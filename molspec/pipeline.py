@@ -18,7 +18,7 @@ from molspec.engines import Engine
 from molspec.plan.compile import compile_plan
 from molspec.provenance import GitInfo, git_info
 from molspec.runtime.build import BuildOptions, BuildPlan, BuildResult
-from molspec.runtime.scheduler import Progress
+from molspec.runtime.runconfig import Progress
 from molspec.sources import Question
 from molspec.spec import Spec
 

@@ -38,7 +38,8 @@ from molspec.runtime.fidelity import fidelity_info
 from molspec.runtime.fs import write_json_atomic
 from molspec.runtime.journal import Scan
 from molspec.runtime.manifest import manifest
-from molspec.runtime.scheduler import Job, Progress, RunConfig, run
+from molspec.runtime.runconfig import Job, Progress, RunConfig
+from molspec.runtime.scheduler import run
 from molspec.runtime.spec_copy import copy_spec
 from molspec.runtime.store import BuildKey, Store
 from molspec.sources import Question

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from molspec.records import CacheInfo, FidelityInfo
 from molspec.runtime.build import BuildResult
 from molspec.runtime.cache import CACHE_DIR, CACHE_FILE
-from molspec.runtime.scheduler import Progress
+from molspec.runtime.runconfig import Progress
 from molspec.runtime.variants import VariantsResult
 
 if TYPE_CHECKING:

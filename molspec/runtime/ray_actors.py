@@ -20,7 +20,8 @@ from molspec.engines import Engine, EngineError, create
 from molspec.records import Failure, Row
 from molspec.runtime.build import Prepared, jobs
 from molspec.runtime.cache import CachedEngine, StepCache, cached, engine_identity
-from molspec.runtime.scheduler import Job, Progress, RunConfig, run
+from molspec.runtime.runconfig import Job, Progress, RunConfig
+from molspec.runtime.scheduler import run
 from molspec.runtime.store import Store
 
 REPORT_EVERY_S = 0.5

@@ -31,7 +31,7 @@ from molspec.records import CacheInfo
 from molspec.runtime.build import BuildOptions, BuildPlan, BuildResult, Prepared, build, run_config
 from molspec.runtime.cache import CACHE_FILE, StepCache
 from molspec.runtime.ray_actors import Coordinator, Replica, ReplicaStatus, Shard
-from molspec.runtime.scheduler import Progress, RunConfig
+from molspec.runtime.runconfig import Progress, RunConfig
 from molspec.runtime.store import Store, StoreError
 
 MISSING_RAY = ("the ray executor needs Ray: pip install 'molspec[ray]' (core Ray; not the ray[llm] extra, "

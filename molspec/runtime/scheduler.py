@@ -9,7 +9,6 @@ the engine's prefix cache turns into saved compute.
 from __future__ import annotations
 
 import gc
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from molspec.diagnostics import MolspecError
 from molspec.engines.base import Completion, Engine, EngineError, Request, SamplingParams, StreamingEngine, starts_reply
 from molspec.engines.common import request_seed
-from molspec.records import BuildMetadata, Failure, Message, Row, Step
+from molspec.records import Failure, Message, Row, Step
 from molspec.runtime.fidelity import (
     CONTEXT_STEPS,
     Attempt,
@@ -42,21 +41,10 @@ from molspec.runtime.prompts import (
     step_prompt,
     thinking,
 )
+from molspec.runtime.runconfig import Job, Progress, RunConfig
 from molspec.runtime.verify import verify
-from molspec.sources import Question
-from molspec.spec import DEFAULT_SAMPLING, FidelitySpec, Sampling, Spec
-from molspec.structure.label import Labeler, StepLabeler, step_labeler
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One sample to generate: its place in the plan and its question."""
-
-    index: int
-    split: str
-    graph: str
-    bonds: tuple[str, ...]
-    question: Question
+from molspec.spec import Spec
+from molspec.structure.label import StepLabeler
 
 
 @dataclass
@@ -71,66 +59,6 @@ class _Live:
     grams: list[frozenset[tuple[str, ...]]] = field(default_factory=list)  # each kept step's word 3-grams
     asked: StepPrompt = StepPrompt(())  # the current step's rendered prompt (a retry restates its user turn)
     read: object = None  # what a step labeler has read of the kept steps (`label.StepLabeler`), once it labels
-
-
-@dataclass
-class Progress:
-    """Counters the CLI shows while a build runs."""
-
-    done: int = 0
-    failed: int = 0
-    steps: int = 0
-    tokens: int = 0
-    requests: int = 0
-    retries: int = 0  # steps asked again by the fidelity gate
-    started: float = field(default_factory=time.perf_counter)
-    generate_s: float = 0.0
-
-
-@dataclass
-class RunConfig:
-    """How to run: batch window, sampling, seeds, and the row metadata.
-
-    Attributes:
-        window: samples in flight (the engine's batch size).
-        seed: the plan seed; per-request seeds derive from (seed, sample, step).
-        base: the model's sampling settings.
-        metadata: the build metadata stored (as JSON) in every row.
-        gate: the fidelity gate's settings; labeler: labels each step (None: steps are not labelled).
-    """
-
-    window: int
-    seed: int
-    base: Sampling
-    metadata: BuildMetadata
-    gate: FidelitySpec = field(default_factory=FidelitySpec)
-    labeler: Labeler | None = None
-    metadata_json: str = ""
-    stepwise: bool = True  # a labeler that can keep each walk reads one new step at a time (False: re-read walks)
-    _settled: dict[tuple[float | None, float | None, int | None], tuple[int, float, float]] = field(
-        default_factory=dict, init=False, repr=False, compare=False)
-    _stepper: tuple[Labeler | None, StepLabeler | None] = field(default=(None, None), init=False, repr=False,
-                                                               compare=False)
-
-    def __post_init__(self) -> None:
-        self.metadata_json = json.dumps(self.metadata.model_dump(mode="json"), sort_keys=True)
-
-    @property
-    def stepper(self) -> StepLabeler | None:
-        """`labeler`, when it reads one new step at a time (`label.step_labeler`) and `stepwise` lets it."""
-        if self.stepwise and self._stepper[0] is not self.labeler:
-            self._stepper = (self.labeler, step_labeler(self.labeler))
-        return self._stepper[1] if self.stepwise else None
-
-    def sampling(self, own: Sampling) -> tuple[int, float, float]:
-        """(max_tokens, temperature, top_p) of a step with settings `own`: they fall back to the model's (`base`),
-        then to the one defaults table. Kept per distinct `own`: a build asks this for every request."""
-        key = (own.temperature, own.top_p, own.max_tokens)
-        if key not in self._settled:
-            full = own.over(self.base).over(DEFAULT_SAMPLING)
-            assert full.max_tokens is not None and full.temperature is not None and full.top_p is not None
-            self._settled[key] = (full.max_tokens, full.temperature, full.top_p)
-        return self._settled[key]
 
 
 def run(spec: Spec, engine: Engine, jobs: Iterator[Job], cfg: RunConfig,

@@ -31,7 +31,7 @@ from molspec.records import (
 from molspec.runtime.build import BuildOptions, BuildPlan, BuildResult, Prepared, build
 from molspec.runtime.cache import CACHE_FILE, StepCache
 from molspec.runtime.fs import StoreError, _os_errors, write_json_atomic
-from molspec.runtime.scheduler import Progress
+from molspec.runtime.runconfig import Progress
 from molspec.runtime.store import CARD, GROUP_MARK, Store
 from molspec.spec import Spec
 from molspec.variant_records import VariantEntry, VariantsManifest, read_variants_manifest

@@ -18,7 +18,8 @@ from molspec.pipeline import build_plan
 from molspec.records import Failure, Row
 from molspec.runtime.build import BuildOptions, jobs, prepare, run_config
 from molspec.runtime.fidelity import check_text, echoes, grams3, near_duplicate, partner, restated, trim_to_sentence
-from molspec.runtime.scheduler import Progress, run
+from molspec.runtime.runconfig import Progress
+from molspec.runtime.scheduler import run
 from molspec.structure.label import BOND_KINDS, BONDS, Labeler, get_labeler, step_labeler
 from tests.runtime.conftest import write_spec
 

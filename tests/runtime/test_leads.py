@@ -14,7 +14,8 @@ from molspec.pipeline import build_plan
 from molspec.records import Failure, Row
 from molspec.runtime.build import BuildOptions, jobs, prepare, run_config
 from molspec.runtime.prompts import StepText, WalkContext, step_prompt
-from molspec.runtime.scheduler import Progress, run
+from molspec.runtime.runconfig import Progress
+from molspec.runtime.scheduler import run
 from tests.runtime.conftest import write_spec
 from tests.runtime.test_fidelity import TagLabeler
 

@@ -24,7 +24,8 @@ from molspec.pipeline import build_plan
 from molspec.records import Failure, Row
 from molspec.runtime.build import BuildOptions, jobs, prepare, run_config
 from molspec.runtime.fidelity import DUPLICATE_SHARE, ECHO_SHARE, check_text, grams3, hygiene
-from molspec.runtime.scheduler import Progress, run
+from molspec.runtime.runconfig import Progress
+from molspec.runtime.scheduler import run
 from molspec.structure.label import get_labeler
 from molspec.template_bound import TRACE_FREE
 from molspec.templating import (
