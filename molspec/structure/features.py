@@ -110,6 +110,8 @@ class Before:
     asked: frozenset[Key] = frozenset()
     feats: tuple[StepFeatures, ...] = ()
     lengths: tuple[int, ...] = ()  # the steps' lengths in characters
+    numbers: tuple[set[str], ...] = ()  # per step, its numbers (`_numbers`), made once
+    content: tuple[set[str], ...] = ()  # per step, its content words (`_content`), made once
 
     @staticmethod
     def of(question: str | None) -> Before:
@@ -117,15 +119,16 @@ class Before:
 
     def then(self, text: str, f: StepFeatures | None = None) -> Before:
         """This, with one more step at the end (`f`: its features, when the caller has them)."""
-        return Before(self.asked, (*self.feats, f or step_features(text)), (*self.lengths, len(text)))
+        f = f or step_features(text)
+        words = [frozenset(f.tokens)]
+        return Before(self.asked, (*self.feats, f), (*self.lengths, len(text)), (*self.numbers, *_numbers(words)),
+                      (*self.content, *_content(words)))
 
     @cached_property
     def _context(self) -> tuple[frozenset[Key], frozenset[Key], tuple[set[str], set[str], set[str], set[str]]]:
         """(trigrams of earlier work, trigrams of the recent context, the numbers and content words of both)."""
-        feats, i = self.feats, len(self.feats)
+        feats, i, nums, content = self.feats, len(self.feats), self.numbers, self.content
         start = _recent_start(self.lengths, i)
-        words = [frozenset(f.tokens) for f in feats]
-        nums, content = _numbers(words), _content(words)
         return (
             _union(feats, 0, start) if start else frozenset(),
             _union(feats, start, i) if i else frozenset(),
