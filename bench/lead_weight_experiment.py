@@ -29,7 +29,7 @@ def score(labeler: LearnedLabeler, test: list[Run], name: str) -> None:
     for r in test:
         walk = labeler.walk(r.question)
         for step, g in zip(r.steps, r.gold, strict=True):
-            label, walk = labeler.label_next([(walk, step)])[0]
+            label, walk, _probs = labeler.label_next([(walk, step)])[0]
             if g:
                 gold.append(g)
                 pred.append(label)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from molspec.engines.base import starts_reply
 from molspec.records import FidelityInfo, Row, Step
 from molspec.spec import BondSpec, Spec
-from molspec.structure.label import BOND_KINDS, Labeler
+from molspec.structure.label import BOND_KINDS, BONDS, Labeler, NextLabel
 
 SENTENCE_END = re.compile(r"""[.!?](?:["')\]]|\$\$?)?(?=\s|$)|\n""")
 WORD = re.compile(r"\w+")
@@ -57,11 +57,14 @@ class Attempt:
     label: str | None
     grams: frozenset[tuple[str, ...]] = field(default=frozenset(), compare=False)  # the text's grams3, counted once
     read: object = field(default=None, compare=False)  # a step labeler's walk with this attempt kept (`StepLabeler`)
+    fit: float = field(default=0.0, compare=False)  # a step labeler's probability of the bond's kind (else 0)
 
-    def score(self) -> tuple[bool, int, bool]:
-        """Higher is better: the right bond, then fewer hygiene problems, then not repaired."""
+    def score(self) -> tuple[bool, int, bool, float]:
+        """Higher is better: the right bond, then fewer hygiene problems, then not repaired, then the labeler's
+        probability of the bond's kind (so that of three attempts it reads as wrong, the one nearest the bond
+        is kept, not the first)."""
         hygiene = [p for p in self.problems if not p.startswith("label:")]
-        return (len(hygiene) == len(self.problems), -len(hygiene), self.repair is None)
+        return (len(hygiene) == len(self.problems), -len(hygiene), self.repair is None, self.fit)
 
 
 @dataclass
@@ -136,14 +139,15 @@ def label_last(labeler: Labeler, items: Sequence[tuple[str, Sequence[str], str]]
     return [labels[-1] for labels in labeler.label_many(traces)] if traces else []
 
 
-def labelled(attempt: Attempt, label: str | None, bond: BondSpec, read: object = None) -> Attempt:
-    """The attempt with its label (and the step labeler's walk with it kept); a label of another kind than the
-    bond's is a problem."""
+def labelled(attempt: Attempt, label: str | None, bond: BondSpec, read: NextLabel | None = None) -> Attempt:
+    """The attempt with its label (and a step labeler's reading: the walk with it kept, the probability of the
+    bond's kind); a label of another kind than the bond's is a problem."""
     problems = attempt.problems
     if label is not None and BOND_KINDS[label] != bond.kind:
         problems = (*problems, f"label:{label}")
+    fit = sum(p for b, p in zip(BONDS, read.probs, strict=True) if BOND_KINDS[b] == bond.kind) if read else 0.0
     return Attempt(attempt.text, attempt.n_tokens, attempt.finish_reason, problems, attempt.repair, label,
-                   attempt.grams, read)
+                   attempt.grams, read.walk if read else None, fit)
 
 
 def fidelity(steps: Sequence[Step], spec: Spec) -> float | None:

@@ -44,7 +44,7 @@ from molspec.runtime.prompts import (
 from molspec.runtime.runconfig import Job, Progress, RunConfig
 from molspec.runtime.verify import verify
 from molspec.spec import Spec
-from molspec.structure.label import StepLabeler
+from molspec.structure.label import NextLabel, StepLabeler
 
 
 @dataclass
@@ -259,17 +259,19 @@ def _settle(spec: Spec, answered: list[tuple[_Live, Completion]], cfg: RunConfig
     return out
 
 
-def _labels(cfg: RunConfig, attempts: list[tuple[_Live, Attempt]]) -> list[tuple[str | None, object]]:
+def _labels(cfg: RunConfig, attempts: list[tuple[_Live, Attempt]]) -> list[tuple[str | None, NextLabel | None]]:
     """Each attempt's label in context (None: no labeler, or nothing kept), from one batched call, with a step
-    labeler's walk with the attempt kept. A step labeler reads each attempt after what it has kept of the walk
+    labeler's whole reading (`NextLabel`). A step labeler reads each attempt after what it has kept of the walk
     (all of it); another reads the attempt after the walk's last CONTEXT_STEPS steps again."""
     labeler, stepper = cfg.labeler, cfg.stepper
     todo = [i for i, (_s, a) in enumerate(attempts) if a.text] if labeler is not None else []
-    out: list[tuple[str | None, object]] = [(None, None)] * len(attempts)
+    out: list[tuple[str | None, NextLabel | None]] = [(None, None)] * len(attempts)
     if labeler is None or not todo:
         return out
+    got: list[tuple[str | None, NextLabel | None]]
     if stepper is not None:
-        got = stepper.label_next([(_read(stepper, s), a.text) for s, a in (attempts[i] for i in todo)])
+        got = [(n.label, n) for n in stepper.label_next([(_read(stepper, s), a.text)
+                                                         for s, a in (attempts[i] for i in todo)])]
     else:
         got = [(label, None) for label in label_last(labeler, [
             (s.job.question.question, [t.text for t in s.steps[-CONTEXT_STEPS:]], a.text)

@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from molspec.structure.cues import (
     BODY_CUES,
@@ -68,6 +68,15 @@ class Labeler(Protocol):
         ...
 
 
+class NextLabel(NamedTuple):
+    """A step labeler's reading of a new step: its label, the walk with the step kept (`StepLabeler.then`), and
+    how sure it is: its probability of each bond, in `BONDS` order."""
+
+    label: str
+    walk: object
+    probs: tuple[float, ...]
+
+
 @runtime_checkable
 class StepLabeler(Protocol):
     """A labeler that can read a walk one new step at a time (a causal one): it keeps what it has read of a
@@ -82,9 +91,9 @@ class StepLabeler(Protocol):
         """The state of `walk` with `step` kept at its end."""
         ...
 
-    def label_next(self, items: Sequence[tuple[object, str]]) -> list[tuple[str, object]]:
-        """Per item (a walk, a new step): the step's label read after the walk, and the walk with the step kept
-        (what `then` gives), in one pass for a round's attempts."""
+    def label_next(self, items: Sequence[tuple[object, str]]) -> list[NextLabel]:
+        """Per item (a walk, a new step): the step's label read after the walk, the walk with the step kept
+        (what `then` gives) and the bonds' probabilities, in one pass for a round's attempts."""
         ...
 
     @property

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
 from molspec.structure.features import DENSE, Key, StepInput, left_only, strip_opener, trace_inputs
-from molspec.structure.label import BONDS
+from molspec.structure.label import BONDS, NextLabel
 from molspec.structure.sequence import Recurrent
 
 FORMAT = 4
@@ -282,7 +282,7 @@ class LearnedLabeler:
         assert isinstance(walk, learned_next.Walk)
         return learned_next.then(self._model, walk, self._read(step))
 
-    def label_next(self, items: Sequence[tuple[object, str]]) -> list[tuple[str, object]]:
+    def label_next(self, items: Sequence[tuple[object, str]]) -> list[NextLabel]:
         from molspec.structure import learned_next
 
         walks = [(w, self._read(text)) for w, text in items if isinstance(w, learned_next.Walk)]
@@ -291,7 +291,9 @@ class LearnedLabeler:
         if not walks:
             return []
         z, after = learned_next.read_next(self._model, walks)
-        return [(BONDS[i], w) for i, w in zip(z.argmax(axis=1).tolist(), after, strict=True)]
+        probs = softmax(z).tolist()
+        return [NextLabel(BONDS[i], w, tuple(p)) for i, w, p in zip(z.argmax(axis=1).tolist(), after, probs,
+                                                                     strict=True)]
 
     @property
     def _model(self) -> Model:

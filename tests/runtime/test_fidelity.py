@@ -17,7 +17,18 @@ from molspec.engines.base import Completion, Request
 from molspec.pipeline import build_plan
 from molspec.records import Failure, Row
 from molspec.runtime.build import BuildOptions, jobs, prepare, run_config
-from molspec.runtime.fidelity import check_text, echoes, grams3, near_duplicate, partner, restated, trim_to_sentence
+from molspec.runtime.fidelity import (
+    Attempt,
+    StepTrial,
+    check_text,
+    echoes,
+    grams3,
+    label_last,
+    near_duplicate,
+    partner,
+    restated,
+    trim_to_sentence,
+)
 from molspec.runtime.runconfig import Progress
 from molspec.runtime.scheduler import run
 from molspec.structure.label import BOND_KINDS, BONDS, Labeler, get_labeler, step_labeler
@@ -114,14 +125,27 @@ def test_gate_asks_again_until_the_step_reads_as_its_bond(tmp_path: Path) -> Non
 
 
 def test_a_step_labeler_labels_as_rereading_the_walk_does(tmp_path: Path) -> None:
-    # learned-causal keeps what it read of each walk and reads each attempt alone; re-reading the walk for
-    # every attempt (any other labeler's way) gives the same labels, retries and kept steps
+    # learned-causal keeps what it read of each walk and reads each attempt alone: every kept step's label is
+    # the one re-reading its walk gives (the way any other labeler reads)
     causal = get_labeler("learned-causal")
     assert step_labeler(causal) is not None and step_labeler(TagLabeler()) is None
-    one_at_a_time = _run(tmp_path / "a", Scripted(wrong=1), labeler=causal)
-    reread = _run(tmp_path / "b", Scripted(wrong=1), labeler=causal, stepper=False)
-    assert [r.steps for r in one_at_a_time] == [r.steps for r in reread]
-    assert any(st.attempts > 1 for r in reread for st in r.steps)
+    rows = _run(tmp_path / "a", Scripted(wrong=1), labeler=causal)
+    assert any(st.attempts > 1 for r in rows for st in r.steps)
+    for r in rows:
+        texts = [st.text for st in r.steps]
+        reread = label_last(causal, [(r.question, texts[:i], t) for i, t in enumerate(texts)])
+        assert [st.label for st in r.steps] == reread
+
+
+def test_of_attempts_that_all_miss_the_one_nearest_the_bond_is_kept() -> None:
+    # a step labeler's probability of the bond's kind breaks the tie; without one, the first attempt is kept
+    def miss(text: str, fit: float) -> Attempt:
+        return Attempt(text, 5, "stop", ("label:normal",), None, "normal", fit=fit)
+
+    assert StepTrial([miss("a", 0.1), miss("b", 0.3), miss("c", 0.2)]).best().text == "b"
+    assert StepTrial([miss("a", 0.0), miss("b", 0.0)]).best().text == "a"
+    hit = Attempt("d", 5, "stop", (), None, "deep", fit=0.05)
+    assert StepTrial([miss("b", 0.9), hit]).best().text == "d"  # a hit still beats any miss
 
 
 def test_a_greedy_step_is_retried_greedily(tmp_path: Path) -> None:

@@ -98,7 +98,7 @@ def test_learned_causal_heldout_macro_f1_as_the_gate_reads(labels: labelset.Labe
         for step, g in zip(r.steps, r.gold, strict=True):
             if g:
                 gold.append(g)
-                label, walk = labeler.label_next([(walk, step)])[0]
+                label, walk, _probs = labeler.label_next([(walk, step)])[0]
                 pred.append(label)
             else:
                 walk = labeler.then(walk, step)

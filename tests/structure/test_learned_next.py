@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from molspec.structure import learned_next
 from molspec.structure.features import DENSE, trace_inputs
-from molspec.structure.label import StepLabeler, get_labeler, step_labeler
+from molspec.structure.label import BONDS, StepLabeler, get_labeler, step_labeler
 from molspec.structure.labelset import FIXTURES
 from molspec.structure.learned import LearnedLabeler, context_features, shipped_model
 from tests.structure.test_label import TRACE
@@ -54,16 +54,20 @@ def test_a_round_of_attempts_is_labelled_in_one_pass() -> None:
             w = stepper.then(w, text)
         walks.append(w)
     new = STEPS[20:25]
-    got = [label for label, _w in stepper.label_next(list(zip(walks, new, strict=True)))]
+    read = stepper.label_next(list(zip(walks, new, strict=True)))
+    got = [n.label for n in read]
     want = [labeler.label("Find the sum.", [*(TRACE * 3)[:n], t])[-1] for n, t in zip((0, 1, 3, 9, 12), new,
                                                                                        strict=True)]
     assert got == want
     assert stepper.label_next([]) == []
+    for n in read:  # the bonds' probabilities, the label the likeliest
+        assert len(n.probs) == len(BONDS) and abs(sum(n.probs) - 1.0) < 1e-9
+        assert n.label == BONDS[max(range(len(BONDS)), key=lambda i: n.probs[i])]
     # the walk returned with each label is the walk with that step kept
-    after = [w for _label, w in stepper.label_next(list(zip(walks, new, strict=True)))]
+    after = [n.walk for n in read]
     nxt = "So the answer is 7."
     def labels(items: list[tuple[object, str]]) -> list[str]:
-        return [label for label, _w in stepper.label_next(items)]
+        return [n.label for n in stepper.label_next(items)]
 
     assert labels([(w, nxt) for w in after]) == labels([(stepper.then(w, t), nxt) for w, t in zip(walks, new,
                                                                                               strict=True)])
