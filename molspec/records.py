@@ -62,6 +62,8 @@ class Step(Record):
     partner: int | None = Field(default=None, description="reflect steps: the earlier step (0-based) re-checked")
     lead: str | None = Field(default=None, description="the words of the bond's `lead` that open the text (the "
                                                       "spec wrote them, the model the rest)")
+    fit: float | None = Field(default=None, description="the fidelity labeler's probability that the text does its "
+                                                        "bond's kind (a labeler that gives one: learned-causal)")
 
 
 class Message(Record):

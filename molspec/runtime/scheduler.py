@@ -329,7 +329,8 @@ def _keep_best(spec: Spec, s: _Live, cfg: RunConfig, prog: Progress, failed_retr
     s.records.append(Step(bond=bond.name, text=best.text, n_tokens=best.n_tokens, finish_reason=best.finish_reason,
                           label=best.label, attempts=len(s.trial.attempts) + bool(failed_retry), retries=reasons,
                           repair=best.repair, problems=list(best.problems) + ([failed_retry] if failed_retry else []),
-                          partner=s.partner, lead=(s.asked.lead or None) if best.text else None))
+                          partner=s.partner, lead=(s.asked.lead or None) if best.text else None,
+                          fit=round(best.fit, 4) if best.read is not None else None))
     s.trial = StepTrial()
     prog.steps += 1
 

@@ -135,6 +135,10 @@ def test_a_step_labeler_labels_as_rereading_the_walk_does(tmp_path: Path) -> Non
         texts = [st.text for st in r.steps]
         reread = label_last(causal, [(r.question, texts[:i], t) for i, t in enumerate(texts)])
         assert [st.label for st in r.steps] == reread
+        # the row records how sure the labeler was that the kept text does its bond
+        assert all(st.fit is not None and 0.0 <= st.fit <= 1.0 for st in r.steps)
+        assert all(st.fit > 0.25 for st in r.steps if st.label == st.bond)  # 4 bonds: a hit is the likeliest
+    assert all(st.fit is None for r in _run(tmp_path / "b", Scripted(wrong=1)) for st in r.steps)  # no probabilities
 
 
 def test_of_attempts_that_all_miss_the_one_nearest_the_bond_is_kept() -> None:
