@@ -57,14 +57,14 @@ class Attempt:
     label: str | None
     grams: frozenset[tuple[str, ...]] = field(default=frozenset(), compare=False)  # the text's grams3, counted once
     read: object = field(default=None, compare=False)  # a step labeler's walk with this attempt kept (`StepLabeler`)
-    fit: float = field(default=0.0, compare=False)  # a step labeler's probability of the bond's kind (else 0)
+    fit: float | None = field(default=None, compare=False)  # a step labeler's probability of the bond's kind
 
     def score(self) -> tuple[bool, int, bool, float]:
         """Higher is better: the right bond, then fewer hygiene problems, then not repaired, then the labeler's
         probability of the bond's kind (so that of three attempts it reads as wrong, the one nearest the bond
         is kept, not the first)."""
         hygiene = [p for p in self.problems if not p.startswith("label:")]
-        return (len(hygiene) == len(self.problems), -len(hygiene), self.repair is None, self.fit)
+        return (len(hygiene) == len(self.problems), -len(hygiene), self.repair is None, self.fit or 0.0)
 
 
 @dataclass
@@ -145,7 +145,7 @@ def labelled(attempt: Attempt, label: str | None, bond: BondSpec, read: NextLabe
     problems = attempt.problems
     if label is not None and BOND_KINDS[label] != bond.kind:
         problems = (*problems, f"label:{label}")
-    fit = sum(p for b, p in zip(BONDS, read.probs, strict=True) if BOND_KINDS[b] == bond.kind) if read else 0.0
+    fit = sum(p for b, p in zip(BONDS, read.probs, strict=True) if BOND_KINDS[b] == bond.kind) if read else None
     return Attempt(attempt.text, attempt.n_tokens, attempt.finish_reason, problems, attempt.repair, label,
                    attempt.grams, read.walk if read else None, fit)
 

@@ -330,7 +330,7 @@ def _keep_best(spec: Spec, s: _Live, cfg: RunConfig, prog: Progress, failed_retr
                           label=best.label, attempts=len(s.trial.attempts) + bool(failed_retry), retries=reasons,
                           repair=best.repair, problems=list(best.problems) + ([failed_retry] if failed_retry else []),
                           partner=s.partner, lead=(s.asked.lead or None) if best.text else None,
-                          fit=round(best.fit, 4) if best.read is not None else None))
+                          fit=None if best.fit is None else round(best.fit, 4)))
     s.trial = StepTrial()
     prog.steps += 1
 

@@ -73,8 +73,14 @@ def context_features(probs: Matrix, dense: Matrix, causal: bool = False) -> Matr
     wide = np.hstack(window)
     if causal:
         wide[:, _RIGHT_COLUMNS] = 0.0
+    return by_length(wide, dense)
+
+
+def by_length(wide: Matrix, dense: Matrix) -> Matrix:
+    """The context columns `wide`, then the same again masked to short steps (read from `dense`'s length)."""
     short = (dense[:, _LOG_CHARS] < np.log1p(SHORT_CHARS) / 8.0).astype(np.float64)[:, None]
-    return np.hstack([wide, wide * short])
+    out: Matrix = np.hstack([wide, wide * short])
+    return out
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from molspec.structure.features import DENSE, Before, next_input
+from molspec.structure.features import Before, next_input
 from molspec.structure.label import BONDS, StepFeatures, step_features
-from molspec.structure.learned import CONTEXT, SHORT_CHARS, WIDE, Matrix, Model, linear, softmax
-
-_LOG_CHARS = DENSE.index("log_chars")
-_NEAR = 3  # the context features' neighbours: offsets -3..-1 (learned.OFFSETS), then the window WIDE[0]..WIDE[1]
+from molspec.structure.learned import CONTEXT, OFFSETS, WIDE, Matrix, Model, by_length, linear, softmax
 
 
 @dataclass(frozen=True)
@@ -103,9 +100,6 @@ def last_context(tails: Sequence[Matrix], probs: Matrix, dense: Matrix) -> Matri
     counts = np.array([max(min(len(t), WIDE[1]) - WIDE[0] + 1, 0) for t in tails], dtype=np.float64)[:, None]
     window = back[:, : WIDE[1] - WIDE[0] + 1].sum(axis=1)  # the steps WIDE[0]..WIDE[1] before
     before = np.divide(window, counts, out=np.zeros_like(window), where=counts > 0)
-    zero = np.zeros((n, k))
-    near = [back[:, WIDE[1] - d] for d in range(_NEAR, 0, -1)]  # offsets -3, -2, -1
-    wide = np.hstack([probs, *near, zero, zero, zero, before, zero])
-    short = (dense[:, _LOG_CHARS] < np.log1p(SHORT_CHARS) / 8.0).astype(np.float64)[:, None]
-    out: Matrix = np.hstack([wide, wide * short])
-    return out
+    zero = np.zeros((n, k))  # the steps after: none yet
+    near = [probs if off == 0 else back[:, WIDE[1] + off] if off < 0 else zero for off in OFFSETS]
+    return by_length(np.hstack([*near, before, zero]), dense)
