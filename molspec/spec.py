@@ -190,6 +190,9 @@ class FidelitySpec(Model):
         retry_temperature: the least temperature a retry samples at. A new seed at a low temperature gives a
             small model the same step again; a hotter retry is a different candidate for the gate to choose from.
             A greedy step (temperature 0) is retried greedily: its restated prompt makes the retry differ.
+        min_fit: a step the labeler reads as its bond is still asked again when the labeler gives the bond's kind
+            less than this probability (a step labeler's reading, as `learned-causal` gives; 0: the label alone
+            decides). A label is the likeliest of four; a step it is unsure of is often one people read otherwise.
     """
 
     gate: bool = Field(default=True, description="re-ask steps that miss their bond (the CLI's --gate/--no-gate wins)")
@@ -198,6 +201,8 @@ class FidelitySpec(Model):
     retries: int = Field(default=2, ge=0, le=5, description="extra attempts per step at most")
     retry_temperature: float = Field(default=0.8, ge=0, le=2,
                                      description="the least temperature of a retry (first attempts keep theirs)")
+    min_fit: float = Field(default=0.0, ge=0, le=1,
+                           description="the least probability of the bond's kind that passes a step (0: the label)")
 
 
 class Templates(Model):

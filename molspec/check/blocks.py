@@ -42,7 +42,7 @@ HUB_ARGS = S.Schema("hub(...)", S.keys_of(SourceSpec, "config", "split"))
 ANSWER = S.Schema("the answer step", (*S.keys_of(AnswerSpec, "instruct", "verify", "keep"), *_SAMPLING_KEYS))
 OUTPUT = S.Schema("the output", S.keys_of(OutputSpec, "format", "think", "hub", "private", "shard_rows"))
 FIDELITY = S.Schema("the fidelity gate", S.keys_of(FidelitySpec, "gate", "labeler", "retries",
-                                                              "retry_temperature"))
+                                                              "retry_temperature", "min_fit"))
 
 
 def call_schema(fmt: str) -> S.Schema:

@@ -52,7 +52,7 @@ class Attempt:
     text: str
     n_tokens: int
     finish_reason: str
-    problems: tuple[str, ...]  # empty, cut, echo, duplicate, label:<bond>
+    problems: tuple[str, ...]  # empty, cut, echo, duplicate, label:<bond>, unsure (below min_fit)
     repair: str | None  # "trimmed": cut back to its last complete sentence; "unechoed": copied sentences removed
     label: str | None
     grams: frozenset[tuple[str, ...]] = field(default=frozenset(), compare=False)  # the text's grams3, counted once
@@ -63,7 +63,7 @@ class Attempt:
         """Higher is better: the right bond, then fewer hygiene problems, then not repaired, then the labeler's
         probability of the bond's kind (so that of three attempts it reads as wrong, the one nearest the bond
         is kept, not the first)."""
-        hygiene = [p for p in self.problems if not p.startswith("label:")]
+        hygiene = [p for p in self.problems if not missed_bond(p)]
         return (len(hygiene) == len(self.problems), -len(hygiene), self.repair is None, self.fit or 0.0)
 
 
@@ -139,15 +139,24 @@ def label_last(labeler: Labeler, items: Sequence[tuple[str, Sequence[str], str]]
     return [labels[-1] for labels in labeler.label_many(traces)] if traces else []
 
 
-def labelled(attempt: Attempt, label: str | None, bond: BondSpec, read: NextLabel | None = None) -> Attempt:
+def labelled(attempt: Attempt, label: str | None, bond: BondSpec, read: NextLabel | None = None,
+             min_fit: float = 0.0) -> Attempt:
     """The attempt with its label (and a step labeler's reading: the walk with it kept, the probability of the
-    bond's kind); a label of another kind than the bond's is a problem."""
+    bond's kind); a label of another kind than the bond's is a problem, and so is the bond's own kind read with
+    less than `min_fit` probability ("unsure")."""
     problems = attempt.problems
+    fit = sum(p for b, p in zip(BONDS, read.probs, strict=True) if BOND_KINDS[b] == bond.kind) if read else None
     if label is not None and BOND_KINDS[label] != bond.kind:
         problems = (*problems, f"label:{label}")
-    fit = sum(p for b, p in zip(BONDS, read.probs, strict=True) if BOND_KINDS[b] == bond.kind) if read else None
+    elif label is not None and fit is not None and fit < min_fit:
+        problems = (*problems, "unsure")
     return Attempt(attempt.text, attempt.n_tokens, attempt.finish_reason, problems, attempt.repair, label,
                    attempt.grams, read.walk if read else None, fit)
+
+
+def missed_bond(problem: str) -> bool:
+    """Whether `problem` is the labeler's (the bond missed, or read too unsure), not one of hygiene."""
+    return problem.startswith("label:") or problem == "unsure"
 
 
 def fidelity(steps: Sequence[Step], spec: Spec) -> float | None:
@@ -264,7 +273,7 @@ def near_duplicate(text: str, other: str) -> bool:
 def restated(user: str, bond: BondSpec, problems: Sequence[str]) -> str:
     """The user turn of a retry: the same prompt, with what went wrong and the bond's instruction restated."""
     hints = [REASON_HINTS[p] for p in problems if p in REASON_HINTS]
-    if any(p.startswith("label:") for p in problems) or not hints:
+    if any(missed_bond(p) for p in problems) or not hints:
         hints.append(f"This step must be {bond.title.lower()}: {bond.instruct}")
     return user.rstrip() + "\n\n" + " ".join(hints)
 

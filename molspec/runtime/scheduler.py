@@ -255,7 +255,8 @@ def _settle(spec: Spec, answered: list[tuple[_Live, Completion]], cfg: RunConfig
             got = None
         out.append(got)
     for (s, a), (label, read) in zip(attempts, _labels(cfg, attempts), strict=True):
-        _judge(spec, s, labelled(a, label, spec.bonds[s.job.bonds[len(s.steps)]], read), cfg, prog)
+        _judge(spec, s, labelled(a, label, spec.bonds[s.job.bonds[len(s.steps)]], read, cfg.gate.min_fit), cfg,
+               prog)
     return out
 
 

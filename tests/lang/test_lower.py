@@ -45,9 +45,9 @@ def codes(diags: list[Diagnostic]) -> list[str]:
 
 def test_fidelity_block_lowers_to_the_spec(tmp_path: Path) -> None:
     spec, diags = lowered(tmp_path, 'model m { name = "x" }\ndataset "a/b" { }\n'
-                                    'fidelity { gate = false  labeler = "cue"  retries = 1 }\n')
+                                    'fidelity { gate = false  labeler = "cue"  retries = 1  min_fit = 0.6 }\n')
     assert codes(diags) == []
-    assert spec.fidelity.model_dump() == FidelitySpec(gate=False, labeler="cue", retries=1).model_dump()
+    assert spec.fidelity.model_dump() == FidelitySpec(gate=False, labeler="cue", retries=1, min_fit=0.6).model_dump()
 
 
 def test_fidelity_defaults_come_from_the_model(tmp_path: Path) -> None:
@@ -60,7 +60,8 @@ def test_fidelity_defaults_come_from_the_model(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("body", "code"), [('labeler = "llm"', "MOL116"), ("retries = 6", "MOL108"),
                                             ("retries = -1", "MOL108"), ('gate = "no"', "MOL103"),
-                                            ("retries = 1.5", "MOL103"), ("labeller = \"cue\"", "MOL101")])
+                                            ("retries = 1.5", "MOL103"), ("labeller = \"cue\"", "MOL101"),
+                                            ("min_fit = 1.5", "MOL108"), ('min_fit = "high"', "MOL103")])
 def test_fidelity_wrong_values(tmp_path: Path, body: str, code: str) -> None:
     spec, diags = lowered(tmp_path, 'model m { name = "x" }\ndataset "a/b" { }\nfidelity { ' + body + " }\n")
     assert codes(diags) == [code]

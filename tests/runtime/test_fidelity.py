@@ -24,6 +24,7 @@ from molspec.runtime.fidelity import (
     echoes,
     grams3,
     label_last,
+    labelled,
     near_duplicate,
     partner,
     restated,
@@ -31,7 +32,7 @@ from molspec.runtime.fidelity import (
 )
 from molspec.runtime.runconfig import Progress
 from molspec.runtime.scheduler import run
-from molspec.structure.label import BOND_KINDS, BONDS, Labeler, get_labeler, step_labeler
+from molspec.structure.label import BOND_KINDS, BONDS, Labeler, NextLabel, get_labeler, step_labeler
 from tests.runtime.conftest import write_spec
 
 KIND_LABEL = {kind: label for label, kind in BOND_KINDS.items()}
@@ -87,13 +88,14 @@ class Scripted:
 
 
 def _run(tmp_path: Path, engine: Scripted, retries: int = 2, greedy: bool = False, labeler: Labeler | None = None,
-         stepper: bool = True) -> list[Row]:
+         stepper: bool = True, min_fit: float = 0.0) -> list[Row]:
     spec = write_spec(tmp_path / "spec", samples=6)
     if greedy:
         spec.write_text(spec.read_text().replace("temperature = 0.5", "temperature = 0.0"))
     p = prepare(build_plan(molspec.load(spec)), BuildOptions(out=tmp_path / "out"))
     cfg = run_config(p, BuildOptions(out=tmp_path / "out"), engine.describe())
-    cfg.labeler, cfg.gate = labeler or TagLabeler(), p.spec.fidelity.model_copy(update={"retries": retries})
+    cfg.labeler = labeler or TagLabeler()
+    cfg.gate = p.spec.fidelity.model_copy(update={"retries": retries, "min_fit": min_fit})
     cfg.stepwise = stepper
     out: list[Row | Failure] = []
     run(p.spec, engine, jobs(p, list(range(6))), cfg, out.extend, Progress())
@@ -150,6 +152,37 @@ def test_of_attempts_that_all_miss_the_one_nearest_the_bond_is_kept() -> None:
     assert StepTrial([miss("a", 0.0), miss("b", 0.0)]).best().text == "a"
     hit = Attempt("d", 5, "stop", (), None, "deep", fit=0.05)
     assert StepTrial([miss("b", 0.9), hit]).best().text == "d"  # a hit still beats any miss
+
+
+def test_a_hit_below_min_fit_is_unsure_and_asked_again() -> None:
+    spec = molspec.load(write_spec(Path(os.environ.get("TMPDIR", "/tmp")) / f"fid-fit-{os.getpid()}")).spec
+    assert spec is not None
+    deep = spec.bonds["deep"]
+    plain = Attempt("Then 3 + 4 = 7.", 5, "stop", (), None, None)
+
+    def read(p_deep: float) -> NextLabel:  # probabilities in BONDS order; the rest spread over the other three
+        rest = (1.0 - p_deep) / 3
+        return NextLabel("deep", None, tuple(p_deep if b == "deep" else rest for b in BONDS))
+
+    sure, unsure = labelled(plain, "deep", deep, read(0.8), 0.6), labelled(plain, "deep", deep, read(0.4), 0.6)
+    assert sure.problems == () and sure.fit == 0.8
+    assert unsure.problems == ("unsure",) and unsure.fit == 0.4  # the label is the bond's, the labeler unsure
+    assert labelled(plain, "deep", deep, read(0.4)).problems == ()  # min_fit 0: the label alone decides
+    assert labelled(plain, "deep", deep, None, 0.6).problems == ()  # no probabilities (e.g. cue): the label decides
+    assert labelled(plain, "normal", deep, read(0.1), 0.6).problems == ("label:normal",)
+    assert "This step must be" in restated("Write the step.", deep, unsure.problems)  # the instruction restated
+    # an unsure hit counts as a miss when the attempts are compared: the surer one is kept, and a sure hit wins
+    assert StepTrial([unsure, labelled(plain, "deep", deep, read(0.5), 0.6)]).best().fit == 0.5
+    assert StepTrial([labelled(plain, "deep", deep, read(0.59), 0.6), sure]).best() is sure
+
+
+def test_min_fit_asks_unsure_steps_again_in_a_build(tmp_path: Path) -> None:
+    causal = get_labeler("learned-causal")
+    loose = _run(tmp_path / "a", Scripted(wrong=0), retries=1, labeler=causal)
+    strict = _run(tmp_path / "b", Scripted(wrong=0), retries=1, labeler=causal, min_fit=0.99)
+    unsure = [st for r in strict for st in r.steps if "unsure" in st.retries]
+    assert unsure and all(st.attempts == 2 for st in unsure)  # asked again once, the bound
+    assert sum(st.attempts for r in strict for st in r.steps) > sum(st.attempts for r in loose for st in r.steps)
 
 
 def test_a_greedy_step_is_retried_greedily(tmp_path: Path) -> None:
