@@ -31,7 +31,7 @@ DUPLICATE_SHARE = 0.7  # of a step's word 3-grams found in one earlier step of t
 # R1-like text agreed with the label the card gives the finished walk on 50% of steps with 2 earlier steps, 72%
 # with 8, 75% with 16 and with all of them. The default `learned-causal` keeps each walk instead
 # (`label.StepLabeler`) and reads every step before, at a constant cost per attempt; its recurrent stage reaches
-# further than 16 steps (held-out 0.644 with 16, 0.694 with all).
+# further than 16 steps (held-out 0.644 with 16, 0.694 with all, on an earlier split).
 CONTEXT_STEPS = 16
 MIN_KEPT = 0.3  # a cut step is trimmed only when its complete sentences keep this share of it
 MIN_OWN_WORDS = 8  # an echoing step is repaired only when this many words of its own remain
