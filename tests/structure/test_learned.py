@@ -24,10 +24,12 @@ from tests.structure.test_learned_stages import few_runs
 ROOT = Path(__file__).resolve().parents[2]
 SPLIT_MODEL = FIXTURES / "learned_train_split.json"
 # Held-out macro-F1 of the train-split model when it was last trained (scripts/train_labeler.py
-# --split train; 6,687 held-out steps; bench/sequence_experiment.md's held-out row, recurrent last stage:
-# 0.696, 0.676 without it); the guard allows a small margin. Per-class floors guard against one class
-# collapsing (the weakest, deep, was 0.63).
-MEASURED = 0.696
+# --split train; 32,501 labels, 7,567 held-out steps): 0.699 (explore 0.69, deep 0.63, reflect 0.76, normal
+# 0.72); on the 1,603 held-out steps of SmolLM2 builds 0.707 (0.435 for the model trained before the lead builds'
+# labels, which read all held-out steps at 0.674). The guard allows a small margin. Per-class floors guard
+# against one class collapsing (the weakest, deep, was 0.63).
+MEASURED = 0.699
+GENERATED_MEASURED = 0.707
 MARGIN = 0.03
 CLASS_FLOOR = 0.57
 
@@ -87,11 +89,17 @@ def test_learned_heldout_macro_f1(labels: labelset.LabelSet) -> None:
     held = [r for r in labels.runs if r.split == "heldout"]
     assert model.info["split"] == "train"
     assert not set(model.info["questions"]) & {r.trace_id.split("/", 1)[-1] for r in held}
-    gold, pred = labelset.gold_and_predicted(held, labelset.predict(LearnedLabeler(model), held))
+    predicted = labelset.predict(LearnedLabeler(model), held)
+    gold, pred = labelset.gold_and_predicted(held, predicted)
     result = report(gold, pred)
     print(f"\nlearned (train split) on held-out traces, n={len(gold)}\n{result.table()}")
     assert result.macro_f1 >= MEASURED - MARGIN
     assert all(s.f1 >= CLASS_FLOOR for s in result.per_class.values())
+    built = [(r, p) for r, p in zip(held, predicted, strict=True) if r.teacher == "generated"]
+    gold, pred = labelset.gold_and_predicted([r for r, _ in built], [p for _, p in built])
+    built_result = report(gold, pred)
+    print(f"of them SmolLM2 builds' steps, n={len(gold)}\n{built_result.table()}")
+    assert built_result.macro_f1 >= GENERATED_MEASURED - MARGIN
 
 
 def test_training_is_reproducible(shared_traces: dict[str, Path], tmp_path: Path) -> None:
@@ -114,10 +122,12 @@ def test_shipped_learned_labeler() -> None:
     assert isinstance(labeler, Labeler) and labeler.name == "learned"
     labels = labeler.label("Two numbers have product 12 and difference 1. Find their sum.", TRACE)
     assert len(labels) == len(TRACE) and set(labels) <= set(BONDS)
-    # The check (3) is reflect. The stacked stages call the next step ("Alternatively, maybe we could guess ...")
-    # explore; the recurrent last stage carries the check on into it (reflect): the kind of explore step it loses
-    # (held-out explore F1 0.67 -> 0.66 while macro-F1 gains 0.021, bench/sequence_experiment.md).
-    assert labels[3] == "reflect" and labels[4] in ("explore", "reflect")
+    # The derivation (2) is deep and the check (3) reflect. The stacked stages call the next step ("Alternatively,
+    # maybe we could guess ...") explore; the recurrent last stage reads it otherwise (reflect when trained on
+    # 29,569 labels, normal since the lead builds' labels, where "another way" followed by routine work is
+    # normal): the kind of explore step it loses (held-out explore F1 0.67 -> 0.66 while macro-F1 gained 0.021,
+    # bench/sequence_experiment.md; explore 0.69 now). Not asserted: a miss, not a property.
+    assert labels[2] == "deep" and labels[3] == "reflect"
     stacked = shipped_model()
     stacked_only = LearnedLabeler(Model(stacked.keys, stacked.words, stacked.weights, stacked.stages, stacked.info))
     assert stacked_only.label("Two numbers have product 12 and difference 1. Find their sum.", TRACE)[3:5] == [
