@@ -137,8 +137,11 @@ class Prepared:
         return self.bp.plan
 
     def key(self) -> BuildKey:
+        from molspec.structure.label import labeler_identity  # the labelers load only when a build runs
+
+        gate = self.spec.fidelity
         return BuildKey(self.spec.sha256(), self.bp.data_sha256, self.plan.seed, self.plan.samples, self.engine,
-                        self.model)
+                        self.model, labeler_identity(gate.labeler) if gate.gate else "")
 
 
 def prepare(bp: BuildPlan, opts: BuildOptions) -> Prepared:

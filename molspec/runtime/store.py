@@ -53,10 +53,12 @@ class BuildKey:
     samples: int
     engine: str
     model: str
+    labeler: str = ""  # the fidelity gate's labeler and its weights (`labeler_identity`); "" with the gate off
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": STATE_VERSION, "spec_sha256": self.spec_sha256, "data_sha256": self.data_sha256,
-                "seed": self.seed, "samples": self.samples, "engine": self.engine, "model": self.model}
+        out = {"version": STATE_VERSION, "spec_sha256": self.spec_sha256, "data_sha256": self.data_sha256,
+               "seed": self.seed, "samples": self.samples, "engine": self.engine, "model": self.model}
+        return out | ({"labeler": self.labeler} if self.labeler else {})  # a gate-off key is as it always was
 
     def digest(self) -> str:
         """A short hash of the key, stamped on every journal line."""
@@ -180,6 +182,12 @@ class Store:
                 f"{str(old.get('data_sha256') or 'unknown')[:12]}…, now {key.data_sha256[:12]}…): a source file "
                 "changed since. Resuming would mix old and new questions. Restore the data, build into another "
                 "--out directory, or pass --fresh.")
+        if old.get("labeler", "") != new.get("labeler", ""):
+            was = old.get("labeler") or "an earlier molspec's"
+            raise StoreError(
+                f"{self.root} holds a build judged by another labeler ({was}; now {new.get('labeler')}). "
+                "Resuming would mix two labelers' labels. Use the molspec that began it, another --out "
+                "directory, or --fresh.")
         for name in ("seed", "samples", "engine", "model"):
             if old.get(name) != new[name]:
                 raise StoreError(

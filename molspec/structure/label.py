@@ -22,6 +22,7 @@ explore = vdw, normal = plain.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -323,6 +324,18 @@ DEFAULT_LABELER = "learned"
 # The CLI's and the spec's copies of this list (structure/cli.py LABELER_CHOICES, spec.FidelityLabeler) change
 # with it (tested).
 LABELERS: tuple[str, ...] = ("learned", "learned-blind", "learned-causal", "cue", "llm")
+
+
+def labeler_identity(name: str) -> str:
+    """What a CPU labeler's judgements depend on: its name and, for the learned ones, a digest of the shipped
+    weights (retrained weights label the same text differently); the cue labeler's rules are molspec's code."""
+    if name in ("learned", "learned-blind", "learned-causal"):
+        from molspec.structure.learned import weights_path
+
+        return f"{name} {hashlib.sha256(weights_path(name).read_bytes()).hexdigest()[:12]}"
+    from molspec.version import __version__
+
+    return f"{name} (molspec {__version__})"
 
 
 def get_labeler(name: str = DEFAULT_LABELER, **options: object) -> Labeler:

@@ -82,6 +82,44 @@ def test_changed_spec_refuses_to_resume(tiny_spec: Path, tmp_path: Path, capsys:
     assert main(["build", str(tiny_spec), "--out", str(out), "-q", "--fresh"]) == 0
 
 
+def test_new_labeler_weights_refuse_to_resume(tiny_spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # the gate's labels are part of the rows: a build begun with one labeler's weights does not resume with another's
+    import molspec.structure.label as label
+
+    out = tmp_path / "out"
+    build(molspec.load(tiny_spec), BuildOptions(out=out, limit=4))
+    state = json.loads((out / ".molspec" / "state.json").read_text())
+    assert state["labeler"] == label.labeler_identity("learned-causal")
+    assert state["labeler"].startswith("learned-causal ") and len(state["labeler"].split()[1]) == 12
+    identity = label.labeler_identity
+    monkeypatch.setattr(label, "labeler_identity", lambda name: identity(name) + "-retrained")
+    with pytest.raises(StoreError, match="another labeler"):
+        build(molspec.load(tiny_spec), BuildOptions(out=out))
+    assert main(["build", str(tiny_spec), "--out", str(out), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "--fresh" in err and "Traceback" not in err
+    monkeypatch.setattr(label, "labeler_identity", identity)
+    assert build(molspec.load(tiny_spec), BuildOptions(out=out)).resumed == 4  # the same weights resume
+    # a gate-off build's key is as before: no labeler in it, and any labeler's weights resume it
+    off = tmp_path / "off"
+    build(molspec.load(tiny_spec), BuildOptions(out=off, limit=4, gate=False))
+    assert "labeler" not in json.loads((off / ".molspec" / "state.json").read_text())
+    monkeypatch.setattr(label, "labeler_identity", lambda name: "changed")
+    assert build(molspec.load(tiny_spec), BuildOptions(out=off, gate=False)).resumed == 4
+
+
+def test_a_gate_on_build_of_an_earlier_molspec_refuses_to_resume(tiny_spec: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build(molspec.load(tiny_spec), BuildOptions(out=out, limit=4))
+    path = out / ".molspec" / "state.json"
+    state = json.loads(path.read_text())
+    del state["labeler"]  # a state written before the key named the labeler
+    path.write_text(json.dumps(state))
+    with pytest.raises(StoreError, match="an earlier molspec"):
+        build(molspec.load(tiny_spec), BuildOptions(out=out))
+
+
 def test_missing_source_is_a_diagnostic(tiny_spec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tiny_spec.parent / "questions.jsonl").unlink()
     assert main(["build", str(tiny_spec), "--out", str(tmp_path / "o"), "-q"]) == 1
