@@ -323,13 +323,14 @@ def _argmax(scores: dict[str, float]) -> str:
 DEFAULT_LABELER = "learned"
 # The CLI's and the spec's copies of this list (structure/cli.py LABELER_CHOICES, spec.FidelityLabeler) change
 # with it (tested).
-LABELERS: tuple[str, ...] = ("learned", "learned-blind", "learned-causal", "cue", "llm")
+LEARNED_LABELERS: tuple[str, ...] = ("learned", "learned-blind", "learned-causal")  # shipped weights each
+LABELERS: tuple[str, ...] = (*LEARNED_LABELERS, "cue", "llm")
 
 
 def labeler_identity(name: str) -> str:
     """What a CPU labeler's judgements depend on: its name and, for the learned ones, a digest of the shipped
     weights (retrained weights label the same text differently); the cue labeler's rules are molspec's code."""
-    if name in ("learned", "learned-blind", "learned-causal"):
+    if name in LEARNED_LABELERS:
         from molspec.structure.learned import weights_path
 
         return f"{name} {hashlib.sha256(weights_path(name).read_bytes()).hexdigest()[:12]}"
@@ -345,7 +346,7 @@ def get_labeler(name: str = DEFAULT_LABELER, **options: object) -> Labeler:
     "llm" (needs `engine=`; see `llm_label.LLMLabeler`)."""
     if name == "cue":
         return CueLabeler()
-    if name in ("learned", "learned-blind", "learned-causal"):
+    if name in LEARNED_LABELERS:
         from molspec.structure.learned import LearnedLabeler
 
         return LearnedLabeler(name=name, **options)  # type: ignore[arg-type]
