@@ -17,6 +17,9 @@ Options (all optional), as given in the spec's model block or on the command lin
     cooldown_s: how long a URL that refused a connection is skipped (default 10 s).
     check_model: list ``GET {base}/models`` at start and check the model is served (default true).
     extra_body: extra JSON fields for every request (e.g. ``{"top_k": 20}`` for vLLM).
+    continuation: how a started reply (a bond's lead) is continued: ``"fields"`` (default) sends
+        ``continue_final_message``, which vLLM and SGLang honour; ``"prompt"`` asks for the continuation in
+        words, for servers that would answer a new turn instead (OpenAI's API, most hosted ones; prefill.py).
 The API key never appears in `describe()`, `repr()`, logs or error messages.
 """
 
@@ -39,6 +42,7 @@ from molspec.engines.base import Completion, EngineError, FinishReason, Request,
 from molspec.engines.common import closed_error, describe, failed, seed_of
 from molspec.engines.options import OpenAIOptions
 from molspec.engines.options import parse_options as _parse
+from molspec.engines.prefill import as_instruction, continuation
 from molspec.engines.redact import public_url, redact
 
 log = logging.getLogger(__name__)
@@ -216,7 +220,9 @@ class OpenAIEngine:
             body["structured_outputs"] = {"choice": list(p.choices)}
         if p.logprobs > 0:
             body["logprobs"], body["top_logprobs"] = True, p.logprobs
-        if starts_reply(request.messages):
+        if starts_reply(request.messages) and self.options.continuation == "prompt":
+            body["messages"] = as_instruction(request.messages)
+        elif starts_reply(request.messages):
             # A started reply is continued, not answered: vLLM and SGLang need these two fields (llama.cpp's
             # server continues a final assistant message by itself); a server that ignores them answers anew.
             body["continue_final_message"], body["add_generation_prompt"] = True, False
@@ -279,6 +285,8 @@ class OpenAIEngine:
             data = response.json()
             choice = data["choices"][0]
             text = choice.get("message", {}).get("content") or ""
+            if starts_reply(request.messages) and self.options.continuation == "prompt":
+                text = continuation(request.messages[-1].get("content", ""), text)
             usage = data.get("usage") or {}
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             reason = f"malformed response ({type(exc).__name__}): {one_line(response.text)}"

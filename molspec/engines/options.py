@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
@@ -82,6 +82,9 @@ class OpenAIOptions(EngineOptions):
     cooldown_s: float = Field(10.0, ge=0, description="how long a URL that refused a connection is skipped")
     check_model: bool = Field(True, description="check at start that the servers serve the model")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="extra JSON fields for every request")
+    continuation: Literal["fields", "prompt"] = Field(
+        "fields", description="how a started reply (a lead) is continued: 'fields' sends continue_final_message "
+        "(vLLM, SGLang; llama.cpp continues by itself), 'prompt' asks in words, for servers that answer anew")
 
     @model_validator(mode="before")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -70,6 +71,45 @@ def test_a_started_reply_is_sent_to_be_continued(server: LoopbackOpenAIServer, m
     assert continued["messages"][-1] == {"role": "assistant", "content": "Next,"}
     assert (continued["continue_final_message"], continued["add_generation_prompt"]) == (True, False)
     assert "continue_final_message" not in asked and "add_generation_prompt" not in asked
+
+
+def answers_anew(body: dict[str, Any]) -> str:
+    """A server without prefill: whatever the messages end with, a new turn that repeats the lead first."""
+    return "Next, we add 2 and 2 to get 4."
+
+
+def test_a_started_reply_can_be_asked_for_in_words(server: LoopbackOpenAIServer,
+                                                    make_engine: EngineFactory) -> None:
+    server.set(reply=answers_anew)
+    engine = make_engine(base_url=server.base_url, concurrency=1, continuation="prompt")
+    user = {"role": "user", "content": "What is 2 + 2?"}
+    started = Request("s", (user, {"role": "assistant", "content": "The sum is small.\n\nNext,"}),
+                      SamplingParams(stop=("\n\n",)))
+    [step, answer] = engine.generate([started, Request("a", (user,), SamplingParams())])
+    sent, asked = server.bodies
+    # one user turn: the question, the request to continue, and the started text; no prefill fields
+    assert [m["role"] for m in sent["messages"]] == ["user"]
+    content = sent["messages"][0]["content"]
+    assert content.startswith("What is 2 + 2?\n\nContinue the text below") and content.endswith("small.\n\nNext,")
+    assert "continue_final_message" not in sent and "add_generation_prompt" not in sent
+    # the lead the server repeated is dropped, and the step reads on from it
+    assert step.text == " we add 2 and 2 to get 4."
+    assert answer.text == "Next, we add 2 and 2 to get 4." and asked["messages"] == [user]
+
+
+def test_a_server_that_ignores_the_prefill_fields_answers_anew(server: LoopbackOpenAIServer,
+                                                               make_engine: EngineFactory) -> None:
+    """What `continuation = "prompt"` is for: with the default, such a server's reply repeats the lead."""
+    server.set(reply=answers_anew)
+    engine = make_engine(base_url=server.base_url)
+    user = {"role": "user", "content": "What is 2 + 2?"}
+    [step] = engine.generate([Request("s", (user, {"role": "assistant", "content": "Next,"}), SamplingParams())])
+    assert step.text == "Next, we add 2 and 2 to get 4."
+
+
+def test_continuation_must_be_fields_or_prompt() -> None:
+    with pytest.raises(EngineError, match="continuation"):
+        parse_options({"continuation": "guess"})
 
 
 def test_empty_batch(server: LoopbackOpenAIServer, make_engine: EngineFactory) -> None:

@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -66,6 +66,7 @@ class _State:
         self.failures: list[tuple[int, float | None]] = []  # (status, retry_after); status 0 = drop
         self.error_echoes_auth = False
         self.max_context: int | None = None  # prompt words a request may hold (None: no limit)
+        self.reply: Callable[[dict[str, Any]], str] | None = None  # the reply's text (None: `reply_text`)
         self.chat_requests = 0
         self.model_requests = 0
         self.in_flight = 0
@@ -131,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
                        f"request has {words} input tokens. Please reduce the length of the input messages.")
             self._json(400, {"error": {"message": message, "type": "BadRequestError", "code": 400}})
             return
-        self._json(200, completion_json(body))
+        self._json(200, completion_json(body, state.reply))
 
     def _fail(self, status: int, retry_after: float | None) -> None:
         if status == 0:
@@ -166,9 +167,9 @@ def prompt_words(body: dict[str, Any]) -> int:
     return sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
 
 
-def completion_json(body: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAI chat.completion object answering `body`."""
-    text, finish = cut(reply_text(body), body)
+def completion_json(body: dict[str, Any], reply: Callable[[dict[str, Any]], str] | None = None) -> dict[str, Any]:
+    """An OpenAI chat.completion object answering `body` (with `reply`'s text, if given)."""
+    text, finish = cut((reply or reply_text)(body), body)
     prompt_tokens = prompt_words(body)
     completion_tokens = len(text.split())
     return {
@@ -251,7 +252,7 @@ class LoopbackOpenAIServer:
             self.state.failures.extend([(status, retry_after)] * n)
 
     def set(self, **knobs: Any) -> None:
-        """Change knobs while running: delay_s, jitter_s, api_key, models, error_echoes_auth, max_context."""
+        """Change knobs while running: delay_s, jitter_s, api_key, models, error_echoes_auth, max_context, reply."""
         with self.state.lock:
             for name, value in knobs.items():
                 if not hasattr(self.state, name):
