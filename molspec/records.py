@@ -305,7 +305,8 @@ class FidelityInfo(Record):
     per_bond: dict[str, float]
     labelled: int
     retries: int = Field(description="steps asked again")
-    reasons: dict[str, int] = Field(description="why steps were asked again: empty, cut, echo, duplicate, label")
+    reasons: dict[str, int] = Field(description="why steps were asked again: empty, cut, echo, duplicate, restart, "
+                                             "label, unsure")
     problems: dict[str, int] = Field(description="kept steps that still have a problem, by problem")
     repaired: int = Field(description="kept steps trimmed back to their last complete sentence")
 

@@ -94,6 +94,8 @@ def summary(r: BuildResult) -> str:
     ]
     if r.fidelity is not None and r.fidelity.overall is not None:
         lines.insert(3, "  fidelity   " + fidelity_text(r.fidelity))
+    if r.fidelity is not None and (warning := restart_warning(r.fidelity, r.steps)):
+        lines.insert(4, "  warning    " + warning)
     if r.cache is not None:
         lines.append("  cache      " + cache_text(r.cache))
     if r.rejected:
@@ -139,6 +141,19 @@ def variants_summary(r: VariantsResult) -> str:
     if r.variants:
         lines.append(f"  load it    datasets.load_dataset(\"{r.out}\", \"{next(iter(r.variants))}\")")
     return "\n".join(lines)
+
+
+RESTART_SHARE = 0.1  # of a build's steps kept with a `restart` problem, past which the summary warns
+
+
+def restart_warning(f: FidelityInfo, steps: int) -> str | None:
+    """Why many steps start over where their lead stops, and what to do (None: few or none do)."""
+    n = f.problems.get("restart", 0)
+    if n < 3 or n < RESTART_SHARE * steps:
+        return None
+    return (f"{n:,} of {steps:,} steps start a new reply instead of carrying on their lead: the engine answered a "
+            "new turn. On a server that cannot continue a started reply (OpenAI's API, most hosted ones) set "
+            "options { continuation = \"prompt\" } on the model; a small model may still start over")
 
 
 def fidelity_text(f: FidelityInfo) -> str:

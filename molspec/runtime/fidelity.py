@@ -24,6 +24,7 @@ from molspec.structure.label import BOND_KINDS, BONDS, Labeler, NextLabel
 SENTENCE_END = re.compile(r"""[.!?](?:["')\]]|\$\$?)?(?=\s|$)|\n""")
 WORD = re.compile(r"\w+")
 NOT_WORD = re.compile(r"\W+")  # the complement of WORD: what separates its words
+OPENING_WORD = re.compile(r"[A-Za-z]+")
 ECHO_SHARE = 0.5  # of a step's word 4-grams found in the prompt frame or the question
 DUPLICATE_SHARE = 0.7  # of a step's word 3-grams found in one earlier step of the walk
 # Earlier steps a labeler that re-reads the walk for each attempt sees with a new step: the stacked stages'
@@ -42,7 +43,16 @@ REASON_HINTS = {
            "sentence.",
     "echo": "The last attempt repeated the problem or these instructions: write new reasoning in your own words.",
     "duplicate": "The last attempt repeated an earlier step: move the reasoning forward instead.",
+    "restart": "The last attempt started a new reply: carry on the text from where it stops.",
 }
+# Words that open a reply of its own, and not a clause that carries on a lead cut mid-sentence ("This means that
+# The total..."): a continuing model writes them lower-case there. Over 3,683 SmolLM2 steps continued by
+# vLLM, 3 opened so, and each of them did start over; on a server that answers a new turn instead, 29 of 29.
+RESTART_WORDS = frozenset(
+    "after alright an another as based before certainly first for given great hello here hi however if in it let "
+    "my next now of okay one our since so step sure that thank thanks the there these this to using we well what "
+    "when with yes you your".split()
+)
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,7 @@ class Attempt:
     text: str
     n_tokens: int
     finish_reason: str
-    problems: tuple[str, ...]  # empty, cut, echo, duplicate, label:<bond>, unsure (below min_fit)
+    problems: tuple[str, ...]  # empty, cut, echo, duplicate, restart, label:<bond>, unsure (below min_fit)
     repair: str | None  # "trimmed": cut back to its last complete sentence; "unechoed": copied sentences removed
     label: str | None
     grams: frozenset[tuple[str, ...]] = field(default=frozenset(), compare=False)  # the text's grams3, counted once
@@ -299,12 +309,29 @@ def prompt_words(messages: Sequence[Mapping[str, str]], lead: str) -> str:
 
 def led(attempt: Attempt, lead: str, completion: str) -> Attempt:
     """The attempt with the step's lead in front. Hygiene judged the model's own words (`completion`, after
-    the lead); an empty completion stays empty, so a lead alone is never a step."""
+    the lead); an empty completion stays empty, so a lead alone is never a step. Words that start a reply of
+    their own instead of carrying on the lead (`restarts`) are a `restart` problem."""
     if not lead or not attempt.text:
         return attempt
     # A tokenizer writes the space after the lead into the completion; "," or "s" follow the lead directly.
     sep = " " if completion[:1].isspace() else ""
-    return replace(attempt, text=f"{lead}{sep}{attempt.text}")
+    problems = (*attempt.problems, "restart") if restarts(lead, completion) else attempt.problems
+    return replace(attempt, text=f"{lead}{sep}{attempt.text}", problems=problems)
+
+
+def restarts(lead: str, completion: str) -> bool:
+    """The model's words open a new reply where the lead stops mid-sentence: a capital glued to the lead
+    ("...would be to useTo solve", what a server that ignores a started reply gives), or a sentence opener
+    (`RESTART_WORDS`) after it ("This means that The total")."""
+    if not (lead[-1:].isalnum() or lead[-1:] in ",;"):
+        return False  # the lead ends a sentence, a quote or a label: anything may follow
+    first = completion.lstrip()
+    if not first[:1].isupper():
+        return False
+    if not completion[:1].isspace():
+        return True  # a continuing tokenizer writes a space before a new word
+    word = OPENING_WORD.match(first)
+    return word is not None and len(word[0]) > 1 and word[0].lower() in RESTART_WORDS
 
 
 def partner(bonds: Sequence[str], kinds: Sequence[str], step: int) -> int | None:

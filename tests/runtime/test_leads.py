@@ -8,11 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 import molspec
 from molspec.engines.base import Completion, Request
 from molspec.pipeline import build_plan
-from molspec.records import Failure, Row
+from molspec.records import Failure, FidelityInfo, Row
 from molspec.runtime.build import BuildOptions, jobs, prepare, run_config
+from molspec.runtime.console import restart_warning
+from molspec.runtime.fidelity import restarts
 from molspec.runtime.prompts import StepText, WalkContext, step_prompt
 from molspec.runtime.runconfig import Progress
 from molspec.runtime.scheduler import run
@@ -47,9 +51,10 @@ class Continuer:
 
     name = "continuer"
 
-    def __init__(self, empty: bool = False) -> None:
+    def __init__(self, empty: bool = False, anew: int = 0) -> None:
         self.calls: list[Request] = []
         self.empty = empty
+        self.anew = anew  # attempts of each step that answer a new turn, as a server without prefill does
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         self.calls += requests
@@ -62,6 +67,8 @@ class Continuer:
         said = {"vdw": "explore", "covalent": "deep", "hydrogen": "reflect", "plain": "normal"}[m["kind"]]
         if self.empty:
             return Completion(r.key, "", 0, "stop")
+        if m["attempt"] < self.anew:
+            return Completion(r.key, f"Sure! [{said}] a reply of its own {r.key}.", 9, "stop")
         return Completion(r.key, f" [{said}] fresh words {r.key} of sample {m['sample']} here.", 9, "stop")
 
     def describe(self) -> dict[str, str]:
@@ -145,3 +152,49 @@ def test_the_partner_claim_is_its_first_sentence(tmp_path: Path) -> None:
     prompt = step_prompt(spec, walk, steps, spec.bonds["reflect"], partner=0)
     assert prompt.lead == 'Check step 1: "So x = 2."'
     assert prompt.messages[-1]["content"] == 'So x = 2. Then y = 3.\n\nNext, add them.\n\nCheck step 1: "So x = 2."'
+
+
+@pytest.mark.parametrize(("lead", "completion", "restart"), [
+    ("would be to use", " a table of values.", False),  # carried on
+    ("would be to use", "To solve this problem, add.", True),  # glued: a new turn, no space before it
+    ("would be to use", " To solve this problem, add.", True),  # a sentence opener mid-sentence
+    ("This means that", " The total is 5.", True),
+    ("This means that", " John has 5 apples.", False),  # a name may follow
+    ("This means that", " I need 5 more.", False),
+    ("This means that", " A = 5.", False),  # a variable
+    ("Next,", "Another way to see it.", True),  # glued after a comma
+    ("Next,", " we add them.", False),
+    ("Next,", ", then add.", False),
+    ("Check.", " The sum is 4.", False),  # the lead ends a sentence: anything may follow
+    ('Check step 1: "x = 2"', " The value holds.", False),  # ... or a quote
+    ("Another way to see it:", "The area.", False),
+])
+def test_a_restart_is_a_new_reply_where_the_lead_stops_mid_sentence(lead: str, completion: str,
+                                                                      restart: bool) -> None:
+    assert restarts(lead, completion) is restart
+
+
+def test_a_step_that_starts_over_is_asked_again(tmp_path: Path) -> None:
+    engine = Continuer(anew=1)
+    rows = _run(leads_spec(tmp_path / "spec"), tmp_path / "out", engine)
+    mid_sentence = [st for row in rows for st in row.steps if st.lead in ("So", "Next,")]
+    assert mid_sentence
+    for st in mid_sentence:
+        assert st.attempts == 2 and "restart" in st.retries[0].split(",") and not st.problems
+        assert st.text.startswith(f"{st.lead} [")
+    for st in (st for row in rows for st in row.steps if st.lead not in ("So", "Next,")):
+        # after a lead that ends a sentence or a quote, "Sure!" may follow (the fake replies repeat each other)
+        assert not any("restart" in r.split(",") for r in st.retries)
+
+
+def test_an_engine_that_always_starts_over_is_named_in_the_summary(tmp_path: Path) -> None:
+    rows = _run(leads_spec(tmp_path / "spec"), tmp_path / "out", Continuer(anew=99))
+    kept = [st for row in rows for st in row.steps if "restart" in st.problems]
+    assert kept and all(st.attempts == 3 for st in kept)  # asked again up to the bound, then kept, flagged
+    steps = sum(len(row.steps) for row in rows)
+    info = FidelityInfo(labeler="tag", gate=True, overall=1.0, per_bond={}, labelled=steps, retries=0, reasons={},
+                        problems={"restart": len(kept)}, repaired=0)
+    warning = restart_warning(info, steps)
+    assert warning is not None and f"{len(kept)} of {steps} steps start a new reply" in warning
+    assert 'continuation = "prompt"' in warning
+    assert restart_warning(info.model_copy(update={"problems": {"restart": 2}}), steps) is None
