@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from molspec.check.dataset import check_dataset
+from molspec.check.engines import check_engines
 from molspec.check.graphs import check_graphs
 from molspec.check.lower import lower
 from molspec.check.size import check_size
@@ -19,7 +20,7 @@ from molspec.lang.imports import Program
 from molspec.spec import Spec
 
 Check = Callable[[Spec], list[Diagnostic]]
-CHECKS: tuple[Check, ...] = (check_graphs, check_templates, check_sources, check_dataset, check_size)
+CHECKS: tuple[Check, ...] = (check_graphs, check_templates, check_sources, check_dataset, check_size, check_engines)
 
 
 def check_program(prog: Program) -> tuple[Spec | None, list[Diagnostic]]:
