@@ -46,8 +46,8 @@ REASON_HINTS = {
     "restart": "The last attempt started a new reply: carry on the text from where it stops.",
 }
 # Words that open a reply of its own, and not a clause that carries on a lead cut mid-sentence ("This means that
-# The total..."): a continuing model writes them lower-case there. Over 3,683 SmolLM2 steps continued by
-# vLLM, 3 opened so, and each of them did start over; on a server that answers a new turn instead, 29 of 29.
+# The total..."): a continuing model writes them lower-case there. Of the 3,257 stored SmolLM2 lead-build steps
+# (vLLM continuing), 2 open so, each a real start-over; on a server that answers anew, 29 of 29 (bench/restarts.py).
 RESTART_WORDS = frozenset(
     "after alright an another as based before certainly first for given great hello here hi however if in it let "
     "my next now of okay one our since so step sure that thank thanks the there these this to using we well what "
