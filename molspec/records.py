@@ -54,8 +54,8 @@ class Step(Record):
     finish_reason: str = Field(description="why generation stopped: stop, length")
     label: str | None = Field(default=None, description="the bond the fidelity labeler reads in the text")
     attempts: Int32 = Field(default=1, description="generations of this step (1: the first was kept)")
-    retries: list[str] = Field(default_factory=list,
-                               description="why each retry happened: empty, cut, echo, duplicate, label:<bond>, unsure")
+    retries: list[str] = Field(default_factory=list, description="why each retry happened: empty, cut, echo, "
+                               "duplicate, restart, label:<bond>, unsure")
     repair: str | None = Field(default=None, description="trimmed: cut back to its last complete sentence; "
                                                          "unechoed: sentences copying the prompt removed")
     problems: list[str] = Field(default_factory=list, description="what is still wrong with the kept attempt")

@@ -181,7 +181,7 @@ class FidelitySpec(Model):
     """The fidelity gate (docs/fidelity.md): label each generated step and ask again when it misses its bond.
 
     Attributes:
-        gate: re-ask steps that miss their bond or fail hygiene (cut, echo, duplicate, empty); off keeps the
+        gate: re-ask steps that miss their bond or fail hygiene (cut, echo, duplicate, empty, restart); off keeps the
             first attempt (still trimmed, labelled and flagged).
         labeler: the CPU labeler that labels each step (see `molspec.structure.label.get_labeler`); the default,
             learned-causal, reads only the question and the steps before a step, as the gate can (the steps after

@@ -1,7 +1,7 @@
 """The fidelity gate: every generated step is checked, repaired or asked again before it joins its walk.
 
-    completion ──hygiene (cut, echo, duplicate, empty)──▶ label with context ──▶ keep, or ask again (new seed,
-    instruction restated), up to `retries` times; the best attempt is kept and every retry's reason recorded.
+    completion ──hygiene (cut, echo, duplicate, empty, restart)──▶ label with context ──▶ keep, or ask again
+    (new seed, instruction restated), up to `retries` times; the best attempt is kept and every retry's reason recorded.
 
 Hygiene runs on every build; the label gate runs when `fidelity.gate` is on (the default) and uses a CPU
 labeler. Attempts use seeds derived from (seed, sample, step, attempt), so a resumed build writes the same
