@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
+from pydantic import ValidationError
+
 from molspec.diagnostics import Diagnostic, Label, Severity
+from molspec.engines.options import OpenAIOptions
 from molspec.spec import ModelSpec, Spec
 
 # Servers that answer a new turn after a final assistant message instead of continuing it (OpenAI's chat API
@@ -21,15 +24,18 @@ def check_engines(spec: Spec) -> list[Diagnostic]:
 
 
 def _no_prefill_host(model: ModelSpec) -> str | None:
-    """The first of the model's servers that cannot continue a started reply, unless it is asked in words."""
-    if model.engine != "openai" or model.options.get("continuation") == "prompt":
+    """The first of the model's servers that cannot continue a started reply, unless it is asked in words. The
+    options are read as the engine reads them (`OpenAIOptions`: base_url or base_urls, else $OPENAI_BASE_URL)."""
+    if model.engine != "openai":
         return None
-    urls = model.options.get("base_urls", model.options.get("base_url", ()))
-    for url in [urls] if isinstance(urls, str) else urls:
-        host = urlparse(str(url)).hostname
-        if host in NO_PREFILL_HOSTS:
-            return host
-    return None
+    try:
+        options = OpenAIOptions.model_validate(model.options)
+    except ValidationError:
+        return None  # MOL122 already says what is wrong with them
+    if options.continuation == "prompt":
+        return None
+    hosts = (urlparse(url).hostname for url in options.base_urls)
+    return next((h for h in hosts if h in NO_PREFILL_HOSTS), None)
 
 
 def _no_prefill(model: ModelSpec, host: str) -> Diagnostic:

@@ -144,7 +144,7 @@ class OpenAIEngine:
             body["structured_outputs"] = {"choice": list(p.choices)}
         if p.logprobs > 0:
             body["logprobs"], body["top_logprobs"] = True, p.logprobs
-        if starts_reply(request.messages) and self.options.continuation == "prompt":
+        if self._asks_in_words(request):
             body["messages"] = as_instruction(request.messages)
         elif starts_reply(request.messages):
             # A started reply is continued, not answered: vLLM and SGLang need these two fields (llama.cpp's
@@ -152,6 +152,10 @@ class OpenAIEngine:
             body["continue_final_message"], body["add_generation_prompt"] = True, False
         body.update(self.options.extra_body)
         return body
+
+    def _asks_in_words(self, request: Request) -> bool:
+        """A started reply sent as text to continue (`continuation = "prompt"`, engines/prefill.py)."""
+        return self.options.continuation == "prompt" and starts_reply(request.messages)
 
     def _delay(self, attempt: int, asked: float | None) -> float:
         """Exponential backoff with jitter (half fixed, half random), or the server's Retry-After."""
@@ -209,7 +213,7 @@ class OpenAIEngine:
             data = response.json()
             choice = data["choices"][0]
             text = choice.get("message", {}).get("content") or ""
-            if starts_reply(request.messages) and self.options.continuation == "prompt":
+            if self._asks_in_words(request):
                 text = continuation(request.messages[-1].get("content", ""), text)
             usage = data.get("usage") or {}
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
