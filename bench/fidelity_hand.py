@@ -23,6 +23,12 @@ sys.path.insert(0, str(ROOT))
 from molspec.structure.label import BONDS, get_labeler  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "structure" / "fixtures"
+# The leads of examples/quickstart.mol, first and current, as regex alternatives: the fixtures keep each step's text,
+# not its lead, so benches find the lead by its words (bench/lead_strip.py, bench/restarts.py).
+QUICKSTART_LEADS = (r'Another way to approach this problem would be( to use)?|A different method would be to use|'
+                    r"From this it follows that|This means that|Putting these facts together, we can conclude that|"
+                    r'Next,|Now,|Let me check step \d+ again: ".*?" (To verify this,|Recomputing it,)|'
+                    r"Let me check that I have read the problem right: it asks")
 
 
 def walks(fixture: str) -> list[dict[str, object]]:

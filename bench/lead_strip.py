@@ -18,17 +18,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fidelity_hand import hand_labels, walks  # noqa: E402  (bench/, the script's folder)
+from fidelity_hand import QUICKSTART_LEADS, hand_labels, walks  # noqa: E402  (bench/, the script's folder)
 
 from molspec.runtime.fidelity import label_last  # noqa: E402
 from molspec.structure.label import Labeler, get_labeler  # noqa: E402
 
 FIXTURE = "smollm2-fidelity-bench"
-# the leads of examples/quickstart.mol, first and current (the fixtures keep the text, not the lead, of each step)
-LEAD = re.compile(r'^(Another way to approach this problem would be( to use)?|A different method would be to use|'
-                  r"From this it follows that|This means that|Putting these facts together, we can conclude that|"
-                  r'Next,|Now,|Let me check step \d+ again: ".*?" (To verify this,|Recomputing it,)|'
-                  r"Let me check that I have read the problem right: it asks)\s*", re.S)
+LEAD = re.compile(rf"^({QUICKSTART_LEADS})\s*", re.S)  # a step's lead and the space after it
 
 
 def lead_walks() -> list[dict[str, object]]:
