@@ -154,8 +154,8 @@ def test_of_attempts_that_all_miss_the_one_nearest_the_bond_is_kept() -> None:
     assert StepTrial([miss("b", 0.9), hit]).best().text == "d"  # a hit still beats any miss
 
 
-def test_a_hit_below_min_fit_is_unsure_and_asked_again() -> None:
-    spec = molspec.load(write_spec(Path(os.environ.get("TMPDIR", "/tmp")) / f"fid-fit-{os.getpid()}")).spec
+def test_a_hit_below_min_fit_is_unsure_and_asked_again(tmp_path: Path) -> None:
+    spec = molspec.load(write_spec(tmp_path / "spec")).spec
     assert spec is not None
     deep = spec.bonds["deep"]
     plain = Attempt("Then 3 + 4 = 7.", 5, "stop", (), None, None)
