@@ -7,6 +7,11 @@ share of steps whose hand label is the asked bond, per bond, how many steps do m
 how the machine judges (cue, learned-blind) agree with the hand labels on those steps.
 
     .venv/bin/python bench/fidelity_hand.py [--fixture smollm2-fidelity-bench] [--markdown]
+    .venv/bin/python bench/fidelity_hand.py --ceiling
+
+`--ceiling` asks how high a person can read a build at all: over every pair of readers of a step (the
+first reader's labels and the blind re-labels in labels/agreement/), when one reads the step as its asked
+bond, how often the other does too. A build perfect by one reader's reading scores that by another's.
 """
 
 from __future__ import annotations
@@ -82,12 +87,47 @@ def measure(fixture: str, judges: list[str]) -> dict[str, dict[str, object]]:
             for b in sorted(seen)}
 
 
+def readers_of(fixture: str) -> dict[tuple[str, int, int], dict[str, str]]:
+    """(trace id, start, end) -> {label file: label}, over the first readers' files and the re-labels."""
+    out: dict[tuple[str, int, int], dict[str, str]] = defaultdict(dict)
+    labels = FIXTURES / "labels"
+    for path in sorted(labels.glob("*.jsonl")) + sorted((labels / "agreement").glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            d = json.loads(line)
+            if d["file"] == f"generated/{fixture}.jsonl" and d["unit"] == "paragraph":
+                out[(d["id"], d["start"], d["end"])][path.stem] = d["label"]
+    return out
+
+
+def ceiling(fixture: str) -> dict[str, dict[str, object]]:
+    """Per asked bond and gate setting: of the ordered reader pairs (A, B) where A reads a step as its asked
+    bond, the share where B does too."""
+    readers = readers_of(fixture)
+    pairs: dict[str, Counter[str]] = defaultdict(Counter)
+    for w in walks(fixture):
+        tid, gate = str(w["id"]), "gate on" if "-on" in build_of(str(w["id"])) else "gate off"
+        for (start, end), asked in zip(w["step_spans"], w["asked"], strict=True):  # type: ignore[call-overload]
+            got = readers.get((tid, start, end), {})
+            for a in got:
+                for b in got:
+                    if a != b and got[a] == asked:
+                        for key in (asked, gate, "all"):
+                            pairs[key]["n"] += 1
+                            pairs[key]["both"] += got[b] == asked
+    return {k: {"reader pairs": c["n"], "the other reads it too": round(c["both"] / c["n"], 3)}
+            for k, c in sorted(pairs.items())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fixture", default="smollm2-fidelity-bench")
     ap.add_argument("--judge", default="cue,learned-blind")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--ceiling", action="store_true", help="how far two people agree that a step does its bond")
     args = ap.parse_args()
+    if args.ceiling:
+        print(json.dumps(ceiling(args.fixture), indent=2))
+        return
     res = measure(args.fixture, [j for j in args.judge.split(",") if j])
     if not args.markdown:
         print(json.dumps(res, indent=2))
