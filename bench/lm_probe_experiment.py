@@ -32,92 +32,23 @@ import numpy.typing as npt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from molspec.structure import labelset  # noqa: E402
-from molspec.structure.evaluate import report  # noqa: E402
-from molspec.structure.features import trace_inputs  # noqa: E402
-from molspec.structure.label import BONDS  # noqa: E402
-from molspec.structure.labelset import FIXTURES, Run  # noqa: E402
-from molspec.structure.learned import Model  # noqa: E402
+sys.path.insert(0, str(ROOT / "scripts"))
 
-MODEL = Path.home() / ".cache" / "molspec" / "models" / "smollm2-135m-instruct"
-LAYERS = (15, 22)  # of 30; the held-out pass of 2026-11-30 also kept 8 and 30 (weaker, see the .md)
+from train_lm_probe import FEATURES, features  # noqa: E402  (scripts/: the same reading trains the shipped probe)
+
+from molspec.structure.evaluate import report  # noqa: E402
+from molspec.structure.label import BONDS  # noqa: E402
+from molspec.structure.lm_probe import fit_probe  # noqa: E402
+
 HIDDEN = 576
-WINDOW, CARRY = 1024, 256
-OUT = Path("/tmp/molspec-lm-probe")
+OUT = FEATURES  # the features are cached where scripts/train_lm_probe.py keeps them
 Array = npt.NDArray[np.float64]
 
 
-def run_text(run: Run) -> tuple[str, list[tuple[int, int]]]:
-    """The text the LM reads (question, then the steps joined as the unit joins them) and each step's span."""
-    sep = "\n\n" if run.unit == "paragraph" else " "
-    text, spans = "Problem: " + (run.question or "") + "\n\n", []
-    for step in run.steps:
-        spans.append((len(text), len(text) + len(step)))
-        text += step + sep
-    return text, spans
-
-
-def extract(split: str) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    torch.set_num_threads(2)
-    tok = AutoTokenizer.from_pretrained(MODEL)
-    lm = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.float32).eval()
-    base_model = Model.from_json((FIXTURES / "learned_train_split.json").read_text())
-    runs = [r for r in labelset.load().runs if r.split == split]
-    feats, base, gold, question, teacher = [], [], [], [], []
-    for k, run in enumerate(runs):
-        z = base_model.scores_many([trace_inputs(run.question, list(run.steps))])[0]
-        text, spans = run_text(run)
-        enc = tok(text, return_offsets_mapping=True, add_special_tokens=False)
-        ids, offsets = enc["input_ids"], enc["offset_mapping"]
-        states = {layer: np.zeros((len(ids), HIDDEN), dtype=np.float32) for layer in LAYERS}
-        start = 0
-        with torch.inference_mode():
-            while start < len(ids):
-                lo, hi = max(0, start - CARRY), min(len(ids), start + WINDOW - CARRY)
-                out = lm.model(torch.tensor([ids[lo:hi]]), output_hidden_states=True)
-                for layer in LAYERS:
-                    states[layer][start:hi] = out.hidden_states[layer][0, start - lo :].numpy()
-                start = hi
-        starts = np.array([o[0] for o in offsets])
-        ends = np.array([o[1] for o in offsets])
-        for i, label in enumerate(run.gold):
-            if label is None:
-                continue
-            a, b = spans[i]
-            idx = np.nonzero((starts >= a) & (ends <= b) & (ends > starts))[0]
-            if len(idx) == 0:
-                idx = np.array([max(0, int(np.searchsorted(starts, a)) - 1)])
-            feats.append(np.concatenate([np.concatenate([states[la][idx].mean(0), states[la][idx[-1]]])
-                                         for la in LAYERS]))  # fmt: skip
-            base.append(z[i])
-            gold.append(BONDS.index(label))
-            question.append(run.trace_id.split("/", 1)[-1])
-            teacher.append(run.teacher)
-        print(f"{k + 1}/{len(runs)} runs", flush=True)
-    OUT.mkdir(exist_ok=True)
-    np.savez_compressed(OUT / f"{split}.npz", feats=np.array(feats, dtype=np.float32), base=np.array(base),
-                        gold=np.array(gold), question=np.array(question), teacher=np.array(teacher))  # fmt: skip
-
-
 def fit(x: Array, y: npt.NDArray[np.int64], l2: float) -> tuple[Array, Array]:
-    import torch
-
-    xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
-    w = torch.zeros(x.shape[1], len(BONDS), requires_grad=True)
-    b = torch.zeros(len(BONDS), requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(xt @ w + b, yt) + l2 * (w**2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return w.detach().numpy().astype(np.float64), b.detach().numpy().astype(np.float64)
+    """`fit_probe`'s regression as raw weights and bias: `x @ w + b` is its score."""
+    probe = fit_probe(x, y, l2)
+    return probe.weights / probe.scale[:, None], probe.bias - (probe.mean / probe.scale) @ probe.weights
 
 
 def log_softmax(z: Array) -> Array:
@@ -154,10 +85,8 @@ def evaluate() -> None:
         print(f"  {name}: {macro(y, base.argmax(axis=1), mask)}")
     for name, cols in (("layer 15", slice(0, 2 * HIDDEN)), ("layer 22", slice(2 * HIDDEN, 4 * HIDDEN)),
                        ("layers 15 + 22", slice(None))):  # fmt: skip
-        xtr, xte = train["feats"][:, cols], held["feats"][:, cols]
-        mu, sd = xtr.mean(axis=0), xtr.std(axis=0) + 1e-4
-        w, b = fit((xtr - mu) / sd, train["gold"].astype(np.int64), 1e-2)
-        probe = log_softmax(((xte - mu) / sd) @ w + b)
+        xtr, xte = train["feats"][:, cols].astype(np.float64), held["feats"][:, cols].astype(np.float64)
+        probe = fit_probe(xtr, train["gold"].astype(np.int64)).log_probs(xte)
         both = stacked(np.hstack([base, probe]), y, held["question"])
         print(f"{name}, probe trained on {len(xtr)} train steps:")
         for label, pred in (("probe alone", probe.argmax(axis=1)),
@@ -174,7 +103,7 @@ def main() -> None:
     ap.add_argument("what", choices=("extract", "evaluate"))
     ap.add_argument("split", nargs="?", default="heldout", choices=("heldout", "train"))
     args = ap.parse_args()
-    extract(args.split) if args.what == "extract" else evaluate()
+    features(args.split, OUT) if args.what == "extract" else evaluate()
 
 
 if __name__ == "__main__":

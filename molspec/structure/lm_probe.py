@@ -1,0 +1,196 @@
+"""The `learned-lm` labeler: `learned` plus a linear probe over SmolLM2-135M's contextual reading of each step.
+
+The built-in model reads the trace (question first, then the steps) once, with every earlier step in view;
+per step the probe reads the mean and the last token's hidden state of layers 15 and 22, standardised, through
+one linear layer. Its log-probabilities are added to the shipped `learned` model's. Held-out, on the train
+split: 0.747 macro-F1 where `learned` reads 0.700 (bench/lm_probe_experiment.md). It reads about 11 steps/s
+on 2 CPU cores (torch; a GPU when one is visible), so it is opt-in: `analyze` / `extract --labeler learned-lm`.
+The probe's weights (`weights/learned-lm.json`) are trained by `scripts/train_lm_probe.py`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from molspec.structure.features import trace_inputs
+from molspec.structure.label import BONDS
+from molspec.structure.learned import Model, shipped_model, weights_path
+
+Matrix = npt.NDArray[np.float64]
+NAME = "learned-lm"
+LAYERS = (15, 22)  # of SmolLM2-135M's 30: the middle-upper layers read best (bench/lm_probe_experiment.md)
+WINDOW, CARRY = 1024, 256  # tokens per forward pass, and how many of them repeat the window before as context
+JOINER = "\n\n"  # a build's or a trace's steps are paragraphs; labelled sentence runs are joined by spaces
+L2 = 0.01
+
+
+def joiner_of(unit: str) -> str:
+    """How the steps of a labelled run of `unit` ("paragraph", "sentence") stood in their trace."""
+    return " " if unit == "sentence" else JOINER
+
+
+def trace_text(question: str | None, steps: Sequence[str], joiner: str = JOINER) -> tuple[str, list[tuple[int, int]]]:
+    """The text the model reads and each step's (start, end) in it."""
+    text, spans = "Problem: " + (question or "") + "\n\n", []
+    for step in steps:
+        spans.append((len(text), len(text) + len(step)))
+        text += step + joiner
+    return text, spans
+
+
+class Reader:
+    """SmolLM2-135M-Instruct (converted once, `engines.builtin`) reading traces into per-step features."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from molspec.engines.builtin import ensure_smollm2
+
+        folder = path or ensure_smollm2()
+        self._torch = torch
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        self.model.eval()  # type: ignore[no-untyped-call]
+        self.model.to(self.device)  # type: ignore[arg-type]  # transformers types `to` for models only
+
+    def features(self, question: str | None, steps: Sequence[str], joiner: str = JOINER) -> Matrix:
+        """(steps, 2 x hidden x len(LAYERS)): per step, per layer, the mean and the last of its tokens' states."""
+        text, spans = trace_text(question, steps, joiner)
+        enc = self.tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        states = self._states(ids)
+        starts = np.array([o[0] for o in offsets])
+        ends = np.array([o[1] for o in offsets])
+        rows = []
+        for a, b in spans:
+            idx = np.nonzero((starts >= a) & (ends <= b) & (ends > starts))[0]
+            if len(idx) == 0:  # an empty step: the token just before it
+                idx = np.array([max(0, int(np.searchsorted(starts, a)) - 1)])
+            rows.append(np.concatenate([np.concatenate([s[idx].mean(axis=0), s[idx[-1]]]) for s in states]))
+        return np.array(rows, dtype=np.float64)
+
+    def _states(self, ids: list[int]) -> list[npt.NDArray[np.float32]]:
+        """Each layer's hidden state of every token, read in windows that carry the tokens before them."""
+        torch = self._torch
+        hidden = int(self.model.config.hidden_size)
+        states = [np.zeros((len(ids), hidden), dtype=np.float32) for _ in LAYERS]
+        start = 0
+        with torch.inference_mode():
+            while start < len(ids):
+                lo, hi = max(0, start - CARRY), min(len(ids), start + WINDOW - CARRY)
+                out = self.model.model(torch.tensor([ids[lo:hi]], device=self.device), output_hidden_states=True)
+                for s, layer in zip(states, LAYERS, strict=True):
+                    s[start:hi] = out.hidden_states[layer][0, start - lo :].float().cpu().numpy()
+                start = hi
+        return states
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Standardisation and one linear layer over `Reader.features`; `info` records what it was trained on."""
+
+    mean: Matrix
+    scale: Matrix
+    weights: Matrix  # (features, len(BONDS))
+    bias: Matrix  # (len(BONDS),)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def log_probs(self, features: Matrix) -> Matrix:
+        return log_softmax(((features - self.mean) / self.scale) @ self.weights + self.bias)
+
+    def to_json(self) -> str:
+        blobs = {k: _encode(getattr(self, k)) for k in ("mean", "scale", "weights", "bias")}
+        return json.dumps({"format": 1, "layers": list(LAYERS), "info": self.info, **blobs}, sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> Probe:
+        d = json.loads(text)
+        mean, scale, bias = (_decode(d[k]) for k in ("mean", "scale", "bias"))
+        return Probe(mean, scale, _decode(d["weights"]).reshape(len(mean), len(BONDS)), bias, d["info"])
+
+
+def fit_probe(
+    features: Matrix, gold: npt.NDArray[np.int64], l2: float = L2, info: dict[str, Any] | None = None
+) -> Probe:
+    """The probe over `features` (one row per labelled step) for `gold` (indices into `BONDS`): standardised,
+    then a multinomial logistic regression with an L2 penalty, fitted by L-BFGS (torch, deterministic)."""
+    import torch
+
+    mean, scale = features.mean(axis=0), features.std(axis=0) + 1e-4
+    x = torch.tensor((features - mean) / scale, dtype=torch.float32)
+    y = torch.tensor(gold)
+    w = torch.zeros(x.shape[1], len(BONDS), requires_grad=True)
+    b = torch.zeros(len(BONDS), requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(x @ w + b, y) + l2 * (w**2).sum()
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
+
+    opt.step(closure)  # type: ignore[no-untyped-call]
+    weights = w.detach().numpy().astype(np.float64)
+    return Probe(mean, scale, weights, b.detach().numpy().astype(np.float64), dict(info or {}, l2=l2))
+
+
+def log_softmax(z: Matrix) -> Matrix:
+    z = z - z.max(axis=1, keepdims=True)
+    out: Matrix = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return out
+
+
+def _encode(m: Matrix) -> str:
+    return base64.b64encode(np.asarray(m).astype("<f2").tobytes()).decode("ascii")
+
+
+def _decode(blob: str) -> Matrix:
+    return np.frombuffer(base64.b64decode(blob), dtype="<f2").astype(np.float64)
+
+
+@cache
+def shipped_probe() -> Probe:
+    return Probe.from_json(weights_path(NAME).read_text(encoding="utf-8"))
+
+
+@cache
+def _reader() -> Reader:
+    return Reader()
+
+
+@dataclass
+class LmProbeLabeler:
+    """`learned`'s log-probabilities plus the probe's, per step; the likeliest bond wins.
+
+    `probe` / `reader` / `base` default to the shipped probe, the built-in model (loaded on first use) and the
+    shipped `learned` model."""
+
+    probe: Probe | None = None
+    reader: Reader | None = None
+    base: Model | None = None
+    name: str = NAME
+
+    def label(self, question: str | None, steps: Sequence[str]) -> list[str]:
+        return self.label_many([(question, steps)])[0]
+
+    def label_many(self, traces: Sequence[tuple[str | None, Sequence[str]]]) -> list[list[str]]:
+        return [[BONDS[i] for i in z.argmax(axis=1).tolist()] for z in self.scores_many(traces)]
+
+    def scores_many(self, traces: Sequence[tuple[str | None, Sequence[str]]]) -> list[Matrix]:
+        probe = self.probe or shipped_probe()
+        reader = self.reader or _reader()
+        learned = self.base or shipped_model("learned")
+        base = learned.scores_many([trace_inputs(q, list(steps)) for q, steps in traces])
+        return [log_softmax(z) + probe.log_probs(reader.features(q, steps)) if len(steps) else z
+                for z, (q, steps) in zip(base, traces, strict=True)]  # fmt: skip
