@@ -15,6 +15,7 @@ macro-F1 on held-out steps:
     OPENBLAS_NUM_THREADS=2 .venv/bin/python bench/lm_probe_experiment.py extract heldout   # ~14 min on 2 cores
     OPENBLAS_NUM_THREADS=2 .venv/bin/python bench/lm_probe_experiment.py extract train     # ~45 min
     OPENBLAS_NUM_THREADS=2 .venv/bin/python bench/lm_probe_experiment.py evaluate
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/lm_probe_experiment.py gate      # the causal model + the probe
 
 Needs torch and transformers (in `.venv`) and the converted model (`molspec build` converts it once).
 """
@@ -98,12 +99,45 @@ def evaluate() -> None:
                 print(f"    {mname}: {macro(y, pred, mask)}")
 
 
+def as_the_gate_reads() -> None:
+    """The train-split `learned-causal` read as the fidelity gate reads (each labelled step after every step
+    before it, one at a time), alone and plus the train-split probe (whose reading is causal too)."""
+    from molspec.structure import labelset
+    from molspec.structure.labelset import FIXTURES
+    from molspec.structure.learned import LearnedLabeler, Model
+    from molspec.structure.lm_probe import Probe
+
+    held = np.load(OUT / "heldout.npz")
+    labeler = LearnedLabeler(Model.from_json((FIXTURES / "learned_causal_train_split.json").read_text()))
+    probs: list[tuple[float, ...]] = []
+    for run in (r for r in labelset.load().runs if r.split == "heldout"):
+        walk = labeler.walk(run.question)
+        for step, label in zip(run.steps, run.gold, strict=True):
+            if label is None:
+                walk = labeler.then(walk, step)
+                continue
+            _, walk, p = labeler.label_next([(walk, step)])[0]
+            probs.append(p)
+    base = np.log(np.array(probs) + 1e-12)
+    probe = Probe.from_json((FIXTURES / "learned-lm_train_split.json").read_text())
+    y = held["gold"].astype(np.int64)
+    masks = {"all": np.ones(len(y), dtype=bool), "generated": held["teacher"] == "generated"}
+    for label, z in (("learned-causal, as the gate reads", base),
+                     ("learned-causal + probe", base + probe.log_probs(held["feats"].astype(np.float64)))):  # fmt: skip
+        print(f"{label}:")
+        for mname, mask in masks.items():
+            print(f"    {mname}: {macro(y, z.argmax(axis=1), mask)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("extract", "evaluate"))
+    ap.add_argument("what", choices=("extract", "evaluate", "gate"))
     ap.add_argument("split", nargs="?", default="heldout", choices=("heldout", "train"))
     args = ap.parse_args()
-    features(args.split, OUT) if args.what == "extract" else evaluate()
+    if args.what == "extract":
+        features(args.split, OUT)
+    else:
+        evaluate() if args.what == "evaluate" else as_the_gate_reads()
 
 
 if __name__ == "__main__":
