@@ -53,6 +53,7 @@ class Reader:
     def __init__(self, path: Path | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         from molspec.engines.builtin import ensure_smollm2
 
@@ -60,7 +61,13 @@ class Reader:
         self._torch = torch
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a labeler's output is its report, not a loading bar
+        try:
+            self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
         self.model.eval()  # type: ignore[no-untyped-call]
         self.model.to(self.device)  # type: ignore[arg-type]  # transformers types `to` for models only
 
