@@ -16,6 +16,7 @@ macro-F1 on held-out steps:
     OPENBLAS_NUM_THREADS=2 .venv/bin/python bench/lm_probe_experiment.py extract train     # ~45 min
     OPENBLAS_NUM_THREADS=2 .venv/bin/python bench/lm_probe_experiment.py evaluate
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/lm_probe_experiment.py gate      # the causal model + the probe
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/lm_probe_experiment.py across 'r1->qwq'   # ~8 min each (retrains)
 
 Needs torch and transformers (in `.venv`) and the converted model (`molspec build` converts it once).
 """
@@ -129,13 +130,55 @@ def as_the_gate_reads() -> None:
             print(f"    {mname}: {macro(y, z.argmax(axis=1), mask)}")
 
 
+def across_teachers(view_name: str) -> None:
+    """`learned` retrained on one teacher's runs (as bench/labelers.py does), the probe fitted on the same
+    steps' cached features, both scored on the other teacher's runs ("r1->qwq" or "qwq->r1")."""
+    from molspec.structure import labelset
+    from molspec.structure.features import trace_inputs
+    from molspec.structure.learned_fit import fit as fit_learned
+    from molspec.structure.learned_fit import settings_for
+
+    labels = labelset.load()
+    rows: dict[tuple[str, str, str, int], np.ndarray] = {}  # (file, trace, unit, step) -> cached features
+    for split in ("train", "heldout"):
+        cached = np.load(OUT / f"{split}.npz")["feats"]
+        k = 0
+        for run in (r for r in labels.runs if r.split == split):
+            for i, label in enumerate(run.gold):
+                if label is not None:
+                    rows[(run.file, run.trace_id, run.unit, i)] = cached[k]
+                    k += 1
+        assert k == len(cached)
+    view = next(v for v in labelset.views(labels) if v.name == view_name)
+
+    def table(runs: tuple[labelset.Run, ...]) -> tuple[Array, npt.NDArray[np.int64]]:
+        keys = [(r.file, r.trace_id, r.unit, i, g) for r in runs for i, g in enumerate(r.gold) if g is not None]
+        x = np.array([rows[k[:4]] for k in keys], dtype=np.float64)
+        return x, np.array([BONDS.index(str(k[4])) for k in keys], dtype=np.int64)
+
+    xtr, ytr = table(view.train)
+    xte, y = table(view.test)
+    probe = fit_probe(xtr, ytr).log_probs(xte)
+    learned = fit_learned(view.train, settings_for(False))
+    scores = learned.scores_many([trace_inputs(r.question, list(r.steps)) for r in view.test])
+    base = log_softmax(np.vstack([z[[i for i, g in enumerate(r.gold) if g is not None]]
+                                  for z, r in zip(scores, view.test, strict=True)]))  # fmt: skip
+    every = np.ones(len(y), dtype=bool)
+    print(f"{view_name}: {len(ytr)} training steps, {len(y)} test steps")
+    for label, z in (("learned", base), ("probe", probe), ("learned + probe", base + probe)):
+        print(f"  {label}: {macro(y, z.argmax(axis=1), every)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("extract", "evaluate", "gate"))
-    ap.add_argument("split", nargs="?", default="heldout", choices=("heldout", "train"))
+    ap.add_argument("what", choices=("extract", "evaluate", "gate", "across"))
+    ap.add_argument("split", nargs="?", default="heldout", choices=("heldout", "train", "r1->qwq", "qwq->r1"),
+                    help="extract: the split to read; across: the view")
     args = ap.parse_args()
     if args.what == "extract":
         features(args.split, OUT)
+    elif args.what == "across":
+        across_teachers(args.split)
     else:
         evaluate() if args.what == "evaluate" else as_the_gate_reads()
 
