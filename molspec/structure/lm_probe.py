@@ -61,8 +61,9 @@ class Reader:
         self._torch = torch
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        # A labeler's output is its report, not a loading bar; the bar's setting is restored after loading.
         bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a labeler's output is its report, not a loading bar
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         try:
             self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
         finally:

@@ -120,6 +120,17 @@ def test_analyze_labeler_options(two_split_build: Path, capsys: pytest.CaptureFi
     assert "asked \\ labelled" in text and "bond fidelity" in text and "planned vs labelled" in text
 
 
+def test_analyze_with_the_language_model_labeler(two_split_build: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--labeler learned-lm` end to end: the built-in SmolLM2 reads every step, no loading bar in the report."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("gguf")
+    assert main(["analyze", str(two_split_build), "--json", "--labeler", "learned-lm"]) == 0
+    captured = capsys.readouterr()
+    g = json.loads(captured.out)["graphs"][0]
+    assert g["labelled"]["source"] == "the `learned-lm` labeler"
+    assert g["fidelity"]["overall"] is not None and "Loading weights" not in captured.err
+
+
 def test_read_rows_samples_every_split_and_reports_a_damaged_shard(two_split_build: Path, tmp_path: Path) -> None:
     m = read_manifest(two_split_build)
     rows = read_rows(two_split_build, m)
