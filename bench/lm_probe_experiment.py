@@ -40,7 +40,7 @@ from train_lm_probe import FEATURES, features  # noqa: E402  (scripts/: the same
 
 from molspec.structure.evaluate import report  # noqa: E402
 from molspec.structure.label import BONDS  # noqa: E402
-from molspec.structure.lm_probe import fit_probe  # noqa: E402
+from molspec.structure.lm_probe import fit_probe, log_softmax  # noqa: E402
 
 HIDDEN = 576
 OUT = FEATURES  # the features are cached where scripts/train_lm_probe.py keeps them
@@ -51,12 +51,6 @@ def fit(x: Array, y: npt.NDArray[np.int64], l2: float) -> tuple[Array, Array]:
     """`fit_probe`'s regression as raw weights and bias: `x @ w + b` is its score."""
     probe = fit_probe(x, y, l2)
     return probe.weights / probe.scale[:, None], probe.bias - (probe.mean / probe.scale) @ probe.weights
-
-
-def log_softmax(z: Array) -> Array:
-    z = z - z.max(axis=1, keepdims=True)
-    out: Array = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return out
 
 
 def macro(y: npt.NDArray[np.int64], pred: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_]) -> str:

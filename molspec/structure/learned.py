@@ -12,7 +12,6 @@ and a record of what it was trained on.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import numpy.typing as npt
 from molspec.diagnostics import Diagnostic, Label, MolspecError, Span
 from molspec.structure.features import DENSE, Key, StepInput, left_only, strip_opener, trace_inputs
 from molspec.structure.label import BONDS, NextLabel
-from molspec.structure.sequence import Recurrent
+from molspec.structure.sequence import Recurrent, decode_half, encode_half
 
 FORMAT = 4
 Matrix = npt.NDArray[np.float64]
@@ -167,8 +166,8 @@ class Model:
                 "context": list(CONTEXT),
                 "keys": [list(k) for k in self.keys],
                 "words": list(self.words),
-                "weights": _encode(self.weights),
-                "stages": [_encode(w) for w in self.stages],
+                "weights": encode_half(self.weights),
+                "stages": [encode_half(w) for w in self.stages],
                 "sequence": self.sequence.to_obj() if self.sequence else None,
                 "info": self.info,
             },
@@ -213,13 +212,8 @@ def linear(
     return out
 
 
-def _encode(m: Matrix) -> str:
-    return base64.b64encode(m.astype("<f2").tobytes()).decode("ascii")
-
-
 def _decode(blob: str) -> Matrix:
-    flat = np.frombuffer(base64.b64decode(blob), dtype="<f2").astype(np.float64)
-    return flat.reshape(-1, len(BONDS))
+    return decode_half(blob, (-1, len(BONDS)))
 
 
 def weights_path(name: str = "learned") -> Path:

@@ -10,7 +10,6 @@ The probe's weights (`weights/learned-lm.json`) are trained by `scripts/train_lm
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import numpy.typing as npt
 from molspec.structure.features import trace_inputs
 from molspec.structure.label import BONDS
 from molspec.structure.learned import Model, shipped_model, weights_path
+from molspec.structure.sequence import decode_half, encode_half
 
 Matrix = npt.NDArray[np.float64]
 NAME = "learned-lm"
@@ -118,14 +118,14 @@ class Probe:
         return log_softmax(((features - self.mean) / self.scale) @ self.weights + self.bias)
 
     def to_json(self) -> str:
-        blobs = {k: _encode(getattr(self, k)) for k in ("mean", "scale", "weights", "bias")}
+        blobs = {k: encode_half(getattr(self, k)) for k in ("mean", "scale", "weights", "bias")}
         return json.dumps({"format": 1, "layers": list(LAYERS), "info": self.info, **blobs}, sort_keys=True)
 
     @staticmethod
     def from_json(text: str) -> Probe:
         d = json.loads(text)
-        mean, scale, bias = (_decode(d[k]) for k in ("mean", "scale", "bias"))
-        return Probe(mean, scale, _decode(d["weights"]).reshape(len(mean), len(BONDS)), bias, d["info"])
+        mean, scale, bias = (decode_half(d[k], (-1,)) for k in ("mean", "scale", "bias"))
+        return Probe(mean, scale, decode_half(d["weights"], (len(mean), len(BONDS))), bias, d["info"])
 
 
 def fit_probe(
@@ -157,14 +157,6 @@ def log_softmax(z: Matrix) -> Matrix:
     z = z - z.max(axis=1, keepdims=True)
     out: Matrix = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     return out
-
-
-def _encode(m: Matrix) -> str:
-    return base64.b64encode(np.asarray(m).astype("<f2").tobytes()).decode("ascii")
-
-
-def _decode(blob: str) -> Matrix:
-    return np.frombuffer(base64.b64decode(blob), dtype="<f2").astype(np.float64)
 
 
 @cache

@@ -77,12 +77,12 @@ class Recurrent:
             "causal": self.causal,
             "mean": self.mean.tolist(),
             "std": self.std.tolist(),
-            "nets": [{k: [list(m.shape), _encode(m)] for k, m in net.items()} for net in self.nets],
+            "nets": [{k: [list(m.shape), encode_half(m)] for k, m in net.items()} for net in self.nets],
         }
 
     @staticmethod
     def from_obj(data: dict[str, Any]) -> Recurrent:
-        nets = tuple({k: _decode(blob, shape) for k, (shape, blob) in net.items()} for net in data["nets"])
+        nets = tuple({k: decode_half(blob, shape) for k, (shape, blob) in net.items()} for net in data["nets"])
         return Recurrent(np.array(data["mean"]), np.array(data["std"]), nets, bool(data["causal"]))
 
 
@@ -138,9 +138,11 @@ def cell(net: dict[str, Matrix], h: Matrix, g: Matrix, sfx: str = "") -> Matrix:
     return out
 
 
-def _encode(m: Matrix) -> str:
+def encode_half(m: Matrix) -> str:
+    """A weight matrix as base64 little-endian float16, the labelers' weights files' format."""
     return base64.b64encode(np.ascontiguousarray(m).astype("<f2").tobytes()).decode("ascii")
 
 
-def _decode(blob: str, shape: Sequence[int]) -> Matrix:
+def decode_half(blob: str, shape: Sequence[int]) -> Matrix:
+    """`encode_half` read back as float64 of `shape` (-1 allowed for one dimension)."""
     return np.frombuffer(base64.b64decode(blob), dtype="<f2").astype(np.float64).reshape(tuple(shape))
