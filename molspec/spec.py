@@ -28,7 +28,7 @@ RESERVED = ("start", "end", "answer")
 # The CPU labelers a spec may pick for the fidelity gate: `molspec.structure.label.LABELERS` without "llm"
 # (which needs an engine). Written out so that checking a spec never imports the labelers; a test keeps
 # the two lists equal.
-FidelityLabeler = Literal["learned-causal", "learned", "learned-blind", "cue"]
+FidelityLabeler = Literal["learned-causal", "learned", "learned-blind", "learned-lm-causal", "cue"]
 FIDELITY_LABELERS: tuple[str, ...] = get_args(FidelityLabeler)
 # The defaults a spec gets when it leaves a value out live on the fields below (the check schemas, the
 # help texts and docs/language.md read them from there); these two are shared by several models.

@@ -16,7 +16,7 @@ EXIT_OK, EXIT_BAD, EXIT_USAGE = 0, 1, 2
 
 # The labelers' names, written here so that building the CLI's parser loads no labeler (structure.label.LABELERS
 # is the same tuple; tests/structure keeps them equal).
-LABELER_CHOICES = ("learned", "learned-blind", "learned-causal", "learned-lm", "cue", "llm")
+LABELER_CHOICES = ("learned", "learned-blind", "learned-causal", "learned-lm", "learned-lm-causal", "cue", "llm")
 
 # ---------------------------------------------------------------- extract
 

@@ -325,16 +325,18 @@ DEFAULT_LABELER = "learned"
 # with it (tested).
 LEARNED_LABELERS: tuple[str, ...] = ("learned", "learned-blind", "learned-causal")  # shipped weights each
 LM_LABELER = "learned-lm"  # `learned` plus a probe over SmolLM2's reading (structure/lm_probe.py); opt-in, ~11 steps/s
-LABELERS: tuple[str, ...] = (*LEARNED_LABELERS, LM_LABELER, "cue", "llm")
+LM_CAUSAL_LABELER = "learned-lm-causal"  # the same over `learned-causal`: a step labeler the fidelity gate can use
+LM_LABELERS: dict[str, str] = {LM_LABELER: "learned", LM_CAUSAL_LABELER: "learned-causal"}  # name: its base
+LABELERS: tuple[str, ...] = (*LEARNED_LABELERS, *LM_LABELERS, "cue", "llm")
 
 
 def labeler_identity(name: str) -> str:
     """What a CPU labeler's judgements depend on: its name and, for the learned ones, a digest of the shipped
     weights (retrained weights label the same text differently); the cue labeler's rules are molspec's code."""
-    if name in (*LEARNED_LABELERS, LM_LABELER):
+    if name in (*LEARNED_LABELERS, *LM_LABELERS):
         from molspec.structure.learned import weights_path
 
-        files = ("learned", LM_LABELER) if name == LM_LABELER else (name,)
+        files = (LM_LABELERS[name], LM_LABELER) if name in LM_LABELERS else (name,)
         digest = hashlib.sha256(b"".join(weights_path(f).read_bytes() for f in files)).hexdigest()[:12]
         return f"{name} {digest}"
     from molspec.version import __version__
@@ -354,10 +356,10 @@ def get_labeler(name: str = DEFAULT_LABELER, **options: object) -> Labeler:
         from molspec.structure.learned import LearnedLabeler
 
         return LearnedLabeler(name=name, **options)  # type: ignore[arg-type]
-    if name == LM_LABELER:
+    if name in LM_LABELERS:
         from molspec.structure.lm_probe import LmProbeLabeler
 
-        return LmProbeLabeler(**options)  # type: ignore[arg-type]
+        return LmProbeLabeler(name=name, **options)  # type: ignore[arg-type]
     if name == "llm":
         from molspec.structure.llm_label import LLMLabeler
 

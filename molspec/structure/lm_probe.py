@@ -1,10 +1,12 @@
-"""The `learned-lm` labeler: `learned` plus a linear probe over SmolLM2-135M's contextual reading of each step.
+"""The `learned-lm` labelers: `learned` (or `learned-causal`) plus a linear probe over SmolLM2-135M's reading.
 
 The built-in model reads the trace (question first, then the steps) once, with every earlier step in view;
 per step the probe reads the mean and the last token's hidden state of layers 15 and 22, standardised, through
 one linear layer. Its log-probabilities are added to the shipped `learned` model's. Held-out, on the train
 split: 0.747 macro-F1 where `learned` reads 0.700 (bench/lm_probe_experiment.md). It reads about 11 steps/s
 on 2 CPU cores (torch; a GPU when one is visible), so it is opt-in: `analyze` / `extract --labeler learned-lm`.
+`learned-lm-causal` adds the probe to `learned-causal` instead, and can gate a build (`fidelity { labeler = ...
+}`): it reads each attempt after the walk's cached reading (`lm_next`).
 The probe's weights (`weights/learned-lm.json`) are trained by `scripts/train_lm_probe.py`.
 """
 
@@ -15,15 +17,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from molspec.structure import learned_next
 from molspec.structure.features import trace_inputs
-from molspec.structure.label import BONDS
-from molspec.structure.learned import Model, shipped_model, weights_path
+from molspec.structure.label import BONDS, LM_LABELERS, NextLabel
+from molspec.structure.learned import Model, shipped_model, softmax, weights_path
 from molspec.structure.sequence import decode_half, encode_half
+
+if TYPE_CHECKING:
+    from molspec.structure.lm_next import LmWalk
 
 Matrix = npt.NDArray[np.float64]
 NAME = "learned-lm"
@@ -169,12 +175,21 @@ def _reader() -> Reader:
     return Reader()
 
 
+@dataclass(frozen=True)
+class StepWalk:
+    """What `learned-lm-causal` keeps of a walk (`label.StepLabeler`): the causal model's and SmolLM2's readings."""
+
+    base: learned_next.Walk
+    lm: LmWalk
+
+
 @dataclass
 class LmProbeLabeler:
     """`learned`'s log-probabilities plus the probe's, per step; the likeliest bond wins.
 
     `probe` / `reader` / `base` default to the shipped probe, the built-in model (loaded on first use) and the
-    shipped `learned` model."""
+    shipped `learned` model (`learned-causal` for "learned-lm-causal", which the fidelity gate can use: it reads
+    a walk one new step at a time, `label.StepLabeler`, with SmolLM2's cache of the walk kept)."""
 
     probe: Probe | None = None
     reader: Reader | None = None
@@ -188,9 +203,48 @@ class LmProbeLabeler:
         return [[BONDS[i] for i in z.argmax(axis=1).tolist()] for z in self.scores_many(traces)]
 
     def scores_many(self, traces: Sequence[tuple[str | None, Sequence[str]]]) -> list[Matrix]:
-        probe = self.probe or shipped_probe()
-        reader = self.reader or _reader()
-        learned = self.base or shipped_model("learned")
-        base = learned.scores_many([trace_inputs(q, list(steps)) for q, steps in traces])
+        probe, reader = self._probe, self._reader
+        base = self._base.scores_many([trace_inputs(q, list(steps)) for q, steps in traces])
         return [log_softmax(z) + probe.log_probs(reader.features(q, steps)) if len(steps) else z
                 for z, (q, steps) in zip(base, traces, strict=True)]  # fmt: skip
+
+    # One new step at a time (`label.StepLabeler`), for the causal base: see `lm_next`.
+
+    @property
+    def reads_left_only(self) -> bool:
+        return self._base.causal
+
+    def walk(self, question: str | None) -> object:
+        from molspec.structure import lm_next
+
+        return StepWalk(learned_next.start(self._base, question), lm_next.start(question))
+
+    def then(self, walk: object, step: str) -> object:
+        return self.label_next([(walk, step)])[0].walk
+
+    def label_next(self, items: Sequence[tuple[object, str]]) -> list[NextLabel]:
+        from molspec.structure import lm_next
+
+        walks = [(w, text) for w, text in items if isinstance(w, StepWalk)]
+        if len(walks) != len(items):
+            raise TypeError("label_next reads walks that this labeler's `walk` made")
+        if not walks:
+            return []
+        z, after = learned_next.read_next(self._base, [(w.base, text) for w, text in walks])
+        read = [lm_next.read(self._reader, w.lm, text) for w, text in walks]
+        scores = log_softmax(z) + self._probe.log_probs(np.vstack([f for f, _w in read]))
+        probs = softmax(scores).tolist()
+        return [NextLabel(BONDS[i], StepWalk(b, lm), tuple(p))
+                for i, b, (_f, lm), p in zip(scores.argmax(axis=1).tolist(), after, read, probs, strict=True)]
+
+    @property
+    def _probe(self) -> Probe:
+        return self.probe or shipped_probe()
+
+    @property
+    def _reader(self) -> Reader:
+        return self.reader or _reader()
+
+    @property
+    def _base(self) -> Model:
+        return self.base or shipped_model(LM_LABELERS[self.name])

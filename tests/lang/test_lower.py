@@ -79,7 +79,7 @@ def test_fidelity_labelers_are_the_cpu_labelers() -> None:
     from molspec.structure.label import LABELERS  # the test may load the labelers; `check` must not
 
     # The gate reads each step before the next exists; `learned-lm` adds the bidirectional `learned`, so it is
-    # not offered to the gate (docs/structure.md, "The `learned-lm` labeler").
+    # not offered to the gate (`learned-lm-causal` is; docs/structure.md, "The `learned-lm` labeler").
     assert set(FIDELITY_LABELERS) == set(LABELERS) - {"llm", "learned-lm"}
     assert blocks.FIDELITY.key("labeler") is not None
     assert blocks.FIDELITY.key("labeler").choices == FIDELITY_LABELERS  # type: ignore[union-attr]
