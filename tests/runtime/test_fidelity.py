@@ -10,7 +10,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 import molspec
 from molspec.engines.base import Completion, Request
@@ -33,6 +35,7 @@ from molspec.runtime.fidelity import (
 from molspec.runtime.runconfig import Progress
 from molspec.runtime.scheduler import run
 from molspec.structure.label import BOND_KINDS, BONDS, Labeler, NextLabel, get_labeler, step_labeler
+from molspec.structure.lm_probe import LmProbeLabeler
 from tests.runtime.conftest import write_spec
 
 KIND_LABEL = {kind: label for label, kind in BOND_KINDS.items()}
@@ -141,6 +144,25 @@ def test_a_step_labeler_labels_as_rereading_the_walk_does(tmp_path: Path) -> Non
         assert all(st.fit is not None and 0.0 <= st.fit <= 1.0 for st in r.steps)
         assert all(st.fit > 0.25 for st in r.steps if st.label == st.bond)  # 4 bonds: a hit is the likeliest
     assert all(st.fit is None for r in _run(tmp_path / "b", Scripted(wrong=1)) for st in r.steps)  # no probabilities
+
+
+def test_the_lm_step_labeler_labels_as_reading_the_whole_walk_does(tmp_path: Path) -> None:
+    # learned-lm-causal keeps SmolLM2's cache of each walk (lm_next): a kept step's label and fit in the build are
+    # what reading the whole walk up to it gives, through a round's attempts and retries
+    pytest.importorskip("transformers")
+    pytest.importorskip("gguf")
+    lm = get_labeler("learned-lm-causal")
+    assert isinstance(lm, LmProbeLabeler) and step_labeler(lm) is lm
+    rows = _run(tmp_path, Scripted(wrong=1), labeler=lm, min_fit=0.5)
+    assert any(st.attempts > 1 for r in rows for st in r.steps)
+    for r in rows:
+        texts = [st.text for st in r.steps]
+        scores = lm.scores_many([(r.question, texts)])[0]
+        assert [st.label for st in r.steps] == [BONDS[i] for i in scores.argmax(axis=1)]
+        probs = np.exp(scores - scores.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        fits = [probs[i, BONDS.index(KIND_LABEL[BOND_KINDS[st.bond]])] for i, st in enumerate(r.steps)]
+        assert [st.fit for st in r.steps] == pytest.approx(fits, abs=2e-3)  # rows keep fit to 4 places
 
 
 def test_of_attempts_that_all_miss_the_one_nearest_the_bond_is_kept() -> None:
