@@ -17,6 +17,7 @@ macro-F1 on held-out steps:
     OPENBLAS_NUM_THREADS=2 .venv/bin/python bench/lm_probe_experiment.py evaluate
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/lm_probe_experiment.py gate      # the causal model + the probe
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/lm_probe_experiment.py across 'r1->qwq'   # ~8 min each (retrains)
+    .venv/bin/python bench/lm_probe_experiment.py speed   # the reader with every layer vs the layers it reads, ~2 min
 
 Needs torch and transformers (in `.venv`) and the converted model (`molspec build` converts it once).
 """
@@ -163,16 +164,60 @@ def across_teachers(view_name: str) -> None:
         print(f"  {label}: {macro(y, z.argmax(axis=1), every)}")
 
 
+def speed(runs_read: int = 40, rounds: int = 3) -> None:
+    """Tokens and steps per second (wall; a quiet machine) of `Reader.features` on the shortest held-out walks of
+    SmolLM2 builds (what the gate reads): the model with all 30 layers against the one that ships (the layers
+    after the last one read dropped). Each in its own process (two models in one process slow each other
+    down), the best of `rounds` passes."""
+    import subprocess
+
+    best = {}
+    for which in ("whole", "shipped"):
+        out = subprocess.run([sys.executable, __file__, "speed-one", which, str(runs_read), str(rounds)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        steps, tokens, seconds = int(out[-3]), int(out[-2]), float(out[-1])
+        best[which] = seconds
+        print(f"{which}: {tokens / seconds:,.0f} tokens/s, {steps / seconds:,.1f} steps/s wall "
+              f"({steps} steps, {tokens:,} tokens, {runs_read} walks; best of {rounds})")
+    print(f"shipped / all 30 layers: {best['whole'] / best['shipped']:.2f}x")
+
+
+def speed_one(which: str, runs_read: int, rounds: int) -> None:
+    import time
+
+    from molspec.structure import labelset
+    from molspec.structure.lm_probe import Reader, joiner_of
+
+    held = sorted((r for r in labelset.load().runs if r.split == "heldout" and r.file.startswith("generated/")),
+                  key=lambda r: (len(r.steps), r.trace_id))[:runs_read]  # fmt: skip
+    reader = Reader(whole=which == "whole")
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for r in held:
+            reader.features(r.question, r.steps, joiner_of(r.unit))
+        times.append(time.perf_counter() - started)
+    tokens = sum(len(reader.tokenizer("Problem: " + (r.question or "") + "\n\n" + joiner_of(r.unit).join(r.steps),
+                                      add_special_tokens=False)["input_ids"]) for r in held)  # fmt: skip
+    print(sum(len(r.steps) for r in held), tokens, min(times))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("extract", "evaluate", "gate", "across"))
-    ap.add_argument("split", nargs="?", default="heldout", choices=("heldout", "train", "r1->qwq", "qwq->r1"),
-                    help="extract: the split to read; across: the view")
+    ap.add_argument("what", choices=("extract", "evaluate", "gate", "across", "speed", "speed-one"))
+    ap.add_argument("split", nargs="?", default="heldout",
+                    choices=("heldout", "train", "r1->qwq", "qwq->r1", "whole", "shipped"),
+                    help="extract: the split to read; across: the view; speed-one: the reader")
+    ap.add_argument("more", nargs="*", help=argparse.SUPPRESS)  # speed-one: the reader, walks, rounds
     args = ap.parse_args()
     if args.what == "extract":
         features(args.split, OUT)
     elif args.what == "across":
         across_teachers(args.split)
+    elif args.what == "speed":
+        speed()
+    elif args.what == "speed-one":
+        speed_one(args.split, *map(int, args.more))
     else:
         evaluate() if args.what == "evaluate" else as_the_gate_reads()
 

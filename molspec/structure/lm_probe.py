@@ -56,7 +56,7 @@ def trace_text(question: str | None, steps: Sequence[str], joiner: str = JOINER)
 class Reader:
     """SmolLM2-135M-Instruct (converted once, `engines.builtin`) reading traces into per-step features."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, whole: bool = False) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -75,8 +75,18 @@ class Reader:
         finally:
             if bars:
                 hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+        if not whole:
+            self._drop_unread_layers()
         self.model.eval()  # type: ignore[no-untyped-call]
         self.model.to(self.device)  # type: ignore[arg-type]  # transformers types `to` for models only
+
+    def _drop_unread_layers(self) -> None:
+        """Keep the layers up to the last one read, and one more: the model returns its last layer's state
+        normalised, the others as they are (a quarter less work per token; equal features, tested)."""
+        keep = max(LAYERS) + 1
+        inner = self.model.model
+        inner.layers = inner.layers[:keep]
+        self.model.config.num_hidden_layers = keep
 
     def features(self, question: str | None, steps: Sequence[str], joiner: str = JOINER) -> Matrix:
         """(steps, 2 x hidden x len(LAYERS)): per step, per layer, the mean and the last of its tokens' states."""

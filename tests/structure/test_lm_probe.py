@@ -10,7 +10,7 @@ from molspec.structure.evaluate import report
 from molspec.structure.label import BONDS, LABELERS, get_labeler, labeler_identity
 from molspec.structure.labelset import FIXTURES
 from molspec.structure.learned import LearnedLabeler, Model
-from molspec.structure.lm_probe import LmProbeLabeler, Probe, Reader, fit_probe, trace_text
+from molspec.structure.lm_probe import LAYERS, LmProbeLabeler, Probe, Reader, fit_probe, trace_text
 
 # Held-out steps of two QwQ sentence runs and three R1 paragraph runs (the first by trace id; 543 labelled steps),
 # read by the train-split `learned` model plus the train-split probe
@@ -65,6 +65,14 @@ def test_a_step_is_read_with_the_steps_before_it_only(reader: Reader) -> None:
     whole = reader.features("What is 3 + 4?", steps)
     assert whole.shape == (3, 4 * int(reader.model.config.hidden_size))
     np.testing.assert_allclose(reader.features("What is 3 + 4?", steps[:2]), whole[:2], rtol=1e-4, atol=1e-4)
+
+
+def test_the_layers_after_the_last_read_are_dropped_without_changing_a_feature(reader: Reader) -> None:
+    steps = ["Let me add the two numbers.", "That gives 7.", "Wait, let me check: 3 + 4 = 7. Yes."]
+    whole = Reader(whole=True)
+    assert len(reader.model.model.layers) == max(LAYERS) + 1 < len(whole.model.model.layers)
+    np.testing.assert_allclose(reader.features("What is 3 + 4?", steps), whole.features("What is 3 + 4?", steps),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_held_out_macro_f1(reader: Reader) -> None:
