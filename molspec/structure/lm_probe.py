@@ -57,11 +57,16 @@ class Reader:
     """SmolLM2-135M-Instruct (converted once, `engines.builtin`) reading traces into per-step features."""
 
     def __init__(self, path: Path | None = None, whole: bool = False) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
+        from molspec.engines.base import EngineError
         from molspec.engines.builtin import ensure_smollm2
+
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+        except ImportError as exc:  # a clear error, not a traceback, where the labeler's model cannot run
+            raise EngineError("the learned-lm labelers read steps with the built-in SmolLM2 through torch and "
+                              "transformers: pip install 'molspec[transformers]', or use another labeler") from exc
 
         folder = path or ensure_smollm2()
         self._torch = torch

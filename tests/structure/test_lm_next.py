@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
+from molspec.engines.base import EngineError
 from molspec.spec import FIDELITY_LABELERS
-from molspec.structure import lm_next
+from molspec.structure import lm_next, lm_probe
 from molspec.structure.label import LABELERS, NextLabel, get_labeler, labeler_identity, step_labeler
 from molspec.structure.lm_probe import LmProbeLabeler, Reader, StepWalk
 
@@ -79,3 +82,10 @@ def test_label_next_equals_labelling_the_whole_walk(reader: Reader) -> None:
 def test_label_next_refuses_a_walk_it_did_not_make() -> None:
     with pytest.raises(TypeError):
         LmProbeLabeler(name="learned-lm-causal").label_next([(object(), "A step.")])
+
+
+def test_without_transformers_it_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "transformers", None)  # `from transformers import ...` fails as uninstalled
+    lm_probe._reader.cache_clear()  # another test's loaded model must not answer for it
+    with pytest.raises(EngineError, match=r"pip install 'molspec\[transformers\]'"):
+        LmProbeLabeler(name="learned-lm-causal").label(QUESTION, STEPS)
