@@ -4,8 +4,8 @@
     (new seed, instruction restated), up to `retries` times; the best attempt is kept and every retry's reason recorded.
 
 Hygiene runs on every build; the label gate runs when `fidelity.gate` is on (the default) and uses a CPU
-labeler. Attempts use seeds derived from (seed, sample, step, attempt), so a resumed build writes the same
-steps as an uninterrupted one.
+labeler. Attempts use seeds derived from (seed, sample, step, attempt), so a resumed build on a deterministic
+engine writes the same steps as an uninterrupted one (vLLM's numerics also depend on the batch it runs in).
 """
 
 from __future__ import annotations
