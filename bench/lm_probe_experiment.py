@@ -186,7 +186,7 @@ def speed_one(which: str, runs_read: int, rounds: int) -> None:
     import time
 
     from molspec.structure import labelset
-    from molspec.structure.lm_probe import Reader, joiner_of
+    from molspec.structure.lm_probe import Reader, joiner_of, trace_text
 
     held = sorted((r for r in labelset.load().runs if r.split == "heldout" and r.file.startswith("generated/")),
                   key=lambda r: (len(r.steps), r.trace_id))[:runs_read]  # fmt: skip
@@ -197,7 +197,7 @@ def speed_one(which: str, runs_read: int, rounds: int) -> None:
         for r in held:
             reader.features(r.question, r.steps, joiner_of(r.unit))
         times.append(time.perf_counter() - started)
-    tokens = sum(len(reader.tokenizer("Problem: " + (r.question or "") + "\n\n" + joiner_of(r.unit).join(r.steps),
+    tokens = sum(len(reader.tokenizer(trace_text(r.question, r.steps, joiner_of(r.unit))[0],
                                       add_special_tokens=False)["input_ids"]) for r in held)  # fmt: skip
     print(sum(len(r.steps) for r in held), tokens, min(times))
 

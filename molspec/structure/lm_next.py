@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from molspec.structure.lm_probe import CARRY, JOINER, LAYERS, WINDOW, Matrix, Reader
+from molspec.structure.lm_probe import CARRY, JOINER, LAYERS, WINDOW, Matrix, Reader, pooled, step_tokens, trace_text
 
 if TYPE_CHECKING:
     import torch
@@ -56,7 +56,7 @@ def _count(chunks: Sequence[Chunk]) -> int:
 
 def start(question: str | None) -> LmWalk:
     """A walk with no steps read yet (the question is read with the first step)."""
-    return LmWalk("Problem: " + (question or "") + "\n\n", (), 0, ())
+    return LmWalk(trace_text(question, [])[0], (), 0, ())
 
 
 def read(reader: Reader, walk: LmWalk, step: str, joiner: str = JOINER) -> tuple[Matrix, LmWalk]:
@@ -70,13 +70,12 @@ def read(reader: Reader, walk: LmWalk, step: str, joiner: str = JOINER) -> tuple
     a, b = len(walk.text), len(walk.text) + len(step)
     starts = np.array([o[0] for o in offsets[keep:]])
     ends = np.array([o[1] for o in offsets[keep:]])
-    idx = np.nonzero((starts >= a) & (ends <= b) & (ends > starts))[0]
+    idx = step_tokens(starts, ends, a, b)
     if len(idx) == 0:  # an empty step (the gate never asks for its label): the last token read
         idx = np.array([len(starts) - 1])
-    row = np.concatenate([np.concatenate([s[idx].mean(axis=0), s[idx[-1]]]) for s in states])
     # The joiner's tokens are not kept: the next step's text re-tokenises them ("\n\n" + "Next" -> "\n", "\nNext").
     cut = keep + int(np.searchsorted(ends, b, side="right"))
-    return row[None, :].astype(np.float64), _cropped(LmWalk(text, ids, lo, chunks), cut)
+    return pooled(states, idx)[None, :], _cropped(LmWalk(text, ids, lo, chunks), cut)
 
 
 def _common(a: Sequence[int], b: Sequence[int]) -> int:

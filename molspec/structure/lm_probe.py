@@ -53,6 +53,17 @@ def trace_text(question: str | None, steps: Sequence[str], joiner: str = JOINER)
     return text, spans
 
 
+def step_tokens(starts: npt.NDArray[Any], ends: npt.NDArray[Any], a: int, b: int) -> npt.NDArray[np.intp]:
+    """Indices of the tokens (character `starts`/`ends`) that lie inside a step's span [a, b), none empty."""
+    return np.nonzero((starts >= a) & (ends <= b) & (ends > starts))[0]
+
+
+def pooled(states: Sequence[npt.NDArray[np.float32]], idx: npt.NDArray[np.intp]) -> Matrix:
+    """A step's features: per layer's `states`, the mean and the last of its tokens' (`idx`) rows."""
+    row: Matrix = np.concatenate([np.concatenate([s[idx].mean(axis=0), s[idx[-1]]]) for s in states])
+    return row.astype(np.float64)
+
+
 class Reader:
     """SmolLM2-135M-Instruct (converted once, `engines.builtin`) reading traces into per-step features."""
 
@@ -103,10 +114,10 @@ class Reader:
         ends = np.array([o[1] for o in offsets])
         rows = []
         for a, b in spans:
-            idx = np.nonzero((starts >= a) & (ends <= b) & (ends > starts))[0]
+            idx = step_tokens(starts, ends, a, b)
             if len(idx) == 0:  # an empty step: the token just before it
                 idx = np.array([max(0, int(np.searchsorted(starts, a)) - 1)])
-            rows.append(np.concatenate([np.concatenate([s[idx].mean(axis=0), s[idx[-1]]]) for s in states]))
+            rows.append(pooled(states, idx))
         return np.array(rows, dtype=np.float64)
 
     def _states(self, ids: list[int]) -> list[npt.NDArray[np.float32]]:
