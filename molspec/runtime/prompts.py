@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from molspec.runtime.fidelity import first_sentence
+from molspec.runtime.fidelity import claim, first_sentence
 from molspec.spec import BondSpec, Spec
 from molspec.templating import render_template
 
@@ -83,7 +83,7 @@ def step_prompt(spec: Spec, walk: WalkContext, steps: Sequence[StepText], bond: 
            "step": len(steps) + 1, "n_steps": len(walk.bonds), "bonds": list(walk.bonds),
            "sample": walk.sample, "split": walk.split, "graph": walk.graph,
            "partner": None if partner is None else {"step": partner + 1, **steps[partner].view(),
-                                                    "claim": first_sentence(steps[partner].text)},
+                                                    "claim": claim(steps[partner].text)},
            "approach": _approach(steps) if bond.kind == "vdw" else None}
     msgs = _messages(spec, _render(spec, "step", ctx, bond), ctx)
     reply = _render(spec, "reply", ctx).strip() if spec.templates.reply is not None else ""

@@ -216,7 +216,7 @@ def _request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
         bond = spec.bonds[s.job.bonds[step]]
         if not attempt:  # a retry's prompt is the first attempt's (same steps, bond and partner), restated
             kinds = [spec.bonds[b].kind for b in s.job.bonds]
-            s.partner = partner(s.job.bonds, kinds, step) if bond.kind == "hydrogen" else None
+            s.partner = partner(kinds, [t.text for t in s.steps], step) if bond.kind == "hydrogen" else None
             s.asked = step_prompt(spec, s.walk, s.steps, bond, s.partner)
         msgs = s.asked.messages
         if attempt:

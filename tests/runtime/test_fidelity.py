@@ -23,6 +23,7 @@ from molspec.runtime.fidelity import (
     Attempt,
     StepTrial,
     check_text,
+    claim,
     echoes,
     grams3,
     label_last,
@@ -274,10 +275,27 @@ def test_echo_duplicate_and_empty_are_problems() -> None:
 
 def test_reflect_partner_folds_back_to_a_deep_step() -> None:
     kinds = ["vdw", "covalent", "plain", "plain", "hydrogen"]
-    assert partner(["e", "d", "n", "n", "r"], kinds, 4) == 1  # the latest deep step two or more back
-    assert partner(["e", "n", "r"], ["vdw", "plain", "hydrogen"], 2) == 0
-    assert partner(["e", "r"], ["vdw", "hydrogen"], 1) == 0
-    assert partner(["r"], ["hydrogen"], 0) is None
+    said = ["Try a table.", "So 3 x 4 = 12.", "Next, add 2 to 12.", "Now 12 + 2 = 14."]
+    assert partner(kinds, said, 4) == 1  # the latest deep step two or more back
+    assert partner(["vdw", "plain", "hydrogen"], ["Try x.", "Add."], 2) == 0  # no number anywhere: as before
+    assert partner(["vdw", "hydrogen"], ["Try x."], 1) == 0
+    assert partner(["hydrogen"], [], 0) is None
+
+
+def test_reflect_partner_is_a_step_that_states_a_number() -> None:
+    kinds = ["vdw", "covalent", "plain", "plain", "hydrogen"]
+    # the deep step says no number: the nearest step two or more back that does, else the previous one
+    assert partner(kinds, ["Try a table.", "So we add them.", "Next, 3 + 4 = 7.", "Now halve it."], 4) == 2
+    assert partner(kinds, ["Try a table.", "So we add them.", "Next, halve.", "Now 7 / 2 = 3.5."], 4) == 3
+    assert partner(["vdw", "plain", "hydrogen"], ["Use 2 tables.", "Add them."], 2) == 0
+    # a method with nothing to recompute is not re-checked where a number was stated after it
+    assert partner(["vdw", "covalent", "hydrogen"], ["Try a table.", "So 3 x 4 = 12."], 2) == 1
+
+
+def test_a_reflections_claim_is_the_first_sentence_that_states_a_number() -> None:
+    assert claim("We use a table. So 3 x 4 = 12. Then add.") == "So 3 x 4 = 12."
+    assert claim("We use a table. Then add.") == "We use a table."
+    assert claim("x = 2 so far") == "x = 2 so far"
 
 
 def test_restated_prompt_names_the_problem_and_the_instruction() -> None:
