@@ -215,8 +215,9 @@ def _request(spec: Spec, s: _Live, cfg: RunConfig) -> Request:
     if step < len(s.job.bonds):
         bond = spec.bonds[s.job.bonds[step]]
         if not attempt:  # a retry's prompt is the first attempt's (same steps, bond and partner), restated
-            kinds = [spec.bonds[b].kind for b in s.job.bonds]
-            s.partner = partner(kinds, [t.text for t in s.steps], step) if bond.kind == "hydrogen" else None
+            s.partner = None
+            if bond.kind == "hydrogen":  # the walk's kinds and texts are needed only to pick a reflection's partner
+                s.partner = partner([spec.bonds[b].kind for b in s.job.bonds], [t.text for t in s.steps], step)
             s.asked = step_prompt(spec, s.walk, s.steps, bond, s.partner)
         msgs = s.asked.messages
         if attempt:
