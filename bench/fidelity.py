@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import molspec  # noqa: E402
 from molspec.records import Row, Step  # noqa: E402
 from molspec.runtime.build import BuildOptions, BuildResult  # noqa: E402
-from molspec.runtime.fidelity import SENTENCE_END, echoes, frame_of, near_duplicate  # noqa: E402
+from molspec.runtime.hygiene import SENTENCE_END, echoes, frame_of, near_duplicate  # noqa: E402
 from molspec.structure.label import BOND_KINDS, get_labeler  # noqa: E402
 
 CUE_OPENERS = re.compile(r"^\W*(wait|alternatively|hmm|but|let me (check|verify|double)|actually|another|"

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from fidelity_hand import QUICKSTART_LEADS, walks  # noqa: E402  (bench/, the script's folder)
 
 from molspec.records import read_manifest  # noqa: E402
-from molspec.runtime.fidelity import restarts  # noqa: E402
+from molspec.runtime.hygiene import restarts  # noqa: E402
 from molspec.structure.rows import read_rows  # noqa: E402
 
 FIXTURE = "smollm2-fidelity-bench"

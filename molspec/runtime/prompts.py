@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from molspec.runtime.fidelity import claim, first_sentence
+from molspec.runtime.partners import claim, first_sentence
 from molspec.spec import BondSpec, Spec
 from molspec.templating import render_template
 

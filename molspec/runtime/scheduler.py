@@ -24,14 +24,14 @@ from molspec.runtime.fidelity import (
     StepTrial,
     checked,
     fidelity,
-    frame_of,
     label_last,
     labelled,
     led,
-    partner,
     prompt_words,
     restated_prompt,
 )
+from molspec.runtime.hygiene import frame_of
+from molspec.runtime.partners import partner
 from molspec.runtime.prompts import (
     StepPrompt,
     StepText,

@@ -19,20 +19,9 @@ from molspec.engines.base import Completion, Request
 from molspec.pipeline import build_plan
 from molspec.records import Failure, Row
 from molspec.runtime.build import BuildOptions, jobs, prepare, run_config
-from molspec.runtime.fidelity import (
-    Attempt,
-    StepTrial,
-    check_text,
-    claim,
-    echoes,
-    grams3,
-    label_last,
-    labelled,
-    near_duplicate,
-    partner,
-    restated,
-    trim_to_sentence,
-)
+from molspec.runtime.fidelity import Attempt, StepTrial, label_last, labelled, restated
+from molspec.runtime.hygiene import check_text, echoes, grams3, near_duplicate, trim_to_sentence
+from molspec.runtime.partners import claim, partner
 from molspec.runtime.runconfig import Progress
 from molspec.runtime.scheduler import run
 from molspec.structure.label import BOND_KINDS, BONDS, Labeler, NextLabel, get_labeler, step_labeler

@@ -16,7 +16,7 @@ from molspec.pipeline import build_plan
 from molspec.records import Failure, FidelityInfo, Row
 from molspec.runtime.build import BuildOptions, jobs, prepare, run_config
 from molspec.runtime.console import restart_warning
-from molspec.runtime.fidelity import restarts
+from molspec.runtime.hygiene import restarts
 from molspec.runtime.prompts import StepText, WalkContext, step_prompt
 from molspec.runtime.runconfig import Progress
 from molspec.runtime.scheduler import run

@@ -23,7 +23,7 @@ from molspec.engines.echo import EchoEngine
 from molspec.pipeline import build_plan
 from molspec.records import Failure, Row
 from molspec.runtime.build import BuildOptions, jobs, prepare, run_config
-from molspec.runtime.fidelity import DUPLICATE_SHARE, ECHO_SHARE, check_text, grams3, hygiene
+from molspec.runtime.hygiene import DUPLICATE_SHARE, ECHO_SHARE, check_text, grams3, hygiene
 from molspec.runtime.runconfig import Progress
 from molspec.runtime.scheduler import run
 from molspec.structure.label import get_labeler
