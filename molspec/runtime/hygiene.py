@@ -50,8 +50,8 @@ def check_text(text: str, finish_reason: str, frame: str, question: str,
 Checks = tuple[str, tuple[str, ...], str | None, frozenset[tuple[str, ...]]]  # what `hygiene` returns
 
 
-def hygiene(text: str, finish_reason: str, frame: str, question: str, earlier: Sequence[frozenset[tuple[str, ...]]],
-            ) -> tuple[str, tuple[str, ...], str | None, frozenset[tuple[str, ...]]]:
+def hygiene(text: str, finish_reason: str, frame: str, question: str,
+            earlier: Sequence[frozenset[tuple[str, ...]]]) -> Checks:
     """`check_text`, and the kept text's word 3-grams (`grams3`), counted once for this check and later ones."""
     text = text.strip()
     problems: list[str] = []

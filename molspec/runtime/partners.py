@@ -31,7 +31,6 @@ def claim(text: str) -> str:
     return stated.strip()[:CLAIM_LIMIT] if stated is not None else first_sentence(text)
 
 
-
 def first_sentence(text: str, limit: int = CLAIM_LIMIT) -> str:
     m = SENTENCE_END.search(text)
     head = text[:m.end()] if m else text
